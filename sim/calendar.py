@@ -1,0 +1,76 @@
+"""Opening hours: when a discharge may happen, a service may start, or a team works.
+
+Time is in days from a Monday 00:00: ``int(t) % 7`` is the weekday (0 = Monday) and
+``24 * (t % 1)`` the hour. A :class:`Calendar` answers the two questions the model asks of a
+weekly timetable: when is the next open moment, and when does a piece of work that needs
+``d`` days of open time finish. Both are computed directly, with no polling process.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sim.params import Window
+
+_WEEK = 7.0
+
+
+class Calendar:
+    """A weekly timetable of open periods, built from a :class:`Window`."""
+
+    def __init__(self, window: Window) -> None:
+        self.always_open = (not window.enabled) or (
+            len(window.days) == 7 and window.start_hour == 0 and window.end_hour == 24)
+        start, end = window.start_hour / 24.0, window.end_hour / 24.0
+        # Open periods within one week, as (start, end) offsets in days from Monday 00:00.
+        periods = sorted((d + start, d + end) for d in window.days)
+        merged: list[tuple[float, float]] = []
+        for a, b in periods:
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+            else:
+                merged.append((a, b))
+        self.periods = merged
+        self.open_per_week = sum(b - a for a, b in merged)
+
+    def is_open(self, t: float) -> bool:
+        if self.always_open:
+            return True
+        offset = t - math.floor(t / _WEEK) * _WEEK
+        return any(a <= offset < b for a, b in self.periods)
+
+    def next_open(self, t: float) -> float:
+        """The earliest time >= t at which the calendar is open."""
+        if self.always_open:
+            return t
+        week = math.floor(t / _WEEK) * _WEEK
+        offset = t - week
+        for a, b in self.periods:
+            if offset < b:
+                return t if offset >= a else week + a
+        return week + _WEEK + self.periods[0][0]
+
+    def add_open_time(self, t: float, duration: float) -> float:
+        """The time at which ``duration`` days of open time, starting at t, are complete."""
+        if self.always_open or duration <= 0:
+            return t + duration
+        # Every 7-day span holds exactly one week's open time.
+        whole_weeks = math.floor(duration / self.open_per_week + 1e-9)
+        remaining = max(0.0, duration - whole_weeks * self.open_per_week)
+        t += whole_weeks * _WEEK
+        if remaining <= 1e-12:
+            return t
+        t = self.next_open(t)
+        week = math.floor(t / _WEEK) * _WEEK
+        offset = t - week
+        i = next((j for j, (a, b) in enumerate(self.periods) if offset < b), 0)
+        while True:
+            a, b = self.periods[i]
+            start = max(offset, a)
+            if remaining <= b - start:
+                return week + start + remaining
+            remaining -= b - start
+            i += 1
+            if i == len(self.periods):
+                i, week = 0, week + _WEEK
+            offset = self.periods[i][0]

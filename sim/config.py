@@ -1,0 +1,98 @@
+"""Hydra configuration: the schema, composing configs, and turning them into parameters.
+
+The schema is the model's own parameter dataclasses (:class:`sim.params.Params`) plus the
+scenario's name and output options, registered in Hydra's ConfigStore, so that a misspelled key
+or a wrong type is refused by Hydra and a value out of range by the dataclasses' own checks.
+Notebooks, apps and tests use :func:`load_config` (Hydra's Compose API); the command line uses
+:mod:`sim.cli`. Only this module and the command line import Hydra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from sim.params import ParameterError, Params
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+"""The project's ``configs/`` folder (the package is installed in editable mode)."""
+
+
+@dataclass
+class Output:
+    """What a command-line run writes besides ``metrics.csv`` and ``summary.md``."""
+
+    patients_csv: bool = True
+    charts: bool = True
+    workers: int = 0  # processes for replications; 0 = all local cores
+
+
+@dataclass
+class AppConfig(Params):
+    """The full configuration of a run: the model's parameters, a scenario name, outputs."""
+
+    name: str = "baseline"
+    output: Output = field(default_factory=Output)
+
+    def __post_init__(self) -> None:
+        if self.output.workers < 0:
+            raise ParameterError("output.workers", self.output.workers,
+                                 "an integer >= 0 (0 = all local cores)")
+
+    @property
+    def params(self) -> Params:
+        """The model's parameters alone."""
+        return Params(**{f.name: getattr(self, f.name) for f in fields(Params)})
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be run; the message is one line for the user."""
+
+
+def register() -> None:
+    """Register the schema as ``schema`` in Hydra's ConfigStore (idempotent)."""
+    ConfigStore.instance().store(name="schema", node=AppConfig)
+
+
+def _locate(node: DictConfig, prefix: str) -> str:
+    """The dotted path of the deepest sub-config whose dataclass refuses its values."""
+    for key in node.keys():
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            try:
+                OmegaConf.to_object(child)
+            except ParameterError:
+                return _locate(child, f"{prefix}{key}.")
+    return prefix
+
+
+def to_app_config(cfg: DictConfig) -> AppConfig:
+    """Validate a composed config and build the typed :class:`AppConfig` from it."""
+    try:
+        config = OmegaConf.to_object(cfg)
+    except ParameterError as error:
+        prefix = _locate(cfg, "")
+        raise ConfigError(str(error.within(prefix.rstrip(".")))) from None
+    except OmegaConfBaseException as error:
+        raise ConfigError(str(error).splitlines()[0]) from None
+    assert isinstance(config, AppConfig)
+    return config
+
+
+def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> AppConfig:
+    """Compose ``configs/`` with command-line style overrides, e.g. ``["homecare.carers=200"]``."""
+    register()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=list(overrides))
+    return to_app_config(cfg)
+
+
+def config_dict(config: Any) -> dict:
+    """A plain dict of a config (for writing it next to results)."""
+    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)  # type: ignore[return-value]

@@ -1,0 +1,353 @@
+"""The patient-flow model: admissions, acute beds, discharge planning and community services.
+
+A patient arrives (non-homogeneous Poisson admissions), waits for an acute bed if none is free
+(or is diverted after ``acute.max_wait_for_bed``), stays until medically fit, and from then on
+every day in the bed is a delayed day. Patients on pathways 1-3 are assessed by the discharge
+team (working hours only), then wait for the community service their pathway needs - carer-hours
+for a homecare package, a step-down bed, a care-home place - which they share, first come first
+served, with referrals from the community. Then the transfer (medicines, transport) and the
+pathway's rule on which days and hours discharges may happen. Only then is the bed freed.
+
+The model knows nothing of configuration files, output files or plots: it takes a
+:class:`~sim.params.Params` and a replication number, and returns a :class:`RunResult`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Callable, Generator, Optional
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from sim.calendar import Calendar
+from sim.metrics import compute_daily, compute_metrics
+from sim.params import Distribution, Params
+from sim.patient import Patient
+from sim.resources import CapacityPool
+from sim.streams import batch_draw, choice_sampler, replication_streams, sampler
+
+SERVICES = ("homecare", "step_down", "care_home")
+"""Community services, which hospital patients share with referrals from the community."""
+
+
+@dataclass
+class RunResult:
+    """What one replication returns: per-patient log, daily midnight counts and metrics."""
+
+    replication: int
+    patients: pd.DataFrame
+    """One row per hospital patient: attributes and the times they moved on (NaN: not yet)."""
+    daily: pd.DataFrame
+    """One row per simulated midnight (warm-up included, flagged): counts in the hospital."""
+    service_waits: pd.DataFrame
+    """One row per request for a community service: service, source, requested, granted."""
+    metrics: pd.DataFrame
+    """One row per metric: ``metric``, ``value``, ``unit``; measured after the warm-up."""
+
+    def value(self, metric: str) -> float:
+        """One metric's value, by name."""
+        rows = self.metrics.loc[self.metrics["metric"] == metric, "value"]
+        if rows.empty:
+            raise KeyError(f"no metric named {metric!r}")
+        return float(rows.iloc[0])
+
+
+class Model:
+    """One replication of the discharge system, built on a SimPy environment."""
+
+    def __init__(self, params: Params, replication: int = 0) -> None:
+        self.params = params
+        self.replication = replication
+        self.env = simpy.Environment()
+        rng = replication_streams(params.run.seed, replication)
+        self._rng = rng
+        pw = params.pathways
+
+        self.beds = CapacityPool(self.env, "acute_beds", params.acute.beds)
+        self.assessors = CapacityPool(self.env, "assessors", params.assessment.staff)
+        self.pools = {
+            "homecare": CapacityPool(self.env, "homecare", params.homecare.capacity),
+            "step_down": CapacityPool(self.env, "step_down", params.step_down.beds),
+            "care_home": CapacityPool(self.env, "care_home", params.care_home.beds),
+        }
+        self.rules = [Calendar(pw[k].rule) for k in range(4)]
+        self.team_hours = Calendar(params.assessment.hours)
+
+        self._pathway = choice_sampler(pw.shares, rng["pathway"])
+        self._acute_stay = [sampler(pw[k].acute_stay, rng[f"acute_stay_p{k}"]) for k in range(4)]
+        self._transfer = [sampler(pw[k].transfer, rng[f"transfer_p{k}"]) for k in range(4)]
+        self._assessment = sampler(params.assessment.duration, rng["assessment"])
+        self._package_hours = sampler(params.homecare.package_hours, rng["package_hours"])
+        self._package_days = sampler(params.homecare.package_days, rng["package_days"])
+        self._step_down_stay = sampler(params.step_down.stay, rng["step_down_stay"])
+        self._onward = choice_sampler(params.step_down.onward, rng["step_down_onward"])
+        self._care_home_stay = sampler(params.care_home.stay, rng["care_home_stay"])
+
+        self.patients: list[Patient] = []
+        # (service, source, requested, granted) for every request to a community service.
+        self.requests: list[list] = []
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> RunResult:
+        """Simulate ``run.days`` days and measure everything after ``run.warmup_days``."""
+        run = self.params.run
+        self._fill_community_services()
+        self.env.process(self._admissions())
+        for service in SERVICES:
+            self.env.process(self._community_referrals(service))
+        if run.warmup_days > 0:
+            self.env.run(until=run.warmup_days)
+        for pool in (self.beds, self.assessors, *self.pools.values()):
+            pool.restart_statistics()
+        self.env.run(until=run.days)
+        return self._result()
+
+    def _result(self) -> RunResult:
+        patients = patient_table(self.patients)
+        waits = pd.DataFrame(self.requests, columns=["service", "source", "requested", "granted"])
+        daily = compute_daily(patients, self.params.run)
+        metrics = compute_metrics(self.params, patients, daily, waits, self.beds,
+                                  self.assessors, self.pools)
+        return RunResult(self.replication, patients, daily, waits, metrics)
+
+    # ------------------------------------------------------------------ admissions
+    def _admissions(self) -> Generator:
+        rate = _AdmissionRate(self.params)
+        draw_exponential = sampler(Distribution("exponential", 1.0), self._rng["admissions"])
+        t, end = 0.0, self.params.run.days
+        while True:
+            t = rate.next_time(t, draw_exponential(), end)
+            if t >= end:
+                return
+            yield self.env.timeout(t - self.env.now)
+            patient = self._new_patient()
+            self.patients.append(patient)
+            self.env.process(self._hospital_stay(patient))
+
+    def _new_patient(self) -> Patient:
+        k = self._pathway()
+        p = Patient(id=len(self.patients), arrival=self.env.now, pathway=k,
+                    acute_stay=self._acute_stay[k](), transfer=self._transfer[k]())
+        if k > 0:
+            p.assessment = self._assessment()
+        if k == 2:
+            p.step_down_stay = self._step_down_stay()
+            p.onward = self._onward()
+        if k == 1 or (k == 2 and p.onward == 1):
+            p.package_hours = self._package_hours()
+            p.package_days = self._package_days()
+        if k == 3 or (k == 2 and p.onward == 2):
+            p.care_home_stay = self._care_home_stay()
+        return p
+
+    # ------------------------------------------------------------------ the acute stay
+    def _hospital_stay(self, p: Patient) -> Generator:
+        env = self.env
+        bed = self.beds.request()
+        if not bed.triggered:
+            limit = self.params.acute.max_wait_for_bed
+            if limit is not None:
+                if limit > 0:
+                    yield bed | env.timeout(limit)
+                if not bed.triggered:
+                    self.beds.cancel(bed)
+                    p.diverted, p.left = True, env.now
+                    return
+            else:
+                yield bed
+        p.bed = env.now
+        yield env.timeout(p.acute_stay)
+        p.fit = env.now
+
+        k = p.pathway
+        in_hospital = self.params.assessment.in_hospital
+        if k > 0 and in_hospital:
+            yield from self._assess(p.assessment)
+        p.assessed = env.now
+
+        if k > 0:
+            service, amount = _SERVICE_OF_PATHWAY[k], (p.package_hours if k == 1 else 1.0)
+            yield from self._request(service, "hospital", amount)
+        p.ready = env.now
+
+        if p.transfer > 0:
+            yield env.timeout(p.transfer)
+        p.transferred = env.now
+
+        opens = self.rules[k].next_open(env.now)
+        if opens > env.now:
+            yield env.timeout(opens - env.now)
+        p.left = env.now
+        self.beds.release()
+
+        if k > 0 and not in_hospital:
+            env.process(self._assess(p.assessment))
+        if k == 1:
+            env.process(self._hold("homecare", p.package_hours, p.package_days))
+        elif k == 2:
+            env.process(self._step_down_stay_then_onward(p))
+        elif k == 3:
+            env.process(self._hold("care_home", 1.0, p.care_home_stay))
+
+    def _assess(self, duration: float) -> Generator:
+        """An assessment by one of the discharge team, in the team's working hours."""
+        request = self.assessors.request()
+        if not request.triggered:
+            yield request
+        now = self.env.now
+        done = self.team_hours.add_open_time(self.team_hours.next_open(now), duration)
+        yield self.env.timeout(done - now)
+        self.assessors.release()
+
+    # ------------------------------------------------------------------ community services
+    def _request(self, service: str, source: str, amount: float) -> Generator:
+        """Wait for ``amount`` of a community service and log the wait."""
+        record = [service, source, self.env.now, math.nan]
+        self.requests.append(record)
+        granted = self.pools[service].request(amount)
+        if not granted.triggered:
+            yield granted
+        record[3] = self.env.now
+
+    def _hold(self, service: str, amount: float, days: float) -> Generator:
+        """Use ``amount`` of a service (already granted) for ``days``, then free it."""
+        yield self.env.timeout(days)
+        self.pools[service].release(amount)
+
+    def _step_down_stay_then_onward(self, p: Patient) -> Generator:
+        """A step-down stay; one who needs homecare or a care home next waits in the bed."""
+        yield self.env.timeout(p.step_down_stay)
+        if p.onward == 1:
+            yield from self._request("homecare", "step_down", p.package_hours)
+            self.env.process(self._hold("homecare", p.package_hours, p.package_days))
+        elif p.onward == 2:
+            yield from self._request("care_home", "step_down", 1.0)
+            self.env.process(self._hold("care_home", 1.0, p.care_home_stay))
+        self.pools["step_down"].release(1.0)
+
+    def _community_referrals(self, service: str) -> Generator:
+        """People referred to a service from the community, competing with hospital patients."""
+        per_day, amount, duration = self._referral_settings(service)
+        if per_day <= 0:
+            return
+        gap = sampler(Distribution("exponential", 1.0 / per_day), self._rng[f"{service}_referrals"])
+        end = self.params.run.days
+        while True:
+            t = self.env.now + gap()
+            if t >= end:
+                return
+            yield self.env.timeout(t - self.env.now)
+            self.env.process(self._community_client(service, amount(), duration()))
+
+    def _community_client(self, service: str, amount: float, days: float) -> Generator:
+        yield from self._request(service, "community", amount)
+        yield self.env.timeout(days)
+        self.pools[service].release(amount)
+
+    def _referral_settings(self, service: str) -> tuple[float, Callable[[], float], Callable[[], float]]:
+        p, rng = self.params, self._rng
+        one: Callable[[], float] = lambda: 1.0
+        if service == "homecare":
+            return (p.homecare.community_referrals_per_day,
+                    sampler(p.homecare.package_hours, rng["homecare_referral_hours"]),
+                    sampler(p.homecare.package_days, rng["homecare_referral_days"]))
+        if service == "step_down":
+            return (p.step_down.community_referrals_per_day, one,
+                    sampler(p.step_down.stay, rng["step_down_referral_stay"]))
+        return (p.care_home.community_referrals_per_day, one,
+                sampler(p.care_home.stay, rng["care_home_referral_stay"]))
+
+    def _fill_community_services(self) -> None:
+        """Start community services part-full, as a real system is on the first day.
+
+        Each service is filled to ``initial_utilisation`` of its capacity with clients whose
+        remaining time is drawn from the equilibrium residual distribution of the stay (a
+        length-biased stay times a uniform), so the services start near their steady state and
+        a short warm-up suffices even for care homes where residents stay for years.
+        """
+        p, rng = self.params, self._rng["initial_state"]
+        settings = {
+            "homecare": (p.homecare.initial_utilisation, p.homecare.package_hours, p.homecare.package_days),
+            "step_down": (p.step_down.initial_utilisation, None, p.step_down.stay),
+            "care_home": (p.care_home.initial_utilisation, None, p.care_home.stay),
+        }
+        for service, (utilisation, amount_dist, stay_dist) in settings.items():
+            pool = self.pools[service]
+            target = utilisation * pool.capacity
+            while True:
+                amount = 1.0 if amount_dist is None else float(batch_draw(amount_dist, rng, 1)[0])
+                if pool.in_use + amount > target + 1e-9 or amount <= 0:
+                    break
+                granted = pool.request(amount)
+                assert granted.triggered
+                remaining = _residual_stay(stay_dist, rng)
+                self.env.process(self._hold(service, amount, remaining))
+
+
+_SERVICE_OF_PATHWAY = {1: "homecare", 2: "step_down", 3: "care_home"}
+
+
+def _residual_stay(dist: Distribution, rng: np.random.Generator, candidates: int = 64) -> float:
+    """Remaining stay of someone found in service at a random moment (length-biased x uniform)."""
+    stays = batch_draw(dist, rng, candidates)
+    total = stays.sum()
+    if total <= 0:
+        return 0.0
+    chosen = stays[rng.choice(candidates, p=stays / total)]
+    return float(chosen * rng.random())
+
+
+class _AdmissionRate:
+    """The piecewise-constant admission rate, by hour of the week and day of the year."""
+
+    def __init__(self, params: Params) -> None:
+        a = params.admissions
+        self.hourly = np.array([a.per_day * a.day_of_week[h // 24] * a.hour_of_day[h % 24]
+                                for h in range(168)], dtype=float)
+        self.winter = (a.winter_multiplier, a.winter_start, a.winter_end)
+        self.never = a.per_day <= 0 or not self.hourly.any()
+
+    def _rate(self, hour: int) -> float:
+        """The rate in the hour that starts at ``hour / 24`` days."""
+        multiplier, start, stop = self.winter
+        in_winter = start <= (hour // 24) % 365 < stop
+        return self.hourly[hour % 168] * (multiplier if in_winter else 1.0)
+
+    def next_time(self, t: float, exponential: float, end: float) -> float:
+        """The next arrival after t, by inverting the cumulative rate (exact for any profile)."""
+        if self.never:
+            return end
+        remaining = exponential
+        while t < end:
+            hour = math.floor(t * 24.0 + 1e-9)
+            rate = self._rate(hour)
+            span = (hour + 1) / 24.0 - t
+            if rate * span >= remaining:
+                return t + remaining / rate
+            remaining -= rate * span
+            t = (hour + 1) / 24.0
+        return end
+
+
+def patient_table(patients: list[Patient]) -> pd.DataFrame:
+    """The patient log as a table, one row per patient, with each patient's delay (days from
+    medically fit to leaving the bed; NaN while still in hospital) split by cause."""
+    names = [f.name for f in fields(Patient)]
+    table = pd.DataFrame([[getattr(p, n) for n in names] for p in patients], columns=names)
+    table = table.astype({"id": int, "pathway": int, "onward": int, "diverted": bool})
+    table["delay"] = table["left"] - table["fit"]
+    waiting = table["ready"] - table["assessed"]
+    table["delay_assessment"] = table["assessed"] - table["fit"]
+    table["delay_package"] = waiting.where(table["pathway"] == 1, 0.0)
+    table["delay_bed"] = waiting.where(table["pathway"] >= 2, 0.0)
+    table["delay_transfer"] = table["transferred"] - table["ready"]
+    table["delay_rule"] = table["left"] - table["transferred"]
+    return table
+
+
+def simulate(params: Params, replication: int = 0) -> RunResult:
+    """Run one replication of the model; replication k has its own random streams."""
+    return Model(params, replication).run()

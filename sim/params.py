@@ -1,0 +1,349 @@
+"""Parameters of the discharge system: plain, typed, validated dataclasses.
+
+Every time is in days (floats) counted from a Monday 00:00, so that the hour of the day and the
+day of the week are always known. Every capacity, rule and duration of the model lives here;
+the model reads nothing else. Each dataclass checks its own ranges in ``__post_init__`` and
+raises :class:`ParameterError` naming the field, the bad value and what is allowed.
+
+The defaults describe a plausible English acute trust's flow of older emergency patients; the
+sources of each default and what was tuned are written down in ``docs/calibration.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, List, Mapping, Optional
+
+PATHWAYS = (0, 1, 2, 3)
+"""Discharge pathways: 0 home, 1 home with homecare, 2 step-down/rehab bed, 3 care home."""
+
+DISTRIBUTION_KINDS = ("fixed", "exponential", "lognormal", "gamma", "empirical")
+WEEKDAYS = (0, 1, 2, 3, 4)
+ALL_DAYS = (0, 1, 2, 3, 4, 5, 6)
+
+
+class ParameterError(ValueError):
+    """A parameter is out of range: names the field, the value given and what is allowed."""
+
+    def __init__(self, field_name: str, value: Any, allowed: str) -> None:
+        self.field_name = field_name
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{field_name}={value!r} is not allowed: {allowed}")
+
+    def within(self, prefix: str) -> "ParameterError":
+        """The same error with its field name placed under ``prefix`` (e.g. ``homecare``)."""
+        return ParameterError(f"{prefix}.{self.field_name}" if prefix else self.field_name,
+                              self.value, self.allowed)
+
+
+def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ParameterError(name, value, allowed)
+
+
+def _non_negative(name: str, value: float) -> None:
+    _check(math.isfinite(value) and value >= 0, name, value, "a finite number >= 0")
+
+
+def _positive(name: str, value: float) -> None:
+    _check(math.isfinite(value) and value > 0, name, value, "a finite number > 0")
+
+
+def _fraction(name: str, value: float) -> None:
+    _check(0.0 <= value <= 1.0, name, value, "a probability in [0, 1]")
+
+
+def _shares(name: str, values: List[float], length: int) -> None:
+    _check(len(values) == length, name, list(values), f"a list of {length} shares")
+    for v in values:
+        _check(0.0 <= v <= 1.0, name, list(values), "shares each in [0, 1]")
+    _check(abs(sum(values) - 1.0) <= 1e-9, name, list(values),
+           f"shares that sum to 1 (they sum to {sum(values):.12g})")
+
+
+@dataclass
+class Distribution:
+    """A duration (or amount) distribution, described by mean and sd so planners can read it.
+
+    kind: ``fixed`` (always ``mean``), ``exponential`` (``mean``), ``lognormal`` and ``gamma``
+    (``mean`` and ``sd``), ``empirical`` (resample ``values`` with equal weight).
+    """
+
+    kind: str = "fixed"
+    mean: float = 0.0
+    sd: float = 0.0
+    values: List[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check(self.kind in DISTRIBUTION_KINDS, "kind", self.kind,
+               "one of " + ", ".join(DISTRIBUTION_KINDS))
+        if self.kind == "empirical":
+            _check(len(self.values) > 0, "values", list(self.values),
+                   "a non-empty list of numbers >= 0 for kind=empirical")
+            for v in self.values:
+                _check(math.isfinite(v) and v >= 0, "values", list(self.values),
+                       "numbers >= 0 for kind=empirical")
+            return
+        _check(not self.values, "values", list(self.values),
+               f"empty unless kind=empirical (kind is {self.kind})")
+        if self.kind == "fixed":
+            _non_negative("mean", self.mean)
+        else:
+            _positive("mean", self.mean)
+        if self.kind in ("lognormal", "gamma"):
+            _positive("sd", self.sd)
+        else:
+            _check(self.sd == 0, "sd", self.sd, f"0 (unused) for kind={self.kind}")
+
+    @property
+    def expected(self) -> float:
+        """The distribution's mean."""
+        if self.kind == "empirical":
+            return float(sum(self.values) / len(self.values))
+        return self.mean
+
+
+@dataclass
+class Window:
+    """When something may happen: on ``days`` (0=Monday .. 6=Sunday) between two hours.
+
+    ``enabled: false`` switches the rule off (any time allowed).
+    """
+
+    enabled: bool = True
+    days: List[int] = field(default_factory=lambda: list(ALL_DAYS))
+    start_hour: float = 0.0
+    end_hour: float = 24.0
+
+    def __post_init__(self) -> None:
+        _check(len(self.days) > 0 and all(d in ALL_DAYS for d in self.days)
+               and len(set(self.days)) == len(self.days),
+               "days", list(self.days), "a non-empty list of distinct weekdays 0 (Mon) .. 6 (Sun)")
+        _check(0 <= self.start_hour < 24, "start_hour", self.start_hour, "an hour in [0, 24)")
+        _check(self.start_hour < self.end_hour <= 24, "end_hour", self.end_hour,
+               f"an hour in ({self.start_hour:g}, 24]")
+
+
+@dataclass
+class Run:
+    """Length of a run, the warm-up that is discarded, the root seed and the replications."""
+
+    days: float = 365.0
+    warmup_days: float = 56.0
+    seed: int = 20240101
+    replications: int = 1
+
+    def __post_init__(self) -> None:
+        _positive("days", self.days)
+        _check(math.isfinite(self.warmup_days) and 0 <= self.warmup_days < self.days,
+               "warmup_days", self.warmup_days, f"a number of days in [0, run.days={self.days:g})")
+        _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _check(self.replications >= 1, "replications", self.replications, "an integer >= 1")
+
+    @property
+    def measured_days(self) -> float:
+        return self.days - self.warmup_days
+
+
+@dataclass
+class Admissions:
+    """Emergency admissions of older patients: a Poisson process with day and season profiles.
+
+    The rate at time t is ``per_day * day_of_week[weekday] * hour_of_day[hour]`` (profiles have
+    mean 1 so ``per_day`` stays the mean daily rate), times ``winter_multiplier`` on days whose
+    day of year (``t mod 365``, counted from the run's start) falls in [winter_start, winter_end).
+    """
+
+    per_day: float = 50.0
+    day_of_week: List[float] = field(default_factory=lambda: [1.12, 1.05, 1.02, 1.02, 1.03, 0.88, 0.88])
+    hour_of_day: List[float] = field(default_factory=lambda: [1.0] * 24)
+    winter_multiplier: float = 1.0
+    winter_start: int = 0
+    winter_end: int = 0
+
+    def __post_init__(self) -> None:
+        _non_negative("per_day", self.per_day)
+        for name, profile, n in (("day_of_week", self.day_of_week, 7),
+                                 ("hour_of_day", self.hour_of_day, 24)):
+            _check(len(profile) == n and all(math.isfinite(v) and v >= 0 for v in profile)
+                   and abs(sum(profile) / n - 1.0) <= 1e-6, name, list(profile),
+                   f"{n} multipliers >= 0 with mean 1")
+        _non_negative("winter_multiplier", self.winter_multiplier)
+        _check(0 <= self.winter_start <= self.winter_end <= 365, "winter_end", self.winter_end,
+               f"a day of year with winter_start ({self.winter_start:g}) <= winter_end <= 365")
+
+
+@dataclass
+class Acute:
+    """The acute bed pool.
+
+    ``max_wait_for_bed``: days a patient waits for a free bed before being diverted elsewhere;
+    ``None`` means never divert (wait as long as it takes), 0 means divert when no bed is free.
+    """
+
+    beds: int = 530
+    max_wait_for_bed: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        _check(self.beds >= 1, "beds", self.beds, "an integer >= 1")
+        if self.max_wait_for_bed is not None:
+            _non_negative("max_wait_for_bed", self.max_wait_for_bed)
+
+
+@dataclass
+class Pathway:
+    """One discharge pathway: its share of patients, the acute stay until medically fit, the
+    transfer time once everything is ready (medicines, transport, paperwork), and the rule on
+    when a discharge may happen (days and hours the receiving service accepts people)."""
+
+    share: float = 0.25
+    acute_stay: Distribution = field(default_factory=lambda: Distribution("lognormal", 6.0, 6.0))
+    transfer: Distribution = field(default_factory=lambda: Distribution("fixed", 0.0))
+    rule: Window = field(default_factory=Window)
+
+    def __post_init__(self) -> None:
+        _fraction("share", self.share)
+
+
+def _pathway(share: float, stay_mean: float, stay_sd: float, transfer_mean: float,
+             days: tuple[int, ...], start: float, end: float) -> Pathway:
+    return Pathway(share=share,
+                   acute_stay=Distribution("lognormal", stay_mean, stay_sd),
+                   transfer=Distribution("exponential", transfer_mean),
+                   rule=Window(True, list(days), start, end))
+
+
+@dataclass
+class Pathways:
+    """The four discharge pathways; their shares must sum to 1."""
+
+    p0: Pathway = field(default_factory=lambda: _pathway(0.50, 6.5, 7.0, 0.25, ALL_DAYS, 8, 20))
+    p1: Pathway = field(default_factory=lambda: _pathway(0.45, 10.0, 9.0, 0.25, WEEKDAYS, 8, 18))
+    p2: Pathway = field(default_factory=lambda: _pathway(0.04, 12.0, 10.0, 0.25, WEEKDAYS, 9, 17))
+    p3: Pathway = field(default_factory=lambda: _pathway(0.01, 14.0, 11.0, 0.25, WEEKDAYS, 9, 17))
+
+    def __post_init__(self) -> None:
+        _shares("p0.share+p1.share+p2.share+p3.share", self.shares, 4)
+
+    @property
+    def shares(self) -> List[float]:
+        return [self.p0.share, self.p1.share, self.p2.share, self.p3.share]
+
+    def __getitem__(self, pathway: int) -> Pathway:
+        return (self.p0, self.p1, self.p2, self.p3)[pathway]
+
+
+@dataclass
+class Assessment:
+    """Discharge planning: an assessment by a discharge team for patients on pathways 1-3.
+
+    ``duration`` is working time (days of the team's open hours, 0.125 = 3 hours); it pauses
+    outside ``hours``. ``in_hospital: false`` is discharge to assess: the patient leaves the
+    acute bed without waiting for it and is assessed in the community service instead.
+    """
+
+    staff: int = 14
+    duration: Distribution = field(default_factory=lambda: Distribution("lognormal", 0.1, 0.05))
+    hours: Window = field(default_factory=lambda: Window(True, list(WEEKDAYS), 9, 17))
+    in_hospital: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.staff >= 0, "staff", self.staff, "an integer >= 0")
+
+
+@dataclass
+class Homecare:
+    """Domiciliary care: carers deliver a finite number of carer-hours per week.
+
+    A package needs ``package_hours`` per week for ``package_days`` and starts only when that
+    many carer-hours are free (first come, first served with community referrals).
+    """
+
+    carers: int = 140
+    hours_per_carer: float = 25.0
+    package_hours: Distribution = field(default_factory=lambda: Distribution("gamma", 9.0, 5.0))
+    package_days: Distribution = field(default_factory=lambda: Distribution("lognormal", 16.0, 10.0))
+    community_referrals_per_day: float = 4.0
+    initial_utilisation: float = 0.85
+
+    def __post_init__(self) -> None:
+        _check(self.carers >= 0, "carers", self.carers, "an integer >= 0")
+        _non_negative("hours_per_carer", self.hours_per_carer)
+        _non_negative("community_referrals_per_day", self.community_referrals_per_day)
+        _fraction("initial_utilisation", self.initial_utilisation)
+
+    @property
+    def capacity(self) -> float:
+        """Carer-hours per week."""
+        return self.carers * self.hours_per_carer
+
+
+@dataclass
+class StepDown:
+    """Pathway 2: step-down / rehab beds. After the stay a patient goes on to ``onward`` shares
+    of [home, homecare, care home]; one who needs homecare or a care home waits for it in the
+    step-down bed (blocking there too)."""
+
+    beds: int = 82
+    stay: Distribution = field(default_factory=lambda: Distribution("lognormal", 28.0, 14.0))
+    onward: List[float] = field(default_factory=lambda: [0.55, 0.35, 0.10])
+    community_referrals_per_day: float = 0.8
+    initial_utilisation: float = 0.85
+
+    def __post_init__(self) -> None:
+        _check(self.beds >= 0, "beds", self.beds, "an integer >= 0")
+        _shares("onward", self.onward, 3)
+        _non_negative("community_referrals_per_day", self.community_referrals_per_day)
+        _fraction("initial_utilisation", self.initial_utilisation)
+
+
+@dataclass
+class CareHome:
+    """Pathway 3: care-home places the system can buy, shared with admissions from the
+    community; residents stay for months to years."""
+
+    beds: int = 400
+    stay: Distribution = field(default_factory=lambda: Distribution("lognormal", 365.0, 365.0))
+    community_referrals_per_day: float = 0.35
+    initial_utilisation: float = 0.95
+
+    def __post_init__(self) -> None:
+        _check(self.beds >= 0, "beds", self.beds, "an integer >= 0")
+        _non_negative("community_referrals_per_day", self.community_referrals_per_day)
+        _fraction("initial_utilisation", self.initial_utilisation)
+
+
+@dataclass
+class Params:
+    """Everything one run of the model needs (the seed is in ``run``)."""
+
+    run: Run = field(default_factory=Run)
+    admissions: Admissions = field(default_factory=Admissions)
+    acute: Acute = field(default_factory=Acute)
+    pathways: Pathways = field(default_factory=Pathways)
+    assessment: Assessment = field(default_factory=Assessment)
+    homecare: Homecare = field(default_factory=Homecare)
+    step_down: StepDown = field(default_factory=StepDown)
+    care_home: CareHome = field(default_factory=CareHome)
+
+
+def override(params: Any, updates: Mapping[str, Any]) -> Any:
+    """A copy of ``params`` with fields replaced by dotted name, e.g.
+    ``override(p, {"homecare.carers": 200, "pathways.p0.share": 0.4, "pathways.p1.share": 0.55})``.
+
+    All updates are applied before any dataclass is rebuilt and validated again, so changes that
+    are only valid together (pathway shares) can be made at once.
+    """
+    by_field: dict[str, dict[str, Any]] = {}
+    known = {f.name for f in fields(params)} if is_dataclass(params) else set()
+    for dotted, value in updates.items():
+        head, _, rest = dotted.partition(".")
+        if head not in known:
+            raise ParameterError(dotted, value, "an existing parameter name")
+        by_field.setdefault(head, {})[rest] = value
+    kwargs = {f.name: getattr(params, f.name) for f in fields(params)}
+    for head, rests in by_field.items():
+        kwargs[head] = rests[""] if "" in rests else override(kwargs[head], rests)
+    return type(params)(**kwargs)

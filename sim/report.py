@@ -1,0 +1,127 @@
+"""Reporting: the short human-readable summary of a run, and writing its tables to files.
+
+Every number in the summary states its unit, the number of replications, and its 95%
+confidence interval across replications.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from sim.runner import Replications
+
+PATHWAY_NAMES = {0: "P0 home", 1: "P1 homecare", 2: "P2 step-down bed", 3: "P3 care home"}
+SERVICE_NAMES = {"homecare": "Homecare (carer-hours/week)", "step_down": "Step-down beds",
+                 "care_home": "Care-home places"}
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _cell(summary: pd.DataFrame, metric: str, digits: int = 1, scale: float = 1.0) -> str:
+    row = summary.loc[summary["metric"] == metric]
+    if row.empty:
+        return "-"
+    r = row.iloc[0]
+    text = _fmt(r["mean"] * scale, digits)
+    if r["replications"] > 1 and not math.isnan(r["ci_low"]):
+        text += f" [{_fmt(r['ci_low'] * scale, digits)}, {_fmt(r['ci_high'] * scale, digits)}]"
+    return text
+
+
+def summary_markdown(results: Replications, name: str) -> str:
+    """The run's summary as Markdown: delays by pathway and cause, beds, services, conservation."""
+    s = results.summary()
+    run = results.params.run
+    n = len(results.runs)
+    c = lambda metric, digits=1, scale=1.0: _cell(s, metric, digits, scale)  # noqa: E731
+    interval = "mean [95% CI] over" if n > 1 else "single run,"
+    lines = [
+        f"# Delayed discharge: {name}",
+        "",
+        f"{run.measured_days:g} simulated days after a {run.warmup_days:g}-day warm-up; "
+        f"{interval} {n} replication{'s' if n > 1 else ''} (root seed {run.seed}).",
+        "",
+        "## Delayed discharges by pathway",
+        "",
+        "| pathway | delayed bed-days per 30 days | mean delay (days) | 90th percentile delay (days) "
+        "| share of discharges (%) |",
+        "|---|---|---|---|---|",
+    ]
+    for k, label in PATHWAY_NAMES.items():
+        lines.append(f"| {label} | {c(f'delayed_days_per_30d.p{k}')} | {c(f'delay_mean.p{k}', 2)} "
+                     f"| {c(f'delay_p90.p{k}', 2)} | {c(f'discharge_share.p{k}', 1, 100)} |")
+    lines.append(f"| **all** | **{c('delayed_days_per_30d')}** | **{c('delay_mean.all', 2)}** "
+                 f"| {c('delay_p90.all', 2)} | 100 |")
+    lines += ["", "## Delayed bed-days per 30 days by cause", "",
+              "| waiting for | delayed bed-days per 30 days |", "|---|---|"]
+    for cause, label in [("assessment", "assessment (discharge team)"),
+                         ("package", "homecare package"), ("bed", "step-down or care-home bed"),
+                         ("transfer", "transfer (medicines, transport)"),
+                         ("rule", "weekend / hours rule")]:
+        lines.append(f"| {label} | {c(f'delayed_days_per_30d.{cause}')} |")
+    lines += [
+        "", "## Acute beds", "",
+        f"- Bed occupancy: {c('acute_occupancy', 1, 100)} % of {results.params.acute.beds} beds",
+        f"- Medically fit but still in hospital at midnight: {c('fit_in_hospital_midnight')} "
+        f"patients, {c('fit_in_hospital_share', 1, 100)} % of occupied beds",
+        f"- Admissions that waited for a bed: {c('bed_wait_share', 1, 100)} %; "
+        f"mean wait {c('bed_wait_mean', 2)} days; diverted: {c('diverted', 0)} patients",
+        f"- Weekend discharges per day: {c('weekend_discharge_ratio', 2)} x weekday level",
+        f"- Discharge-team utilisation: {c('assessors_utilisation', 1, 100)} %",
+        "", "## Community services", "",
+        "| service | utilisation (%) | mean queue (people) | mean wait, hospital patients (days) "
+        "| mean wait, community referrals (days) |",
+        "|---|---|---|---|---|",
+    ]
+    for service, label in SERVICE_NAMES.items():
+        lines.append(f"| {label} | {c(f'{service}.utilisation', 1, 100)} | {c(f'{service}.queue_mean')} "
+                     f"| {c(f'{service}.wait_mean.hospital', 2)} "
+                     f"| {c(f'{service}.wait_mean.community', 2)} |")
+    m = results.metrics
+    total = lambda metric: int(m.loc[m["metric"] == metric, "value"].sum())  # noqa: E731
+    errors = total("conservation_error")
+    lines += [
+        "", "## Conservation of patients (all replications, whole run)", "",
+        f"{total('arrivals_total'):,} arrived = {total('discharged_total'):,} discharged "
+        f"+ {total('diverted_total'):,} diverted + {total('in_system_end'):,} still in hospital: "
+        + ("**OK**" if errors == 0 else f"**FAILED by {errors} patients**"),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write a file through a temporary file and a rename: complete or absent, never partial."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_tables(results: Replications, directory: Path, patients: bool = True) -> None:
+    """``metrics.csv`` (one row per metric), ``replications.csv`` (per replication),
+    ``daily.csv`` (midnight counts) and, if asked, ``patients.csv`` (one row per patient)."""
+    summary = results.summary().rename(columns={"mean": "value"})
+    summary = summary[["metric", "value", "unit", "sd", "ci_low", "ci_high", "replications"]]
+    tables = {"metrics.csv": summary, "replications.csv": results.metrics,
+              "daily.csv": results.daily}
+    if patients:
+        tables["patients.csv"] = results.patients
+    for filename, table in tables.items():
+        write_atomic(directory / filename, lambda p, t=table: t.to_csv(p, index=False, float_format="%.10g"))

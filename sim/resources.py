@@ -1,0 +1,107 @@
+"""Capacity pools that record their own use: acute beds, carer-hours, step-down and care-home
+places, assessors.
+
+A :class:`CapacityPool` holds a finite capacity (beds, places, or carer-hours per week) and a
+first-come-first-served queue of requests, each for an amount. A request is granted as soon as
+it is at the head of the queue and fits in the free capacity. The pool integrates its level and
+queue length over time, so that time-weighted occupancy and queue length come from the pool
+itself and not from counters spread through the model. Capacity can be changed during a run
+(:meth:`CapacityPool.set_capacity`), for recruitment, turnover or a provider failure.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import simpy
+
+_EPS = 1e-9
+
+
+class TimeWeighted:
+    """Integral of a piecewise-constant level over time, restartable at the end of warm-up."""
+
+    __slots__ = ("level", "last", "area", "start", "peak")
+
+    def __init__(self, level: float = 0.0, start: float = 0.0) -> None:
+        self.level, self.last, self.area, self.start, self.peak = level, start, 0.0, start, level
+
+    def set(self, t: float, level: float) -> None:
+        self.area += self.level * (t - self.last)
+        self.level, self.last = level, t
+        if level > self.peak:
+            self.peak = level
+
+    def restart(self, t: float) -> None:
+        self.set(t, self.level)
+        self.area, self.start = 0.0, t
+
+    def mean(self, t: float) -> float:
+        """Time-average of the level from the (re)start to t."""
+        if t <= self.start:
+            return self.level
+        return (self.area + self.level * (t - self.last)) / (t - self.start)
+
+
+class CapacityPool:
+    """A finite capacity granted first come, first served, in amounts."""
+
+    def __init__(self, env: simpy.Environment, name: str, capacity: float) -> None:
+        self.env = env
+        self.name = name
+        self.capacity = float(capacity)
+        self.in_use = 0.0
+        self.queue: deque[tuple[float, simpy.Event]] = deque()
+        self.use = TimeWeighted()
+        self.waiting = TimeWeighted()
+
+    def request(self, amount: float = 1.0) -> simpy.Event:
+        """An event that succeeds when ``amount`` has been granted to the caller."""
+        event = self.env.event()
+        if not self.queue and self.in_use + amount <= self.capacity + _EPS:
+            self._take(amount)
+            event.succeed()
+        else:
+            self.queue.append((amount, event))
+            self.waiting.set(self.env.now, len(self.queue))
+        return event
+
+    def cancel(self, event: simpy.Event) -> None:
+        """Withdraw a request that has not been granted (a patient diverted elsewhere)."""
+        for item in self.queue:
+            if item[1] is event:
+                self.queue.remove(item)
+                self.waiting.set(self.env.now, len(self.queue))
+                self._grant()
+                return
+
+    def release(self, amount: float = 1.0) -> None:
+        self.in_use -= amount
+        if self.in_use < _EPS:
+            self.in_use = 0.0
+        self.use.set(self.env.now, self.in_use)
+        self._grant()
+
+    def set_capacity(self, capacity: float) -> None:
+        """Change the capacity now; places in use are not taken away, only not re-granted."""
+        self.capacity = float(capacity)
+        self._grant()
+
+    def restart_statistics(self) -> None:
+        """Forget the time-weighted statistics so far (called at the end of warm-up)."""
+        self.use.restart(self.env.now)
+        self.waiting.restart(self.env.now)
+
+    def _take(self, amount: float) -> None:
+        self.in_use += amount
+        self.use.set(self.env.now, self.in_use)
+
+    def _grant(self) -> None:
+        granted = False
+        while self.queue and self.in_use + self.queue[0][0] <= self.capacity + _EPS:
+            amount, event = self.queue.popleft()
+            self._take(amount)
+            event.succeed()
+            granted = True
+        if granted:
+            self.waiting.set(self.env.now, len(self.queue))

@@ -1,0 +1,90 @@
+"""Random streams and samplers: one generator per random process, drawn in batches.
+
+Replication ``k`` of a run with root seed ``s`` uses ``SeedSequence(s).spawn(k + 1)[k]``, and
+inside it one child stream per purpose, in the fixed order of :data:`STREAMS`. So replication
+``k`` of every scenario draws the same arrivals, the same lengths of stay and the same pathway
+choices for the same purpose (common random numbers), whatever the capacities; and a
+replication does not depend on how many others run or in which process.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from sim.params import Distribution
+
+STREAMS: tuple[str, ...] = (
+    "admissions",
+    "pathway",
+    "acute_stay_p0", "acute_stay_p1", "acute_stay_p2", "acute_stay_p3",
+    "transfer_p0", "transfer_p1", "transfer_p2", "transfer_p3",
+    "assessment",
+    "package_hours", "package_days",
+    "step_down_stay", "step_down_onward",
+    "care_home_stay",
+    "homecare_referrals", "homecare_referral_hours", "homecare_referral_days",
+    "step_down_referrals", "step_down_referral_stay",
+    "care_home_referrals", "care_home_referral_stay",
+    "initial_state",
+)
+"""Stream names, in spawn order. Append new names at the end so old streams keep their seeds."""
+
+BATCH = 512
+
+
+def replication_streams(seed: int, replication: int) -> dict[str, np.random.Generator]:
+    """The named generators of one replication."""
+    root = np.random.SeedSequence(seed).spawn(replication + 1)[replication]
+    return {name: np.random.Generator(np.random.PCG64(child))
+            for name, child in zip(STREAMS, root.spawn(len(STREAMS)))}
+
+
+def batch_draw(dist: Distribution, rng: np.random.Generator, size: int) -> np.ndarray:
+    """``size`` draws of ``dist`` from ``rng``."""
+    if dist.kind == "fixed":
+        return np.full(size, dist.mean)
+    if dist.kind == "exponential":
+        return rng.exponential(dist.mean, size)
+    if dist.kind == "lognormal":
+        sigma2 = math.log1p((dist.sd / dist.mean) ** 2)
+        return rng.lognormal(math.log(dist.mean) - sigma2 / 2.0, math.sqrt(sigma2), size)
+    if dist.kind == "gamma":
+        shape = (dist.mean / dist.sd) ** 2
+        return rng.gamma(shape, dist.sd ** 2 / dist.mean, size)
+    if dist.kind == "empirical":
+        return rng.choice(np.asarray(dist.values, dtype=float), size)
+    raise ValueError(f"unknown distribution kind {dist.kind!r}")
+
+
+def sampler(dist: Distribution, rng: np.random.Generator) -> Callable[[], float]:
+    """A function returning one draw of ``dist`` per call, drawn from ``rng`` in batches."""
+    if dist.kind == "fixed":
+        value = float(dist.mean)
+        return lambda: value
+    buffer: list[float] = []
+
+    def draw() -> float:
+        if not buffer:
+            buffer.extend(batch_draw(dist, rng, BATCH)[::-1].tolist())
+        return buffer.pop()
+
+    return draw
+
+
+def choice_sampler(shares: list[float], rng: np.random.Generator) -> Callable[[], int]:
+    """A function returning an index drawn with probabilities ``shares``, in batches."""
+    cumulative = np.cumsum(shares)
+    cumulative[-1] = 1.0
+    buffer: list[int] = []
+
+    def draw() -> int:
+        if not buffer:
+            u = rng.random(BATCH)
+            idx = np.searchsorted(cumulative, u, side="right")
+            buffer.extend(np.minimum(idx, len(shares) - 1)[::-1].tolist())
+        return buffer.pop()
+
+    return draw
