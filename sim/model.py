@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Callable, Generator, Optional
+from typing import Any, Callable, Generator
 
 import numpy as np
 import pandas as pd
@@ -43,7 +43,8 @@ class RunResult:
     daily: pd.DataFrame
     """One row per simulated midnight (warm-up included, flagged): counts in the hospital."""
     service_waits: pd.DataFrame
-    """One row per request for a community service: service, source, requested, granted."""
+    """One row per request for a community service: service, source (hospital, step_down,
+    community, initial), amount, and the times requested, granted and released (NaN: not yet)."""
     metrics: pd.DataFrame
     """One row per metric: ``metric``, ``value``, ``unit``; measured after the warm-up."""
 
@@ -87,7 +88,7 @@ class Model:
         self._care_home_stay = sampler(params.care_home.stay, rng["care_home_stay"])
 
         self.patients: list[Patient] = []
-        # (service, source, requested, granted) for every request to a community service.
+        # [service, source, amount, requested, granted, released] per request for a service.
         self.requests: list[list] = []
 
     # ------------------------------------------------------------------ running
@@ -107,7 +108,7 @@ class Model:
 
     def _result(self) -> RunResult:
         patients = patient_table(self.patients)
-        waits = pd.DataFrame(self.requests, columns=["service", "source", "requested", "granted"])
+        waits = pd.DataFrame(self.requests, columns=REQUEST_COLUMNS)
         daily = compute_daily(patients, self.params.run)
         metrics = compute_metrics(self.params, patients, daily, waits, self.beds,
                                   self.assessors, self.pools)
@@ -170,7 +171,7 @@ class Model:
 
         if k > 0:
             service, amount = _SERVICE_OF_PATHWAY[k], (p.package_hours if k == 1 else 1.0)
-            yield from self._request(service, "hospital", amount)
+            record = yield from self._request(service, "hospital", amount)
         p.ready = env.now
 
         if p.transfer > 0:
@@ -186,11 +187,11 @@ class Model:
         if k > 0 and not in_hospital:
             env.process(self._assess(p.assessment))
         if k == 1:
-            env.process(self._hold("homecare", p.package_hours, p.package_days))
+            env.process(self._hold(record, p.package_days))
         elif k == 2:
-            env.process(self._step_down_stay_then_onward(p))
+            env.process(self._step_down_stay_then_onward(p, record))
         elif k == 3:
-            env.process(self._hold("care_home", 1.0, p.care_home_stay))
+            env.process(self._hold(record, p.care_home_stay))
 
     def _assess(self, duration: float) -> Generator:
         """An assessment by one of the discharge team, in the team's working hours."""
@@ -203,30 +204,35 @@ class Model:
         self.assessors.release()
 
     # ------------------------------------------------------------------ community services
-    def _request(self, service: str, source: str, amount: float) -> Generator:
-        """Wait for ``amount`` of a community service and log the wait."""
-        record = [service, source, self.env.now, math.nan]
+    def _request(self, service: str, source: str, amount: float) -> Generator[Any, Any, list]:
+        """Wait for ``amount`` of a community service; returns the request's log record."""
+        record = [service, source, amount, self.env.now, math.nan, math.nan]
         self.requests.append(record)
         granted = self.pools[service].request(amount)
         if not granted.triggered:
             yield granted
-        record[3] = self.env.now
+        record[4] = self.env.now
+        return record
 
-    def _hold(self, service: str, amount: float, days: float) -> Generator:
-        """Use ``amount`` of a service (already granted) for ``days``, then free it."""
+    def _release(self, record: list) -> None:
+        self.pools[record[0]].release(record[2])
+        record[5] = self.env.now
+
+    def _hold(self, record: list, days: float) -> Generator:
+        """Use a granted request for ``days``, then free it."""
         yield self.env.timeout(days)
-        self.pools[service].release(amount)
+        self._release(record)
 
-    def _step_down_stay_then_onward(self, p: Patient) -> Generator:
+    def _step_down_stay_then_onward(self, p: Patient, record: list) -> Generator:
         """A step-down stay; one who needs homecare or a care home next waits in the bed."""
         yield self.env.timeout(p.step_down_stay)
         if p.onward == 1:
-            yield from self._request("homecare", "step_down", p.package_hours)
-            self.env.process(self._hold("homecare", p.package_hours, p.package_days))
+            onward = yield from self._request("homecare", "step_down", p.package_hours)
+            self.env.process(self._hold(onward, p.package_days))
         elif p.onward == 2:
-            yield from self._request("care_home", "step_down", 1.0)
-            self.env.process(self._hold("care_home", 1.0, p.care_home_stay))
-        self.pools["step_down"].release(1.0)
+            onward = yield from self._request("care_home", "step_down", 1.0)
+            self.env.process(self._hold(onward, p.care_home_stay))
+        self._release(record)
 
     def _community_referrals(self, service: str) -> Generator:
         """People referred to a service from the community, competing with hospital patients."""
@@ -243,9 +249,9 @@ class Model:
             self.env.process(self._community_client(service, amount(), duration()))
 
     def _community_client(self, service: str, amount: float, days: float) -> Generator:
-        yield from self._request(service, "community", amount)
+        record = yield from self._request(service, "community", amount)
         yield self.env.timeout(days)
-        self.pools[service].release(amount)
+        self._release(record)
 
     def _referral_settings(self, service: str) -> tuple[float, Callable[[], float], Callable[[], float]]:
         p, rng = self.params, self._rng
@@ -283,11 +289,13 @@ class Model:
                     break
                 granted = pool.request(amount)
                 assert granted.triggered
-                remaining = _residual_stay(stay_dist, rng)
-                self.env.process(self._hold(service, amount, remaining))
+                record = [service, "initial", amount, 0.0, 0.0, math.nan]
+                self.requests.append(record)
+                self.env.process(self._hold(record, _residual_stay(stay_dist, rng)))
 
 
 _SERVICE_OF_PATHWAY = {1: "homecare", 2: "step_down", 3: "care_home"}
+REQUEST_COLUMNS = ["service", "source", "amount", "requested", "granted", "released"]
 
 
 def _residual_stay(dist: Distribution, rng: np.random.Generator, candidates: int = 64) -> float:
