@@ -4,9 +4,13 @@
     discharge-sim scenario=extra_homecare run.replications=10
     discharge-sim homecare.carers=120 run.days=365 hydra.run.dir=out/hc120
     discharge-sim --cfg job                        # print the resolved config
+    discharge-sim -m homecare.carers=150,175,200   # a sweep, in parallel (joblib launcher)
+    discharge-sim -m +experiment=scenario_comparison
 
-Writes ``metrics.csv``, ``replications.csv``, ``daily.csv``, ``patients.csv``, ``summary.md``
-and two PNG charts into the run directory, and prints the summary.
+Each run writes ``metrics.csv``, ``replications.csv``, ``daily.csv``, ``patients.csv``,
+``summary.md`` and two PNG charts into its folder, and prints the summary. Finished
+replications are kept in ``replications/`` as they finish; running again into the same folder
+skips them. A sweep is collected into ``sweep_results.parquet`` / ``.csv`` when it ends.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from sim.config import CONFIG_DIR, ConfigError, register, to_app_config
-from sim.report import summary_markdown, write_atomic, write_tables
-from sim.runner import run_replications
+from sim.files import write_atomic
+from sim.params import ParameterError
+from sim.report import summary_markdown, write_tables
+from sim.runner import ReplicationStore, StoreMismatch, run_replications
 
 register()
 
@@ -28,8 +35,14 @@ register()
 def run_job(cfg: DictConfig) -> Path:
     """Run the configured scenario's replications and write every output; returns the folder."""
     config = to_app_config(cfg)
-    out = Path(HydraConfig.get().runtime.output_dir)
-    results = run_replications(config.params, workers=config.output.workers or None)
+    hydra_config = HydraConfig.get()
+    out = Path(hydra_config.runtime.output_dir)
+    in_sweep = hydra_config.mode == RunMode.MULTIRUN
+    # In a sweep the launcher runs jobs in parallel already: one process per job.
+    workers = 1 if in_sweep else (config.output.workers or None)
+    store = ReplicationStore(out / "replications", config.params,
+                             keep_patients=config.output.patients_csv)
+    results = run_replications(config.params, workers=workers, store=store, progress=True)
     write_tables(results, out, patients=config.output.patients_csv)
     summary = summary_markdown(results, config.name)
     write_atomic(out / "summary.md", lambda p: p.write_text(summary))
@@ -39,7 +52,8 @@ def run_job(cfg: DictConfig) -> Path:
                                       config.name)
         plots.fit_in_hospital_over_time(results.daily, config.run.warmup_days,
                                         out / "fit_in_hospital.png", config.name)
-    print(summary)
+    if not in_sweep:
+        print(summary)
     print(f"Outputs: {out}")
     return out
 
@@ -48,7 +62,7 @@ def run_job(cfg: DictConfig) -> Path:
 def _hydra_main(cfg: DictConfig) -> None:
     try:
         run_job(cfg)
-    except ConfigError as error:
+    except (ConfigError, ParameterError, StoreMismatch) as error:
         print(f"discharge-sim: error: {error}", file=sys.stderr)
         sys.exit(2)
 

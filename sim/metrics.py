@@ -18,6 +18,8 @@ from sim.params import Params, Run
 if TYPE_CHECKING:
     from sim.resources import CapacityPool
 
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
 PER = 30.0
 """Delayed days are reported per this many days, as well as in total."""
 
@@ -141,6 +143,11 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
         values = delay[mask]
         add(f"delay_mean.{label}", values.mean() if values.size else np.nan, "days per discharged patient")
         add(f"delay_p90.{label}", np.percentile(values, 90) if values.size else np.nan,
+            "days per discharged patient")
+    fit_weekday = np.floor(fit[out]).astype(int) % 7
+    for day, label in enumerate(WEEKDAY_NAMES):
+        values = delay[fit_weekday == day]
+        add(f"delay_mean.fit_{label}", values.mean() if values.size else np.nan,
             "days per discharged patient")
     for k in range(4):
         add(f"discharge_share.p{k}", (delay_pathway == k).mean() if delay.size else np.nan,

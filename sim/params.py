@@ -133,7 +133,12 @@ class Run:
     days: float = 365.0
     warmup_days: float = 56.0
     seed: int = 20240101
-    replications: int = 1
+    replications: int = 5
+    precision: float = 0.0
+    """If > 0, add replications until the 95% CI half-width of ``precision_metric`` is within
+    this fraction of its mean (``replications`` is then the minimum)."""
+    precision_metric: str = "delayed_days_per_30d"
+    max_replications: int = 200
 
     def __post_init__(self) -> None:
         _positive("days", self.days)
@@ -141,6 +146,10 @@ class Run:
                "warmup_days", self.warmup_days, f"a number of days in [0, run.days={self.days:g})")
         _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _check(self.replications >= 1, "replications", self.replications, "an integer >= 1")
+        _check(math.isfinite(self.precision) and 0 <= self.precision < 1, "precision",
+               self.precision, "a fraction in [0, 1) (0 = fixed number of replications)")
+        _check(self.max_replications >= self.replications, "max_replications",
+               self.max_replications, f"an integer >= run.replications ({self.replications})")
 
     @property
     def measured_days(self) -> float:

@@ -12,11 +12,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sim.report import PATHWAY_NAMES, write_atomic  # noqa: E402
+from sim.files import write_atomic  # noqa: E402
+from sim.report import PATHWAY_NAMES  # noqa: E402
 from sim.stats import summarise  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Save a chart as PNG, atomically, and free it."""
     write_atomic(path, lambda p: fig.savefig(p, dpi=120, bbox_inches="tight", format="png"))
     plt.close(fig)
 
@@ -37,7 +39,7 @@ def delayed_days_by_pathway(metrics: pd.DataFrame, path: Path, title: str) -> No
     ax.set_title(f"{title}\nDelayed discharge bed-days by pathway ({n} replications; {ci})",
                  fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def fit_in_hospital_over_time(daily: pd.DataFrame, warmup_days: float, path: Path,
@@ -59,4 +61,4 @@ def fit_in_hospital_over_time(daily: pd.DataFrame, warmup_days: float, path: Pat
                  fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -7,13 +7,11 @@ confidence interval across replications.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
+from sim.files import write_atomic
 from sim.runner import Replications
 
 PATHWAY_NAMES = {0: "P0 home", 1: "P1 homecare", 2: "P2 step-down bed", 3: "P3 care home"}
@@ -98,20 +96,6 @@ def summary_markdown(results: Replications, name: str) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write a file through a temporary file and a rename: complete or absent, never partial."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def write_tables(results: Replications, directory: Path, patients: bool = True) -> None:

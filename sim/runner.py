@@ -1,20 +1,27 @@
-"""Replications of one parameter set, in parallel processes, collected into tidy tables.
+"""Replications of one parameter set, in parallel processes, kept on disk as they finish.
 
 Replication k always uses the random streams of replication k (see :mod:`sim.streams`), so the
 tables do not depend on the number of worker processes or the order in which runs finish.
+Given a ``store`` folder, each finished replication is written there at once (atomically), and a
+later call with the same folder loads it instead of running it again: an interrupted run or
+sweep loses nothing that had finished.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+import sys
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from sim.model import RunResult, simulate
-from sim.params import Params
-from sim.stats import summarise
+from sim.model import REQUEST_COLUMNS, RunResult, simulate
+from sim.params import ParameterError, Params
+from sim.files import write_atomic
+from sim.stats import estimate, summarise
 
 
 @dataclass
@@ -47,19 +54,142 @@ class Replications:
         return summarise(self.metrics)
 
 
+class ReplicationStore:
+    """A folder of finished replications: ``rep-0003.metrics.csv``, ``.daily.csv`` and, if kept,
+    ``.patients.csv``. The metrics file is written last, so it marks a replication as done."""
+
+    def __init__(self, folder: Path, params: Params, keep_patients: bool = False) -> None:
+        self.folder = Path(folder)
+        self.keep_patients = keep_patients
+        self._check_same_system(params)
+
+    def _check_same_system(self, params: Params) -> None:
+        """Refuse to mix replications of different systems in one folder."""
+        fingerprint = _fingerprint(params)
+        path = self.folder / "params.json"
+        if path.is_file():
+            if json.loads(path.read_text()) != json.loads(fingerprint):
+                raise StoreMismatch(
+                    f"{self.folder} holds replications of a different configuration: choose "
+                    "another output folder (hydra.run.dir / hydra.sweep.dir) or delete it")
+        else:
+            write_atomic(path, lambda p: p.write_text(fingerprint))
+
+    def _path(self, k: int, table: str) -> Path:
+        return self.folder / f"rep-{k:04d}.{table}.csv"
+
+    def has(self, k: int) -> bool:
+        return self._path(k, "metrics").is_file()
+
+    def save(self, result: RunResult) -> None:
+        tables = [("daily", result.daily)]
+        if self.keep_patients:
+            tables.append(("patients", result.patients))
+        tables.append(("metrics", result.metrics))
+        for name, table in tables:
+            write_atomic(self._path(result.replication, name),
+                         lambda p, t=table: t.to_csv(p, index=False, float_format="%.17g"))
+
+    def load(self, k: int) -> RunResult:
+        patients_file = self._path(k, "patients")
+        patients = pd.read_csv(patients_file) if patients_file.is_file() else pd.DataFrame()
+        return RunResult(k, patients, pd.read_csv(self._path(k, "daily")),
+                         pd.DataFrame(columns=REQUEST_COLUMNS),
+                         pd.read_csv(self._path(k, "metrics")))
+
+
+class StoreMismatch(ValueError):
+    """A replication folder already holds results of another configuration."""
+
+
+def _fingerprint(params: Params) -> str:
+    """The parameters that determine a replication's result (not how many are run)."""
+    values = asdict(params)
+    for key in ("replications", "precision", "precision_metric", "max_replications"):
+        values["run"].pop(key)
+    return json.dumps(values, sort_keys=True, indent=1)
+
+
 def default_workers(tasks: int) -> int:
     """All local cores, but no more processes than tasks."""
     return max(1, min(tasks, os.cpu_count() or 1))
 
 
-def run_replications(params: Params, replications: int | None = None,
-                     workers: int | None = None) -> Replications:
-    """Run replications 0..n-1 (n defaults to ``params.run.replications``) on ``workers`` cores."""
-    n = replications if replications is not None else params.run.replications
-    workers = workers or default_workers(n)
-    if workers == 1 or n == 1:
-        runs = [simulate(params, k) for k in range(n)]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            runs = list(pool.map(simulate, [params] * n, range(n)))
+def _precise_enough(runs: list[RunResult], params: Params) -> bool:
+    run = params.run
+    values = [r.metrics.loc[r.metrics["metric"] == run.precision_metric, "value"] for r in runs]
+    if any(v.empty for v in values):
+        raise ParameterError("run.precision_metric", run.precision_metric,
+                             "the name of a metric in metrics.csv, e.g. delayed_days_per_30d")
+    e = estimate([float(v.iloc[0]) for v in values])
+    return e.n >= 2 and abs(e.half_width) <= run.precision * abs(e.mean)
+
+
+def run_replications(params: Params, replications: int | None = None, workers: int | None = None,
+                     store: ReplicationStore | None = None, progress: bool = False) -> Replications:
+    """Run replications 0..n-1 on ``workers`` processes (default: all cores).
+
+    ``n`` defaults to ``params.run.replications``; with ``run.precision`` > 0 more are added,
+    a batch at a time, until the confidence interval is narrow enough or
+    ``run.max_replications`` is reached. Replications already in ``store`` are loaded, not run.
+    """
+    run = params.run
+    target = replications if replications is not None else run.replications
+    limit = run.max_replications if run.precision > 0 else target
+    workers = workers or default_workers(target)
+    done: dict[int, RunResult] = {}
+    bar = _progress_bar(target, progress)
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        next_k = 0
+        while True:
+            todo = list(range(next_k, target))
+            next_k = target
+            for k in [k for k in todo if store is not None and store.has(k)]:
+                done[k] = store.load(k)
+                todo.remove(k)
+                bar.update(1)
+            for result in _run(params, todo, pool):
+                if store is not None:
+                    store.save(result)
+                done[result.replication] = result
+                bar.update(1)
+            runs = [done[k] for k in range(target)]
+            if run.precision <= 0 or target >= limit or _precise_enough(runs, params):
+                break
+            target = min(limit, target + workers)
+            bar.total = target
+            bar.refresh()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return Replications(params, runs)
+
+
+def _run(params: Params, replications: list[int], pool: ProcessPoolExecutor | None):
+    """Yield each replication's result as soon as it finishes."""
+    if pool is None:
+        for k in replications:
+            yield simulate(params, k)
+        return
+    pending: set[Future] = {pool.submit(simulate, params, k) for k in replications}
+    while pending:
+        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for future in finished:
+            yield future.result()
+
+
+class _NoBar:
+    total = 0
+
+    def update(self, n: int) -> None: ...
+    def refresh(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress_bar(total: int, show: bool):
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(total=total, desc="replications", unit="run", file=sys.stderr, leave=False)

@@ -1,0 +1,82 @@
+"""Sweeps: collect every run of a Hydra multirun folder into one tidy table.
+
+A sweep folder holds one sub-folder per job (one parameter set), each with Hydra's
+``.hydra/overrides.yaml`` and ``.hydra/config.yaml`` and a ``replications/`` store of finished
+replications. :func:`collect` reads them all into one row per job x replication x metric, with
+each override as a column, and writes ``sweep_results.parquet`` and ``sweep_results.csv``.
+Collecting reads only finished replications, so it can run during or after an interrupted sweep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from sim.files import write_atomic
+
+IGNORED_OVERRIDES = ("experiment", "run.replications", "run.precision", "run.precision_metric",
+                     "run.max_replications", "output.patients_csv", "output.charts",
+                     "output.workers")
+"""Overrides that do not change the system (the same list as ``override_dirname.exclude_keys``
+in configs/config.yaml): not made into columns."""
+
+
+def _overrides(job: Path) -> dict[str, str]:
+    path = job / ".hydra" / "overrides.yaml"
+    items = yaml.safe_load(path.read_text()) if path.is_file() else []
+    result = {}
+    for item in items or []:
+        key, _, value = str(item).partition("=")
+        key = key.lstrip("+~")
+        if key not in IGNORED_OVERRIDES and not key.startswith("hydra"):
+            result[key] = value
+    return result
+
+
+def _scenario_name(job: Path) -> str:
+    path = job / ".hydra" / "config.yaml"
+    config = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    return str((config or {}).get("name", job.name))
+
+
+def job_folders(sweep_dir: Path) -> list[Path]:
+    """The job folders of a sweep, in a stable order."""
+    return sorted(p.parent.parent for p in Path(sweep_dir).glob("**/.hydra/overrides.yaml")
+                  if (p.parent.parent / "replications").is_dir())
+
+
+def collect(sweep_dir: Path, write: bool = True) -> pd.DataFrame:
+    """One tidy table of every finished replication in a sweep folder."""
+    sweep_dir = Path(sweep_dir)
+    frames = []
+    override_keys: list[str] = []
+    for job in job_folders(sweep_dir):
+        overrides = _overrides(job)
+        override_keys += [k for k in overrides if k not in override_keys]
+        for path in sorted((job / "replications").glob("rep-*.metrics.csv")):
+            metrics = pd.read_csv(path)
+            metrics.insert(0, "replication", int(path.name.split(".")[0].split("-")[1]))
+            metrics.insert(0, "scenario", _scenario_name(job))
+            metrics.insert(0, "job", str(job.relative_to(sweep_dir)))
+            for key, value in overrides.items():
+                metrics[key] = value
+            frames.append(metrics)
+    if not frames:
+        raise FileNotFoundError(f"no finished replications under {sweep_dir}")
+    table = pd.concat(frames, ignore_index=True)
+    for key in override_keys:
+        try:
+            table[key] = pd.to_numeric(table[key])
+        except (ValueError, TypeError):
+            pass  # a text override (e.g. a scenario name) stays text
+    columns = ["job", "scenario"] + [k for k in override_keys if k != "scenario"] + [
+        "replication", "metric", "value", "unit"]
+    table = table[columns].sort_values(["job", "replication", "metric"], kind="stable")
+    table = table.reset_index(drop=True)
+    if write:
+        write_atomic(sweep_dir / "sweep_results.parquet", lambda p: table.to_parquet(p, index=False))
+        write_atomic(sweep_dir / "sweep_results.csv",
+                     lambda p: table.to_csv(p, index=False, float_format="%.10g"))
+    return table
