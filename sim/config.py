@@ -9,6 +9,7 @@ Notebooks, apps and tests use :func:`load_config` (Hydra's Compose API); the com
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -55,9 +56,19 @@ class ConfigError(ValueError):
     """A configuration that cannot be run; the message is one line for the user."""
 
 
+def job_folder_name(overrides: str) -> str:
+    """A sweep job's folder name: its overrides, shortened with a hash when too long for a
+    file name (stable, so an interrupted sweep finds its jobs again)."""
+    if len(overrides) <= 120:
+        return overrides or "default"
+    return f"{overrides[:80]}-{hashlib.sha1(overrides.encode()).hexdigest()[:12]}"
+
+
 def register() -> None:
-    """Register the schema as ``schema`` in Hydra's ConfigStore (idempotent)."""
+    """Register the schema as ``schema`` in Hydra's ConfigStore, and the ``job_folder``
+    resolver used by ``hydra.sweep.subdir`` (both idempotent)."""
     ConfigStore.instance().store(name="schema", node=AppConfig)
+    OmegaConf.register_new_resolver("job_folder", job_folder_name, replace=True)
 
 
 def _locate(node: DictConfig, prefix: str) -> str:

@@ -1,0 +1,130 @@
+"""The experiment layer: confidence intervals, common random numbers, parallel = serial, and
+sweeps that resume after an interruption without changing the results."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from sim import simulate
+from sim.analysis import paired_differences
+from sim.runner import ReplicationStore, StoreMismatch, run_replications
+from sim.stats import estimate
+from sim.sweep import collect
+
+from conftest import small_params
+
+METRIC = "delayed_days_per_30d"
+
+
+def _values(params, replications) -> np.ndarray:
+    return np.array([simulate(params, k).value(METRIC) for k in replications])
+
+
+def test_confidence_interval_shrinks_as_one_over_root_n():
+    """Half-widths from 5 and from 20 (disjoint) replications: their ratio, divided by the
+    t-quantile ratio times sqrt(20/5), is a ratio of sample sds, which must lie in the 99%
+    range of sqrt(F(4, 19))."""
+    params = small_params(run__days=128.0)
+    few, many = estimate(_values(params, range(5))), estimate(_values(params, range(5, 25)))
+    t_ratio = stats.t.ppf(0.975, 4) / stats.t.ppf(0.975, 19)
+    sd_ratio = (few.half_width / many.half_width) / (t_ratio * math.sqrt(20 / 5))
+    low, high = np.sqrt(stats.f.ppf([0.005, 0.995], 4, 19))
+    assert low <= sd_ratio <= high, (few, many, sd_ratio)
+    assert many.half_width < few.half_width
+
+
+def test_identical_scenarios_differ_by_exactly_zero():
+    params = small_params(run__days=100.0)
+    a = run_replications(params, 3, workers=1).metrics.assign(scenario="baseline")
+    b = run_replications(params, 3, workers=1).metrics.assign(scenario="copy")
+    diffs = paired_differences(pd.concat([a, b]))
+    assert (diffs["difference"] == 0).all() and (diffs["pairs"] == 3).all()
+
+
+def test_common_random_numbers_reduce_the_variance_of_a_difference():
+    """Two close scenarios (one more step-down bed): the variance of the paired difference is
+    smaller than that of an unpaired one, significantly at the 5% level (F-test)."""
+    n = 10
+    base = _values(small_params(run__days=128.0), range(n))
+    more = _values(small_params(run__days=128.0, step_down__beds=17), range(n))
+    paired = np.var(more - base, ddof=1)
+    unpaired = np.var(more, ddof=1) + np.var(base, ddof=1)
+    assert paired < unpaired * stats.f.ppf(0.05, n - 1, n - 1), (paired, unpaired)
+
+
+def test_parallel_replications_equal_serial_ones():
+    params = small_params(run__days=80.0)
+    serial = run_replications(params, 4, workers=1).metrics
+    parallel = run_replications(params, 4, workers=2).metrics
+    pd.testing.assert_frame_equal(serial, parallel)
+
+
+def test_precision_target_adds_replications_until_the_interval_is_narrow():
+    params = small_params(run__days=80.0, run__replications=2, run__precision=0.05,
+                          run__max_replications=30)
+    results = run_replications(params, workers=2)
+    values = [r.value(METRIC) for r in results.runs]
+    e = estimate(values)
+    assert len(values) > 2
+    assert e.half_width <= 0.05 * e.mean or len(values) == 30
+    if len(values) > 3:  # one replication fewer was not yet precise enough
+        shorter = estimate(values[:-2])
+        assert shorter.half_width > 0.05 * shorter.mean
+
+
+def test_store_refuses_results_of_another_configuration(tmp_path):
+    ReplicationStore(tmp_path, small_params())
+    with pytest.raises(StoreMismatch):
+        ReplicationStore(tmp_path, small_params(homecare__carers=99))
+    ReplicationStore(tmp_path, small_params(run__replications=9))  # more replications: fine
+
+
+SWEEP = ["homecare.carers=20,40", "run.days=80", "run.warmup_days=14", "run.replications=4",
+         "admissions.per_day=10", "acute.beds=106", "step_down.beds=16", "care_home.beds=80",
+         "homecare.community_referrals_per_day=0.8", "step_down.community_referrals_per_day=0.16",
+         "care_home.community_referrals_per_day=0.07", "assessment.staff=3",
+         "output.patients_csv=false", "output.charts=false"]
+
+
+def _sweep(folder: Path, *extra: str, **popen) -> subprocess.Popen:
+    exe = Path(sys.executable).parent / "discharge-sim"
+    return subprocess.Popen([str(exe), "-m", *SWEEP, f"hydra.sweep.dir={folder}", *extra],
+                            cwd=folder.parent, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, **popen)
+
+
+@pytest.mark.slow
+def test_interrupted_sweep_resumes_to_the_same_table(tmp_path):
+    clean = tmp_path / "clean"
+    assert _sweep(clean).wait(timeout=600) == 0
+    expected = collect(clean)
+    assert len(expected["job"].unique()) == 2 and set(expected["replication"]) == {0, 1, 2, 3}
+
+    interrupted = tmp_path / "interrupted"
+    process = _sweep(interrupted, "hydra/launcher=basic", start_new_session=True)
+    deadline = time.time() + 300
+    while not list(interrupted.glob("*/replications/rep-0001.metrics.csv")):
+        assert time.time() < deadline and process.poll() is None, "sweep ended too soon"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the worst interruption: no clean-up at all
+    process.wait()
+    partial = collect(interrupted, write=False)
+    finished = len(partial[["job", "replication"]].drop_duplicates())
+    assert 2 <= finished < 8, "the sweep was interrupted part-way, after two replications"
+
+    assert _sweep(interrupted).wait(timeout=600) == 0
+    resumed = collect(interrupted)
+    pd.testing.assert_frame_equal(resumed, expected)
+    assert (interrupted / "sweep_results.parquet").is_file()
+    pd.testing.assert_frame_equal(pd.read_parquet(interrupted / "sweep_results.parquet"), expected)
