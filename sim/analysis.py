@@ -63,7 +63,8 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _write_table(table: pd.DataFrame, folder: Path, name: str, note: str) -> None:
+def write_table(table: pd.DataFrame, folder: Path, name: str, note: str) -> None:
+    """``name.csv`` and ``name.md`` (the note, then the table in Markdown)."""
     write_atomic(folder / f"{name}.csv", lambda p: table.to_csv(p, index=False, float_format="%.6g"))
     write_atomic(folder / f"{name}.md", lambda p: p.write_text(note + "\n\n" + _markdown(table)))
 
@@ -83,7 +84,7 @@ def scenario_comparison(tidy: pd.DataFrame, folder: Path, baseline: str = "basel
     table = table[["metric", "unit", "scenario", "mean", "ci_low", "ci_high", "difference",
                    "diff_ci_low", "diff_ci_high", "replications"]]
     n = int(table["replications"].min())
-    _write_table(table, folder, "scenario_comparison",
+    write_table(table, folder, "scenario_comparison",
                  f"# Scenario comparison\n\nMean and 95% CI over {n} replications per scenario; "
                  f"difference = scenario - {baseline}, paired on common random numbers, with its "
                  "95% CI. A difference whose CI excludes 0 is a real effect of the scenario.")
@@ -125,7 +126,7 @@ def response_curve(tidy: pd.DataFrame, folder: Path, parameter: str) -> pd.DataF
     summary = summarise(tidy[tidy["metric"].isin(metrics)], by=[parameter])
     summary = summary.sort_values(["metric", parameter]).reset_index(drop=True)
     n = int(summary["replications"].min())
-    _write_table(summary, folder, "response_curve",
+    write_table(summary, folder, "response_curve",
                  f"# Response to {parameter}\n\nMean and 95% CI over {n} replications per value.")
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4))
     for ax, (metric, label) in zip(axes, metrics.items()):
@@ -153,7 +154,7 @@ def weekend_rules(tidy: pd.DataFrame, folder: Path) -> pd.DataFrame:
     summary = summary.sort_values(["scenario", "weekday"]).reset_index(drop=True)
     table = summary[["scenario", "weekday", "mean", "ci_low", "ci_high", "replications"]]
     n = int(table["replications"].min())
-    _write_table(table, folder, "weekend_rules",
+    write_table(table, folder, "weekend_rules",
                  "# Delay by the day patients became medically fit\n\nMean days from medically "
                  f"fit to leaving the acute bed, 95% CI over {n} replications.")
     fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -236,3 +237,25 @@ def warmup_analysis(daily: pd.DataFrame, folder: Path, current_warmup: float) ->
     ax.grid(alpha=0.3)
     save_figure(fig, folder / "warmup.png")
     return suggested
+
+
+def validation_chart(table: pd.DataFrame, path: Path) -> None:
+    """Each validation case's simulated mean relative to its reference value, with the 99% CI;
+    green when the reference lies inside the interval."""
+    scale = table["reference"].abs().where(table["reference"].abs() > 0, 1.0)
+    error = (table["simulated_mean"] - table["reference"]) / scale * 100
+    low = (table["simulated_mean"] - table["ci99_low"]) / scale * 100
+    high = (table["ci99_high"] - table["simulated_mean"]) / scale * 100
+    y = np.arange(len(table))[::-1]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(table) + 1.5))
+    colours = ["#3a8a4a" if ok else "#a53b3b" for ok in table["pass"]]
+    ax.errorbar(error, y, xerr=[low, high], fmt="none", ecolor=colours, capsize=3)
+    ax.scatter(error, y, c=colours, zorder=3)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, [f"{c}: {q}" for c, q in zip(table["case"], table["quantity"])], fontsize=7)
+    ax.set_xlabel("simulated minus reference, % of reference (bar: 99% CI)")
+    n = int(table["replications"].min())
+    ax.set_title(f"Validation: {int(table['pass'].sum())} of {len(table)} cases pass "
+                 f"(at least {n} replications each)", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    save_figure(fig, path)

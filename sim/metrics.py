@@ -16,7 +16,7 @@ import pandas as pd
 from sim.params import Params, Run
 
 if TYPE_CHECKING:
-    from sim.resources import CapacityPool
+    from sim.resources import CapacityPool, TimeWeighted
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -84,7 +84,8 @@ def delay_phases(patients: pd.DataFrame, run: Run) -> dict[str, np.ndarray]:
 
 def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
                     waits: pd.DataFrame, beds: "CapacityPool", assessors: "CapacityPool",
-                    pools: Mapping[str, "CapacityPool"]) -> pd.DataFrame:
+                    pools: Mapping[str, "CapacityPool"],
+                    fit_in_hospital: "TimeWeighted") -> pd.DataFrame:
     """The run's metrics as a tidy table: ``metric``, ``value``, ``unit``."""
     run = params.run
     lo, hi = run.warmup_days, run.days
@@ -158,6 +159,7 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
     add("acute_occupied_beds", beds.use.mean(hi), "beds")
     add("acute_occupancy", beds.use.mean(hi) / beds.capacity, "fraction of beds")
     add("fit_in_hospital_midnight", measured["fit_in_hospital"].mean(), "patients")
+    add("fit_in_hospital_mean", fit_in_hospital.mean(hi), "patients (time-average)")
     occupied = measured["in_hospital"].sum()
     add("fit_in_hospital_share", measured["fit_in_hospital"].sum() / occupied if occupied else 0.0,
         "fraction of occupied beds")

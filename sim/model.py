@@ -26,7 +26,7 @@ from sim.calendar import Calendar
 from sim.metrics import compute_daily, compute_metrics
 from sim.params import Distribution, Params
 from sim.patient import Patient
-from sim.resources import CapacityPool
+from sim.resources import CapacityPool, TimeWeighted
 from sim.streams import batch_draw, choice_sampler, replication_streams, sampler
 
 SERVICES = ("homecare", "step_down", "care_home")
@@ -68,6 +68,7 @@ class Model:
         pw = params.pathways
 
         self.beds = CapacityPool(self.env, "acute_beds", params.acute.beds)
+        self.fit_in_hospital = TimeWeighted()  # medically fit patients still in a bed
         self.assessors = CapacityPool(self.env, "assessors", params.assessment.staff)
         self.pools = {
             "homecare": CapacityPool(self.env, "homecare", params.homecare.capacity),
@@ -103,6 +104,7 @@ class Model:
             self.env.run(until=run.warmup_days)
         for pool in (self.beds, self.assessors, *self.pools.values()):
             pool.restart_statistics()
+        self.fit_in_hospital.restart(self.env.now)
         self.env.run(until=run.days)
         return self._result()
 
@@ -111,7 +113,7 @@ class Model:
         waits = pd.DataFrame(self.requests, columns=REQUEST_COLUMNS)
         daily = compute_daily(patients, self.params.run)
         metrics = compute_metrics(self.params, patients, daily, waits, self.beds,
-                                  self.assessors, self.pools)
+                                  self.assessors, self.pools, self.fit_in_hospital)
         return RunResult(self.replication, patients, daily, waits, metrics)
 
     # ------------------------------------------------------------------ admissions
@@ -162,6 +164,7 @@ class Model:
         p.bed = env.now
         yield env.timeout(p.acute_stay)
         p.fit = env.now
+        self.fit_in_hospital.set(env.now, self.fit_in_hospital.level + 1)
 
         k = p.pathway
         in_hospital = self.params.assessment.in_hospital
@@ -183,6 +186,7 @@ class Model:
             yield env.timeout(opens - env.now)
         p.left = env.now
         self.beds.release()
+        self.fit_in_hospital.set(env.now, self.fit_in_hospital.level - 1)
 
         if k > 0 and not in_hospital:
             env.process(self._assess(p.assessment))

@@ -1,0 +1,31 @@
+"""Validation report: the model against queueing theory, Little's law and the ciw simulator.
+
+    .venv/bin/python experiments/validation.py [replications, default 20]
+
+Writes results/validation/validation.csv and .md (case, quantity, reference value, simulated
+mean and 99% CI, half-width, pass/fail) and validation.png (each case's relative error with its
+99% CI). Exits non-zero if any case fails. The same cases run in CI (tests/test_validation.py).
+"""
+
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from sim.analysis import validation_chart, write_table
+from sim.runner import default_workers
+from sim.validation import run_all
+
+if __name__ == "__main__":
+    replications = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    folder = Path("results/validation")
+    with ProcessPoolExecutor(default_workers(replications)) as pool:
+        table = run_all(replications, workers=pool.map)
+    passed = int(table["pass"].sum())
+    write_table(table, folder, "validation",
+                f"# Validation\n\n{passed} of {len(table)} cases pass: the reference value lies "
+                "inside the simulation's 99% confidence interval over replications "
+                "(for ciw, the 99% interval of the difference of the two simulators' means).")
+    validation_chart(table, folder / "validation.png")
+    print(table.to_string(index=False))
+    print(f"\n{passed} of {len(table)} cases pass. Report: {folder}/validation.md, validation.png")
+    sys.exit(0 if passed == len(table) else 1)

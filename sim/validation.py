@@ -1,0 +1,280 @@
+"""Validation: the real model configured down to cases whose answer is known.
+
+* M/M/c: Poisson admissions, exponential stays, c beds, everyone on pathway 0 with no rules and
+  no transfer time. Mean wait for a bed, probability of waiting and mean occupied beds must match
+  Erlang C.
+* M/M/c/c: the same with diversion when no bed is free; the diverted share must match Erlang B.
+* Little's law (L = lambda W) in the full default model: for the acute beds, for the medically
+  fit patients still in hospital, and for each community service.
+* A peer simulator: an acute stage feeding a care-home stage with no waiting room, where a
+  patient who cannot move on keeps the acute bed (blocking after service), compared with ciw.
+
+A case passes when the analytic or peer value lies inside the simulation's 99% confidence
+interval over replications (for the peer, when the 99% interval of the difference of the two
+simulators' means covers 0). Each case also reports the interval's half-width, so a pass from a
+uselessly wide interval is visible.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sim.model import simulate
+from sim.params import Distribution, Params, override
+from sim.stats import estimate
+
+LEVEL = 0.99
+
+
+# ----------------------------------------------------------------------------- queueing formulas
+def erlang_b(servers: int, load: float) -> float:
+    """Probability that all ``servers`` are busy in M/M/c/c with offered ``load`` (lambda/mu)."""
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = load * b / (k + load * b)
+    return b
+
+
+def erlang_c(servers: int, load: float) -> float:
+    """Probability of waiting in M/M/c (needs load < servers)."""
+    b = erlang_b(servers, load)
+    rho = load / servers
+    return b / (1.0 - rho * (1.0 - b))
+
+
+def mmc_mean_wait(arrival_rate: float, mean_stay: float, servers: int) -> float:
+    """Mean wait in queue of M/M/c: C / (c mu - lambda)."""
+    load = arrival_rate * mean_stay
+    return erlang_c(servers, load) / (servers / mean_stay - arrival_rate)
+
+
+# ----------------------------------------------------------------------------- model reductions
+_FLAT_DAY = [1.0] * 7
+_FLAT_HOUR = [1.0] * 24
+_NO_COMMUNITY = {
+    "homecare.community_referrals_per_day": 0.0, "homecare.initial_utilisation": 0.0,
+    "step_down.community_referrals_per_day": 0.0, "step_down.initial_utilisation": 0.0,
+    "care_home.community_referrals_per_day": 0.0, "care_home.initial_utilisation": 0.0,
+}
+
+
+def queue_params(arrival_rate: float, mean_stay: float, beds: int, days: float,
+                 warmup_days: float, divert: bool = False, seed: int = 1) -> Params:
+    """The model as M/M/c (or M/M/c/c with ``divert``): pathway 0 only, no rules."""
+    return override(Params(), {
+        "run.days": days, "run.warmup_days": warmup_days, "run.seed": seed,
+        "admissions.per_day": arrival_rate, "admissions.day_of_week": _FLAT_DAY,
+        "admissions.hour_of_day": _FLAT_HOUR,
+        "acute.beds": beds, "acute.max_wait_for_bed": 0.0 if divert else None,
+        "pathways.p0.share": 1.0, "pathways.p1.share": 0.0, "pathways.p2.share": 0.0,
+        "pathways.p3.share": 0.0,
+        "pathways.p0.acute_stay": Distribution("exponential", mean_stay),
+        "pathways.p0.transfer": Distribution("fixed", 0.0),
+        "pathways.p0.rule.enabled": False,
+        **_NO_COMMUNITY,
+    })
+
+
+def tandem_params(arrival_rate: float, acute_mean_stay: float, acute_beds: int,
+                  care_home_mean_stay: float, care_home_places: int, days: float,
+                  warmup_days: float, seed: int = 1) -> Params:
+    """The model as the tandem network of :mod:`sim.peers`: everyone on pathway 3, assessed
+    instantly, no rules or transfer time, care homes used by hospital patients only."""
+    return override(queue_params(arrival_rate, acute_mean_stay, acute_beds, days, warmup_days,
+                                 seed=seed), {
+        "pathways.p0.share": 0.0, "pathways.p3.share": 1.0,
+        "pathways.p3.acute_stay": Distribution("exponential", acute_mean_stay),
+        "pathways.p3.transfer": Distribution("fixed", 0.0),
+        "pathways.p3.rule.enabled": False,
+        "assessment.staff": 1, "assessment.duration": Distribution("fixed", 0.0),
+        "assessment.hours.enabled": False,
+        "care_home.beds": care_home_places,
+        "care_home.stay": Distribution("exponential", care_home_mean_stay),
+    })
+
+
+def tandem_measures(patients: pd.DataFrame, days: float, warmup_days: float) -> dict[str, float]:
+    """The peers' measures from the model's patient log, with the peers' selection: patients who
+    arrived after warm-up and left the acute bed before the end; throughput of all leavers."""
+    left = patients["left"]
+    counted = patients[(patients["arrival"] >= warmup_days) & left.notna()]
+    leavers = ((left >= warmup_days) & (left < days)).sum()
+    return {"mean_bed_wait": float((counted["bed"] - counted["arrival"]).mean()),
+            "mean_blocked": float((counted["left"] - counted["fit"]).mean()),
+            "throughput_per_day": float(leavers / (days - warmup_days))}
+
+
+def littles_law(params: Params, replication: int) -> dict[str, tuple[float, float]]:
+    """(L, lambda W) for each place in one run of the full model.
+
+    L is the pool's own time-weighted average over the measured window; lambda W is computed
+    from the logs: entries in the window per day times their mean time inside (censored at the
+    end of the run). Little's law says the two have the same expectation in steady state.
+    """
+    from sim.model import Model
+    model = Model(params, replication)
+    result = model.run()
+    lo, hi = params.run.warmup_days, params.run.days
+    window = hi - lo
+    p = result.patients
+    out: dict[str, tuple[float, float]] = {}
+
+    admitted = p[(p["bed"] >= lo) & (p["bed"] < hi)]
+    stay = admitted["left"].fillna(hi) - admitted["bed"]
+    out["acute beds"] = (model.beds.use.mean(hi), len(admitted) / window * stay.mean())
+
+    fit = p[(p["fit"] >= lo) & (p["fit"] < hi)]
+    delay = fit["left"].fillna(hi) - fit["fit"]
+    out["medically fit in hospital"] = (model.fit_in_hospital.mean(hi),
+                                       len(fit) / window * delay.mean())
+
+    w = result.service_waits
+    for service, pool in model.pools.items():
+        entered = w[(w["service"] == service) & (w["granted"] >= lo) & (w["granted"] < hi)]
+        held = (entered["released"].fillna(hi) - entered["granted"]) * entered["amount"]
+        out[f"{service} (in use)"] = (pool.use.mean(hi), len(entered) / window * held.mean())
+    return out
+
+
+# ----------------------------------------------------------------------------- the cases
+@dataclass(frozen=True)
+class Case:
+    """One validation comparison, as a row of the report."""
+
+    case: str
+    quantity: str
+    reference: float
+    reference_kind: str  # "analytic", "Little's law", "peer (ciw)"
+    simulated: float
+    ci_low: float
+    ci_high: float
+    replications: int
+
+    @property
+    def half_width(self) -> float:
+        return (self.ci_high - self.ci_low) / 2
+
+    @property
+    def passed(self) -> bool:
+        return self.ci_low <= self.reference <= self.ci_high
+
+
+def _interval(values: Sequence[float]):
+    return estimate(np.asarray(values, float), LEVEL)
+
+
+def queue_cases(replications: int = 20, seed: int = 1,
+                workers: Callable | None = None) -> list[Case]:
+    """Erlang C (M/M/c) at utilisation 0.5 and 0.9, and Erlang B (M/M/c/c) at two loads."""
+    mapper = workers or map
+    cases: list[Case] = []
+    for label, rate, stay, beds, days in [("M/M/c, utilisation 0.5", 1.0, 5.0, 10, 8000.0),
+                                          ("M/M/c, utilisation 0.9", 1.8, 5.0, 10, 8000.0)]:
+        params = queue_params(rate, stay, beds, days, 200.0, seed=seed)
+        runs = list(mapper(simulate, [params] * replications, range(replications)))
+        load = rate * stay
+        for quantity, metric, reference in [
+                ("mean wait for a bed (days)", "bed_wait_mean", mmc_mean_wait(rate, stay, beds)),
+                ("probability of waiting", "bed_wait_share", erlang_c(beds, load)),
+                ("mean occupied beds", "acute_occupied_beds", load)]:
+            e = _interval([r.value(metric) for r in runs])
+            cases.append(Case(label, quantity, reference, "analytic (Erlang C)", e.mean, e.low,
+                              e.high, e.n))
+    for label, rate, stay, beds in [("M/M/c/c, load 5 on 8 beds", 1.0, 5.0, 8),
+                                    ("M/M/c/c, load 8.36 on 10 beds (Monks et al. 2016)",
+                                     8.36 / 5.0, 5.0, 10)]:
+        params = queue_params(rate, stay, beds, 4000.0, 200.0, divert=True, seed=seed)
+        runs = list(mapper(simulate, [params] * replications, range(replications)))
+        e = _interval([r.value("diverted_share") for r in runs])
+        cases.append(Case(label, "share of admissions diverted", erlang_b(beds, rate * stay),
+                          "analytic (Erlang B)", e.mean, e.low, e.high, e.n))
+    return cases
+
+
+def little_cases(params: Params | None = None, replications: int = 10,
+                 workers: Callable | None = None) -> list[Case]:
+    """Little's law in the full default model, for every place that holds patients."""
+    params = params or Params()
+    mapper = workers or map
+    runs = list(mapper(littles_law, [params] * replications, range(replications)))
+    cases = []
+    for place in runs[0]:
+        ls = np.array([r[place][0] for r in runs])
+        lws = np.array([r[place][1] for r in runs])
+        e = _interval(ls)
+        cases.append(Case(f"Little's law, default model: {place}", "L, time-average number",
+                          float(lws.mean()), "lambda x W", e.mean, e.low, e.high, e.n))
+    return cases
+
+
+PEER_LOADS = [  # (label, arrival rate, acute mean stay, acute beds, care-home mean stay, places)
+    ("tandem, light blocking", 1.0, 5.0, 8, 20.0, 24),
+    ("tandem, heavy blocking", 1.0, 5.0, 9, 20.0, 21),
+]
+
+
+def _peer_run(args: tuple) -> dict[str, float]:
+    from sim.peers import ciw_tandem
+    rate, stay, beds, home_stay, places, days, warmup, seed = args
+    r = ciw_tandem(rate, stay, beds, home_stay, places, days, warmup, seed)
+    return {"mean_bed_wait": r.mean_bed_wait, "mean_blocked": r.mean_blocked,
+            "throughput_per_day": r.throughput_per_day}
+
+
+def _model_tandem(args: tuple) -> dict[str, float]:
+    rate, stay, beds, home_stay, places, days, warmup, replication = args
+    params = tandem_params(rate, stay, beds, home_stay, places, days, warmup)
+    return tandem_measures(simulate(params, replication).patients, days, warmup)
+
+
+def peer_cases(replications: int = 20, days: float = 4000.0, warmup_days: float = 400.0,
+               workers: Callable | None = None) -> list[Case]:
+    """The model against ciw on the tandem network with blocking after service."""
+    mapper = workers or map
+    cases = []
+    for label, rate, stay, beds, home_stay, places in PEER_LOADS:
+        args = [(rate, stay, beds, home_stay, places, days, warmup_days, k)
+                for k in range(replications)]
+        ours = list(mapper(_model_tandem, args))
+        peer = list(mapper(_peer_run, [a[:-1] + (1000 + a[-1],) for a in args]))
+        for quantity, key in [("mean blocked days per patient", "mean_blocked"),
+                              ("mean wait for an acute bed (days)", "mean_bed_wait"),
+                              ("throughput (patients per day)", "throughput_per_day")]:
+            a = np.array([o[key] for o in ours])
+            b = np.array([p[key] for p in peer])
+            # Two independent samples: the 99% interval of the difference of the means (Welch),
+            # placed around our mean, so the peer's mean must lie inside it.
+            se2 = a.var(ddof=1) / a.size + b.var(ddof=1) / b.size
+            df = se2 ** 2 / ((a.var(ddof=1) / a.size) ** 2 / (a.size - 1)
+                             + (b.var(ddof=1) / b.size) ** 2 / (b.size - 1))
+            half = float(stats.t.ppf(0.5 + LEVEL / 2, df)) * math.sqrt(se2)
+            cases.append(Case(label, quantity, float(b.mean()), "peer (ciw)", float(a.mean()),
+                              float(a.mean()) - half, float(a.mean()) + half, a.size))
+    return cases
+
+
+def report_table(cases: Sequence[Case]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "case": c.case, "quantity": c.quantity, "reference_kind": c.reference_kind,
+        "reference": c.reference, "simulated_mean": c.simulated, "ci99_low": c.ci_low,
+        "ci99_high": c.ci_high, "half_width": c.half_width, "replications": c.replications,
+        "pass": c.passed} for c in cases])
+
+
+def run_all(replications: int = 20, workers: Callable | None = None) -> pd.DataFrame:
+    """Every validation case, as the report table."""
+    cases = queue_cases(replications, workers=workers)
+    cases += peer_cases(replications, workers=workers)
+    cases += little_cases(LITTLE_PARAMS, replications=min(replications, 8), workers=workers)
+    return report_table(cases)
+
+
+LITTLE_PARAMS = override(Params(), {"run.days": 4 * 365.0 + 56.0})
+"""The default system over four years: the care homes' stays are long (about a year), so the
+window must be several stays long for Little's law to hold in a finite run."""
