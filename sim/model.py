@@ -149,18 +149,18 @@ class Model:
     # ------------------------------------------------------------------ the acute stay
     def _hospital_stay(self, p: Patient) -> Generator:
         env = self.env
-        bed = self.beds.request()
-        if not bed.triggered:
+        if not self.beds.try_take():
+            bed = self.beds.request()
             limit = self.params.acute.max_wait_for_bed
-            if limit is not None:
+            if limit is None:
+                yield bed
+            else:
                 if limit > 0:
                     yield bed | env.timeout(limit)
                 if not bed.triggered:
                     self.beds.cancel(bed)
                     p.diverted, p.left = True, env.now
                     return
-            else:
-                yield bed
         p.bed = env.now
         yield env.timeout(p.acute_stay)
         p.fit = env.now
@@ -176,14 +176,11 @@ class Model:
             service, amount = _SERVICE_OF_PATHWAY[k], (p.package_hours if k == 1 else 1.0)
             record = yield from self._request(service, "hospital", amount)
         p.ready = env.now
-
-        if p.transfer > 0:
-            yield env.timeout(p.transfer)
-        p.transferred = env.now
-
-        opens = self.rules[k].next_open(env.now)
-        if opens > env.now:
-            yield env.timeout(opens - env.now)
+        # Transfer, then the first moment the pathway's rule allows: one wait for both.
+        p.transferred = env.now + p.transfer
+        leaves = self.rules[k].next_open(p.transferred)
+        if leaves > env.now:
+            yield env.timeout(leaves - env.now)
         p.left = env.now
         self.beds.release()
         self.fit_in_hospital.set(env.now, self.fit_in_hospital.level - 1)
@@ -191,17 +188,16 @@ class Model:
         if k > 0 and not in_hospital:
             env.process(self._assess(p.assessment))
         if k == 1:
-            env.process(self._hold(record, p.package_days))
+            self._hold(record, p.package_days)
         elif k == 2:
             env.process(self._step_down_stay_then_onward(p, record))
         elif k == 3:
-            env.process(self._hold(record, p.care_home_stay))
+            self._hold(record, p.care_home_stay)
 
     def _assess(self, duration: float) -> Generator:
         """An assessment by one of the discharge team, in the team's working hours."""
-        request = self.assessors.request()
-        if not request.triggered:
-            yield request
+        if not self.assessors.try_take():
+            yield self.assessors.request()
         now = self.env.now
         done = self.team_hours.add_open_time(self.team_hours.next_open(now), duration)
         yield self.env.timeout(done - now)
@@ -212,9 +208,9 @@ class Model:
         """Wait for ``amount`` of a community service; returns the request's log record."""
         record = [service, source, amount, self.env.now, math.nan, math.nan]
         self.requests.append(record)
-        granted = self.pools[service].request(amount)
-        if not granted.triggered:
-            yield granted
+        pool = self.pools[service]
+        if not pool.try_take(amount):
+            yield pool.request(amount)
         record[4] = self.env.now
         return record
 
@@ -222,20 +218,19 @@ class Model:
         self.pools[record[0]].release(record[2])
         record[5] = self.env.now
 
-    def _hold(self, record: list, days: float) -> Generator:
-        """Use a granted request for ``days``, then free it."""
-        yield self.env.timeout(days)
-        self._release(record)
+    def _hold(self, record: list, days: float) -> None:
+        """Use a granted request for ``days``, then free it (an event, not a process)."""
+        self.env.timeout(days).callbacks.append(lambda _: self._release(record))
 
     def _step_down_stay_then_onward(self, p: Patient, record: list) -> Generator:
         """A step-down stay; one who needs homecare or a care home next waits in the bed."""
         yield self.env.timeout(p.step_down_stay)
         if p.onward == 1:
             onward = yield from self._request("homecare", "step_down", p.package_hours)
-            self.env.process(self._hold(onward, p.package_days))
+            self._hold(onward, p.package_days)
         elif p.onward == 2:
             onward = yield from self._request("care_home", "step_down", 1.0)
-            self.env.process(self._hold(onward, p.care_home_stay))
+            self._hold(onward, p.care_home_stay)
         self._release(record)
 
     def _community_referrals(self, service: str) -> Generator:
@@ -250,12 +245,22 @@ class Model:
             if t >= end:
                 return
             yield self.env.timeout(t - self.env.now)
-            self.env.process(self._community_client(service, amount(), duration()))
+            self._community_client(service, amount(), duration())
 
-    def _community_client(self, service: str, amount: float, days: float) -> Generator:
-        record = yield from self._request(service, "community", amount)
-        yield self.env.timeout(days)
-        self._release(record)
+    def _community_client(self, service: str, amount: float, days: float) -> None:
+        """A community referral: waits its turn for the service, uses it, frees it."""
+        record = [service, "community", amount, self.env.now, math.nan, math.nan]
+        self.requests.append(record)
+
+        def start(_: object = None) -> None:
+            record[4] = self.env.now
+            self._hold(record, days)
+
+        pool = self.pools[service]
+        if pool.try_take(amount):
+            start()
+        else:
+            pool.request(amount).callbacks.append(start)
 
     def _referral_settings(self, service: str) -> tuple[float, Callable[[], float], Callable[[], float]]:
         p, rng = self.params, self._rng
@@ -291,11 +296,10 @@ class Model:
                 amount = 1.0 if amount_dist is None else float(batch_draw(amount_dist, rng, 1)[0])
                 if pool.in_use + amount > target + 1e-9 or amount <= 0:
                     break
-                granted = pool.request(amount)
-                assert granted.triggered
+                assert pool.try_take(amount)
                 record = [service, "initial", amount, 0.0, 0.0, math.nan]
                 self.requests.append(record)
-                self.env.process(self._hold(record, _residual_stay(stay_dist, rng)))
+                self._hold(record, _residual_stay(stay_dist, rng))
 
 
 _SERVICE_OF_PATHWAY = {1: "homecare", 2: "step_down", 3: "care_home"}

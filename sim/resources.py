@@ -55,15 +55,20 @@ class CapacityPool:
         self.use = TimeWeighted()
         self.waiting = TimeWeighted()
 
-    def request(self, amount: float = 1.0) -> simpy.Event:
-        """An event that succeeds when ``amount`` has been granted to the caller."""
-        event = self.env.event()
+    def try_take(self, amount: float = 1.0) -> bool:
+        """Take ``amount`` now if nobody is queueing and it is free; no event is needed then."""
         if not self.queue and self.in_use + amount <= self.capacity + _EPS:
             self._take(amount)
-            event.succeed()
-        else:
-            self.queue.append((amount, event))
-            self.waiting.set(self.env.now, len(self.queue))
+            return True
+        return False
+
+    def request(self, amount: float = 1.0) -> simpy.Event:
+        """Join the queue: an event that succeeds when ``amount`` has been granted. (Call
+        :meth:`try_take` first: a request made while capacity is free waits for the next grant.)"""
+        event = self.env.event()
+        self.queue.append((amount, event))
+        self.waiting.set(self.env.now, len(self.queue))
+        self._grant()
         return event
 
     def cancel(self, event: simpy.Event) -> None:
