@@ -2,10 +2,12 @@
 
     .venv/bin/python experiments/warmup.py [overrides, e.g. scenario=winter_surge run.replications=10]
 
-Runs the configured system with no warm-up (default 10 replications of 365 days), plots the
+Runs the configured system with no warm-up (default 10 replications of ``run.days``), plots the
 daily midnight count of medically fit patients in hospital (the slowest-settling output) with
 its cumulative mean and 7-day moving average, and marks the MSER-5 truncation point (White 1997).
-Choose ``run.warmup_days`` at or beyond it (the default, 56 days, should be). Writes
+Choose ``run.warmup_days`` at or beyond it. The default, 112 days, is longer than MSER-5 asks
+for the fit count (about 35 days) because the step-down beds fill more slowly: with 56 days the
+Little's-law check (experiments/validation.py) still saw them short of their steady state. Writes
 results/warmup/warmup.png and warmup.md.
 """
 

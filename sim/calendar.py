@@ -54,12 +54,15 @@ class Calendar:
         """The time at which ``duration`` days of open time, starting at t, are complete."""
         if self.always_open or duration <= 0:
             return t + duration
-        # Every 7-day span holds exactly one week's open time.
+        # Every 7-day span holds exactly one week's open time. Keep at least some work for the
+        # walk below, so that work ending exactly at a closing time ends there, not at the next
+        # opening.
         whole_weeks = math.floor(duration / self.open_per_week + 1e-9)
-        remaining = max(0.0, duration - whole_weeks * self.open_per_week)
-        t += whole_weeks * _WEEK
+        remaining = duration - whole_weeks * self.open_per_week
         if remaining <= 1e-12:
-            return t
+            whole_weeks -= 1
+            remaining += self.open_per_week
+        t += whole_weeks * _WEEK
         t = self.next_open(t)
         week = math.floor(t / _WEEK) * _WEEK
         offset = t - week
@@ -67,7 +70,7 @@ class Calendar:
         while True:
             a, b = self.periods[i]
             start = max(offset, a)
-            if remaining <= b - start:
+            if remaining <= b - start + 1e-12:
                 return week + start + remaining
             remaining -= b - start
             i += 1

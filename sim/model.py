@@ -27,7 +27,8 @@ from sim.metrics import compute_daily, compute_metrics
 from sim.params import Distribution, Params
 from sim.patient import Patient
 from sim.resources import CapacityPool, TimeWeighted
-from sim.streams import batch_draw, choice_sampler, replication_streams, sampler
+from sim.streams import (batch_draw, choice_sampler, length_biased_draw, replication_streams,
+                         sampler)
 
 SERVICES = ("homecare", "step_down", "care_home")
 """Community services, which hospital patients share with referrals from the community."""
@@ -44,7 +45,8 @@ class RunResult:
     """One row per simulated midnight (warm-up included, flagged): counts in the hospital."""
     service_waits: pd.DataFrame
     """One row per request for a community service: service, source (hospital, step_down,
-    community, initial), amount, and the times requested, granted and released (NaN: not yet)."""
+    community, initial), amount, the times requested, granted and released (NaN: not yet), and
+    the planned stay once granted (days)."""
     metrics: pd.DataFrame
     """One row per metric: ``metric``, ``value``, ``unit``; measured after the warm-up."""
 
@@ -93,8 +95,12 @@ class Model:
         self.requests: list[list] = []
 
     # ------------------------------------------------------------------ running
-    def run(self) -> RunResult:
-        """Simulate ``run.days`` days and measure everything after ``run.warmup_days``."""
+    def run(self, until: float | None = None) -> RunResult | None:
+        """Simulate ``run.days`` days and measure everything after ``run.warmup_days``.
+
+        With ``until``, stop there and return nothing (``env.run`` can carry on): for checks
+        that read the model's state part-way through.
+        """
         run = self.params.run
         self._fill_community_services()
         self.env.process(self._admissions())
@@ -105,6 +111,9 @@ class Model:
         for pool in (self.beds, self.assessors, *self.pools.values()):
             pool.restart_statistics()
         self.fit_in_hospital.restart(self.env.now)
+        if until is not None:
+            self.env.run(until=until)
+            return None
         self.env.run(until=run.days)
         return self._result()
 
@@ -206,7 +215,7 @@ class Model:
     # ------------------------------------------------------------------ community services
     def _request(self, service: str, source: str, amount: float) -> Generator[Any, Any, list]:
         """Wait for ``amount`` of a community service; returns the request's log record."""
-        record = [service, source, amount, self.env.now, math.nan, math.nan]
+        record = [service, source, amount, self.env.now, math.nan, math.nan, math.nan]
         self.requests.append(record)
         pool = self.pools[service]
         if not pool.try_take(amount):
@@ -220,10 +229,12 @@ class Model:
 
     def _hold(self, record: list, days: float) -> None:
         """Use a granted request for ``days``, then free it (an event, not a process)."""
+        record[6] = days
         self.env.timeout(days).callbacks.append(lambda _: self._release(record))
 
     def _step_down_stay_then_onward(self, p: Patient, record: list) -> Generator:
         """A step-down stay; one who needs homecare or a care home next waits in the bed."""
+        record[6] = p.step_down_stay  # plus any wait for the onward service
         yield self.env.timeout(p.step_down_stay)
         if p.onward == 1:
             onward = yield from self._request("homecare", "step_down", p.package_hours)
@@ -236,8 +247,8 @@ class Model:
     def _community_referrals(self, service: str) -> Generator:
         """People referred to a service from the community, competing with hospital patients."""
         per_day, amount, duration = self._referral_settings(service)
-        if per_day <= 0:
-            return
+        if per_day <= 0 or not math.isfinite(1.0 / per_day):
+            return  # none, or so rare that the mean gap overflows: none in any run
         gap = sampler(Distribution("exponential", 1.0 / per_day), self._rng[f"{service}_referrals"])
         end = self.params.run.days
         while True:
@@ -249,7 +260,7 @@ class Model:
 
     def _community_client(self, service: str, amount: float, days: float) -> None:
         """A community referral: waits its turn for the service, uses it, frees it."""
-        record = [service, "community", amount, self.env.now, math.nan, math.nan]
+        record = [service, "community", amount, self.env.now, math.nan, math.nan, math.nan]
         self.requests.append(record)
 
         def start(_: object = None) -> None:
@@ -297,23 +308,19 @@ class Model:
                 if pool.in_use + amount > target + 1e-9 or amount <= 0:
                     break
                 assert pool.try_take(amount)
-                record = [service, "initial", amount, 0.0, 0.0, math.nan]
+                record = [service, "initial", amount, 0.0, 0.0, math.nan, math.nan]
                 self.requests.append(record)
                 self._hold(record, _residual_stay(stay_dist, rng))
 
 
 _SERVICE_OF_PATHWAY = {1: "homecare", 2: "step_down", 3: "care_home"}
-REQUEST_COLUMNS = ["service", "source", "amount", "requested", "granted", "released"]
+REQUEST_COLUMNS = ["service", "source", "amount", "requested", "granted", "released", "stay"]
 
 
-def _residual_stay(dist: Distribution, rng: np.random.Generator, candidates: int = 64) -> float:
-    """Remaining stay of someone found in service at a random moment (length-biased x uniform)."""
-    stays = batch_draw(dist, rng, candidates)
-    total = stays.sum()
-    if total <= 0:
-        return 0.0
-    chosen = stays[rng.choice(candidates, p=stays / total)]
-    return float(chosen * rng.random())
+def _residual_stay(dist: Distribution, rng: np.random.Generator) -> float:
+    """Remaining stay of someone found in service at a random moment: a length-biased stay
+    times a uniform (the equilibrium residual-life distribution)."""
+    return length_biased_draw(dist, rng) * float(rng.random())
 
 
 class _AdmissionRate:
@@ -353,7 +360,8 @@ def patient_table(patients: list[Patient]) -> pd.DataFrame:
     medically fit to leaving the bed; NaN while still in hospital) split by cause."""
     names = [f.name for f in fields(Patient)]
     table = pd.DataFrame([[getattr(p, n) for n in names] for p in patients], columns=names)
-    table = table.astype({"id": int, "pathway": int, "onward": int, "diverted": bool})
+    kinds = {"id": int, "pathway": int, "onward": int, "diverted": bool}
+    table = table.astype({n: kinds.get(n, float) for n in names})
     table["delay"] = table["left"] - table["fit"]
     waiting = table["ready"] - table["assessed"]
     table["delay_assessment"] = table["assessed"] - table["fit"]
@@ -366,4 +374,6 @@ def patient_table(patients: list[Patient]) -> pd.DataFrame:
 
 def simulate(params: Params, replication: int = 0) -> RunResult:
     """Run one replication of the model; replication k has its own random streams."""
-    return Model(params, replication).run()
+    result = Model(params, replication).run()
+    assert result is not None
+    return result

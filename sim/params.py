@@ -20,6 +20,7 @@ PATHWAYS = (0, 1, 2, 3)
 
 DISTRIBUTION_KINDS = ("fixed", "exponential", "lognormal", "gamma", "empirical")
 WEEKDAYS = (0, 1, 2, 3, 4)
+MONDAY_TO_SATURDAY = (0, 1, 2, 3, 4, 5)
 ALL_DAYS = (0, 1, 2, 3, 4, 5, 6)
 
 
@@ -30,7 +31,10 @@ class ParameterError(ValueError):
         self.field_name = field_name
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field_name}={value!r} is not allowed: {allowed}")
+        super().__init__(field_name, value, allowed)  # args rebuild it (SimPy re-raises so)
+
+    def __str__(self) -> str:
+        return f"{self.field_name}={self.value!r} is not allowed: {self.allowed}"
 
     def within(self, prefix: str) -> "ParameterError":
         """The same error with its field name placed under ``prefix`` (e.g. ``homecare``)."""
@@ -128,10 +132,12 @@ class Window:
 
 @dataclass
 class Run:
-    """Length of a run, the warm-up that is discarded, the root seed and the replications."""
+    """Length of a run (``days``, warm-up included), the warm-up that is discarded, the root
+    seed and the replications. The default measures one year after a 16-week warm-up (see
+    experiments/warmup.py and the Little's-law check in sim/validation.py for why 16 weeks)."""
 
-    days: float = 365.0
-    warmup_days: float = 56.0
+    days: float = 477.0
+    warmup_days: float = 112.0
     seed: int = 20240101
     replications: int = 5
     precision: float = 0.0
@@ -192,7 +198,7 @@ class Acute:
     ``None`` means never divert (wait as long as it takes), 0 means divert when no bed is free.
     """
 
-    beds: int = 530
+    beds: int = 520
     max_wait_for_bed: Optional[float] = None
 
     def __post_init__(self) -> None:
@@ -216,11 +222,11 @@ class Pathway:
         _fraction("share", self.share)
 
 
-def _pathway(share: float, stay_mean: float, stay_sd: float, transfer_mean: float,
+def _pathway(share: float, stay_mean: float, stay_sd: float, transfer: Distribution,
              days: tuple[int, ...], start: float, end: float) -> Pathway:
     return Pathway(share=share,
                    acute_stay=Distribution("lognormal", stay_mean, stay_sd),
-                   transfer=Distribution("exponential", transfer_mean),
+                   transfer=transfer,
                    rule=Window(True, list(days), start, end))
 
 
@@ -228,10 +234,14 @@ def _pathway(share: float, stay_mean: float, stay_sd: float, transfer_mean: floa
 class Pathways:
     """The four discharge pathways; their shares must sum to 1."""
 
-    p0: Pathway = field(default_factory=lambda: _pathway(0.50, 6.5, 7.0, 0.25, ALL_DAYS, 8, 20))
-    p1: Pathway = field(default_factory=lambda: _pathway(0.45, 10.0, 9.0, 0.25, WEEKDAYS, 8, 18))
-    p2: Pathway = field(default_factory=lambda: _pathway(0.04, 12.0, 10.0, 0.25, WEEKDAYS, 9, 17))
-    p3: Pathway = field(default_factory=lambda: _pathway(0.01, 14.0, 11.0, 0.25, WEEKDAYS, 9, 17))
+    p0: Pathway = field(default_factory=lambda: _pathway(
+        0.50, 6.5, 7.0, Distribution("exponential", 0.25), ALL_DAYS, 8, 20))
+    p1: Pathway = field(default_factory=lambda: _pathway(
+        0.45, 10.0, 9.0, Distribution("exponential", 0.5), MONDAY_TO_SATURDAY, 8, 18))
+    p2: Pathway = field(default_factory=lambda: _pathway(
+        0.04, 12.0, 10.0, Distribution("lognormal", 4.0, 3.0), WEEKDAYS, 9, 17))
+    p3: Pathway = field(default_factory=lambda: _pathway(
+        0.01, 14.0, 11.0, Distribution("lognormal", 10.0, 7.0), WEEKDAYS, 9, 17))
 
     def __post_init__(self) -> None:
         _shares("p0.share+p1.share+p2.share+p3.share", self.shares, 4)
@@ -253,7 +263,7 @@ class Assessment:
     acute bed without waiting for it and is assessed in the community service instead.
     """
 
-    staff: int = 14
+    staff: int = 18
     duration: Distribution = field(default_factory=lambda: Distribution("lognormal", 0.1, 0.05))
     hours: Window = field(default_factory=lambda: Window(True, list(WEEKDAYS), 9, 17))
     in_hospital: bool = True
@@ -270,12 +280,12 @@ class Homecare:
     many carer-hours are free (first come, first served with community referrals).
     """
 
-    carers: int = 140
+    carers: int = 175
     hours_per_carer: float = 25.0
     package_hours: Distribution = field(default_factory=lambda: Distribution("gamma", 9.0, 5.0))
     package_days: Distribution = field(default_factory=lambda: Distribution("lognormal", 16.0, 10.0))
     community_referrals_per_day: float = 4.0
-    initial_utilisation: float = 0.85
+    initial_utilisation: float = 0.92
 
     def __post_init__(self) -> None:
         _check(self.carers >= 0, "carers", self.carers, "an integer >= 0")
@@ -295,11 +305,11 @@ class StepDown:
     of [home, homecare, care home]; one who needs homecare or a care home waits for it in the
     step-down bed (blocking there too)."""
 
-    beds: int = 82
-    stay: Distribution = field(default_factory=lambda: Distribution("lognormal", 28.0, 14.0))
+    beds: int = 120
+    stay: Distribution = field(default_factory=lambda: Distribution("lognormal", 38.0, 20.0))
     onward: List[float] = field(default_factory=lambda: [0.55, 0.35, 0.10])
     community_referrals_per_day: float = 0.8
-    initial_utilisation: float = 0.85
+    initial_utilisation: float = 0.95
 
     def __post_init__(self) -> None:
         _check(self.beds >= 0, "beds", self.beds, "an integer >= 0")
@@ -313,10 +323,10 @@ class CareHome:
     """Pathway 3: care-home places the system can buy, shared with admissions from the
     community; residents stay for months to years."""
 
-    beds: int = 400
-    stay: Distribution = field(default_factory=lambda: Distribution("lognormal", 365.0, 365.0))
+    beds: int = 890
+    stay: Distribution = field(default_factory=lambda: Distribution("lognormal", 801.0, 1134.0))
     community_referrals_per_day: float = 0.35
-    initial_utilisation: float = 0.95
+    initial_utilisation: float = 0.96
 
     def __post_init__(self) -> None:
         _check(self.beds >= 0, "beds", self.beds, "an integer >= 0")

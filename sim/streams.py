@@ -59,6 +59,27 @@ def batch_draw(dist: Distribution, rng: np.random.Generator, size: int) -> np.nd
     raise ValueError(f"unknown distribution kind {dist.kind!r}")
 
 
+def length_biased_draw(dist: Distribution, rng: np.random.Generator) -> float:
+    """One draw of ``dist`` weighted by its own size: the stay of someone found in service at a
+    random moment (exact for every kind: a lognormal's mu rises by sigma^2, a gamma's shape by
+    one, an exponential becomes a gamma of shape 2, an empirical list is weighted by value)."""
+    if dist.kind == "fixed":
+        return float(dist.mean)
+    if dist.kind == "exponential":
+        return float(rng.gamma(2.0, dist.mean))
+    if dist.kind == "lognormal":
+        sigma2 = math.log1p((dist.sd / dist.mean) ** 2)
+        mu = math.log(dist.mean) - sigma2 / 2.0
+        return float(rng.lognormal(mu + sigma2, math.sqrt(sigma2)))
+    if dist.kind == "gamma":
+        shape = (dist.mean / dist.sd) ** 2
+        return float(rng.gamma(shape + 1.0, dist.sd ** 2 / dist.mean))
+    values = np.asarray(dist.values, dtype=float)
+    if values.sum() <= 0:
+        return 0.0
+    return float(rng.choice(values, p=values / values.sum()))
+
+
 def sampler(dist: Distribution, rng: np.random.Generator) -> Callable[[], float]:
     """A function returning one draw of ``dist`` per call, drawn from ``rng`` in batches."""
     if dist.kind == "fixed":

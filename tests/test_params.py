@@ -17,7 +17,7 @@ def test_defaults_are_valid_and_shares_sum_to_one():
     ("pathways.p0.share", 0.7, "p0.share+p1.share+p2.share+p3.share"),
     ("care_home.initial_utilisation", 1.5, "initial_utilisation"),
     ("step_down.onward", [0.5, 0.5, 0.5], "onward"),
-    ("run.warmup_days", 400.0, "warmup_days"),
+    ("run.warmup_days", 500.0, "warmup_days"),
     ("admissions.day_of_week", [1.0] * 6, "day_of_week"),
 ])
 def test_out_of_range_values_are_refused(path, value, field):
