@@ -3,6 +3,7 @@ the experiment's analysis (table and chart) on it."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -23,7 +24,18 @@ class CollectSweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        table = collect(sweep_dir)
+        failed = sorted(sweep_dir.glob("**/error.txt"))
+        for path in failed:
+            print(f"discharge-sim: error in {path.parent.relative_to(sweep_dir)}: "
+                  f"{path.read_text().strip()}", file=sys.stderr)
+        try:
+            table = collect(sweep_dir)
+        except FileNotFoundError:
+            table = None
+        if failed or table is None:
+            print(f"discharge-sim: {len(failed)} of the sweep's jobs failed; the finished "
+                  f"replications are kept in {sweep_dir}", file=sys.stderr)
+            raise SystemExit(2)
         print(f"Collected {table['job'].nunique()} runs, {len(table):,} rows: "
               f"{sweep_dir / 'sweep_results.parquet'} (and .csv)")
         if self.analysis:

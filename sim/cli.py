@@ -8,24 +8,31 @@
     discharge-sim -m +experiment=scenario_comparison
 
 Each run writes ``metrics.csv``, ``replications.csv``, ``daily.csv``, ``patients.csv``,
-``summary.md`` and two PNG charts into its folder, and prints the summary. Finished
+``summary.md``, two PNG charts and ``provenance.json`` (seed, package versions, git revision)
+into its folder, next to Hydra's ``.hydra/config.yaml`` (the exact resolved config), and prints
+the summary. Finished
 replications are kept in ``replications/`` as they finish; running again into the same folder
 skips them. A sweep is collected into ``sweep_results.parquet`` / ``.csv`` when it ends.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from sim.config import CONFIG_DIR, ConfigError, register, to_app_config
 from sim.files import write_atomic
 from sim.params import ParameterError
+from sim.provenance import provenance
 from sim.report import summary_markdown, write_tables
 from sim.runner import ReplicationStore, StoreMismatch, run_replications
 
@@ -40,6 +47,8 @@ def run_job(cfg: DictConfig) -> Path:
     in_sweep = hydra_config.mode == RunMode.MULTIRUN
     # In a sweep the launcher runs jobs in parallel already: one process per job.
     workers = 1 if in_sweep else (config.output.workers or None)
+    record = provenance(config.run.seed, config.run.replications)
+    write_atomic(out / "provenance.json", lambda p: p.write_text(json.dumps(record, indent=1)))
     store = ReplicationStore(out / "replications", config.params,
                              keep_patients=config.output.patients_csv)
     results = run_replications(config.params, workers=workers, store=store, progress=True)
@@ -60,15 +69,47 @@ def run_job(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> None:
+    hydra_config = HydraConfig.get()
+    error_file = Path(hydra_config.runtime.output_dir) / "error.txt"
+    error_file.unlink(missing_ok=True)
     try:
         run_job(cfg)
-    except (ConfigError, ParameterError, StoreMismatch) as error:
-        print(f"discharge-sim: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    except USER_ERRORS as error:
+        message = one_line(error)
+        print(f"discharge-sim: error: {message}", file=sys.stderr)
+        if hydra_config.mode != RunMode.MULTIRUN:
+            sys.exit(2)
+        # In a sweep the other jobs go on; the sweep's end reports this one and exits 2.
+        write_atomic(error_file, lambda p: p.write_text(message + "\n"))
+
+
+USER_ERRORS = (ConfigError, ParameterError, StoreMismatch, HydraException, OmegaConfBaseException)
+"""Errors in what the user asked for: reported in one line, without a traceback."""
+
+
+def one_line(error: BaseException) -> str:
+    """An error and its cause as one line, without OmegaConf's type details."""
+    text = str(error)
+    if error.__cause__ is not None and str(error.__cause__) not in text:
+        text += "\n" + str(error.__cause__)
+    lines = [line.strip() for line in text.splitlines()]
+    if "Config search path:" in lines:
+        lines = lines[:lines.index("Config search path:")]
+    keep = [line.rstrip(":") for line in lines if line and not line.startswith(
+        ("reference_type", "object_type", "Set the environment variable HYDRA_FULL_ERROR"))]
+    return "; ".join(keep)
 
 
 def main() -> None:
-    _hydra_main()
+    """The console command. Hydra is asked to raise errors rather than print them, so that an
+    error in the user's input becomes one line and exit status 2, while a bug still shows its
+    full traceback."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        _hydra_main()
+    except USER_ERRORS as error:
+        print(f"discharge-sim: error: {one_line(error)}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ Notebooks, apps and tests use :func:`load_config` (Hydra's Compose API); the com
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence, get_type_hints
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
@@ -83,15 +83,31 @@ def _locate(node: DictConfig, prefix: str) -> str:
     return prefix
 
 
+def _unknown_keys(node: DictConfig, schema: type, prefix: str) -> Iterator[str]:
+    """Keys of ``node`` that its dataclass does not have (Hydra's '+' can add them)."""
+    hints = get_type_hints(schema)
+    for key in node.keys():
+        if key not in hints:
+            yield f"{prefix}{key}"
+        elif is_dataclass(hints[key]) and isinstance(node._get_node(key), DictConfig):
+            yield from _unknown_keys(node._get_node(key), hints[key], f"{prefix}{key}.")
+
+
 def to_app_config(cfg: DictConfig) -> AppConfig:
     """Validate a composed config and build the typed :class:`AppConfig` from it."""
+    unknown = next(_unknown_keys(cfg, AppConfig, ""), None)
+    if unknown is not None:
+        raise ConfigError(f"{unknown} is not a setting (added with '+'?); see "
+                          "`discharge-sim --cfg job` for every setting and its value")
     try:
         config = OmegaConf.to_object(cfg)
     except ParameterError as error:
         prefix = _locate(cfg, "")
         raise ConfigError(str(error.within(prefix.rstrip(".")))) from None
     except OmegaConfBaseException as error:
-        raise ConfigError(str(error).splitlines()[0]) from None
+        lines = str(error).splitlines()
+        where = next((line.strip() for line in lines if line.strip().startswith("full_key")), "")
+        raise ConfigError("; ".join(filter(None, [lines[0], where]))) from None
     assert isinstance(config, AppConfig)
     return config
 

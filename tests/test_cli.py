@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,13 +46,56 @@ def test_cfg_job_prints_the_resolved_config(tmp_path):
 
 @pytest.mark.parametrize("override, names", [
     ("homecare.carers=-5", "homecare.carers"),
+    ("acute.beds=0", "acute.beds"),
     ("pathways.p1.share=0.9", "p1.share"),
+    ("step_down.onward=[0.5,0.5,0.5]", "step_down.onward"),
+    ("care_home.initial_utilisation=1.2", "care_home.initial_utilisation"),
     ("pathways.p2.acute_stay.kind=weibull", "pathways.p2.acute_stay.kind"),
+    ("pathways.p2.acute_stay.sd=-1", "pathways.p2.acute_stay.sd"),
+    ("pathways.p0.rule.days=[0,9]", "pathways.p0.rule.days"),
     ("run.warmup_days=500", "run.warmup_days"),
+    ("run.precision_metric=nonsense run.precision=0.1 run.days=20 run.warmup_days=1",
+     "run.precision_metric"),
 ])
 def test_bad_values_get_a_one_line_error_and_a_non_zero_exit(tmp_path, override, names):
+    done = discharge_sim(*override.split(), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "replications:" not in line]
+    assert len(lines) == 1 and names in lines[0] and "allowed" in lines[0], done.stderr
+
+
+@pytest.mark.parametrize("override, words", [
+    ("homecare.carerz=3", ["homecare.carerz", "not in 'Homecare'"]),
+    ("+homecare.extra=3", ["homecare.extra", "not a setting"]),
+    ("homecare.carers=lots", ["homecare.carers", "Integer"]),
+    ("scenario=nope", ["scenario/nope", "extra_homecare"]),
+    ("run.days", ["run.days"]),
+])
+def test_unknown_keys_wrong_types_and_bad_syntax_get_a_one_line_error(tmp_path, override, words):
     done = discharge_sim(override, cwd=tmp_path)
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and names in lines[0] and "allowed" in lines[0], done.stderr
+    assert len(lines) == 1 and all(w in lines[0] for w in words), done.stderr
+
+
+def test_run_records_how_it_was_made(tmp_path):
+    out = tmp_path / "run"
+    done = discharge_sim(*SHORT, "output.charts=false", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((out / "provenance.json").read_text())
+    assert record["seed"] == 20240101 and record["replications"] == 2
+    assert record["packages"]["simpy"] != "not installed"
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", record["git_revision"]), record["git_revision"]
+    assert "beds: 106" in (out / ".hydra" / "config.yaml").read_text()
+
+
+def test_a_bad_job_in_a_sweep_fails_the_sweep_but_keeps_the_others(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = discharge_sim("-m", "homecare.carers=-1,30", *SHORT, "output.charts=false",
+                         f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "homecare.carers=-1 is not allowed" in done.stderr and "Traceback" not in done.stderr
+    good = [p for p in sweep.iterdir() if p.name.startswith("acute.beds") and "carers=30" in p.name]
+    assert len(good) == 1 and len(list((good[0] / "replications").glob("*.metrics.csv"))) == 2

@@ -128,3 +128,11 @@ def test_interrupted_sweep_resumes_to_the_same_table(tmp_path):
     pd.testing.assert_frame_equal(resumed, expected)
     assert (interrupted / "sweep_results.parquet").is_file()
     pd.testing.assert_frame_equal(pd.read_parquet(interrupted / "sweep_results.parquet"), expected)
+
+
+@pytest.mark.slow
+def test_a_sweep_gives_the_same_table_on_one_or_two_processes(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert _sweep(one, "hydra.launcher.n_jobs=1").wait(timeout=600) == 0
+    assert _sweep(two, "hydra.launcher.n_jobs=2").wait(timeout=600) == 0
+    pd.testing.assert_frame_equal(collect(one), collect(two))
