@@ -170,7 +170,8 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
 
     # The discharge team and community services.
     add("assessors_utilisation", assessors.use.mean(hi) / assessors.capacity
-        if assessors.capacity else np.nan, "fraction of staff")
+        if assessors.capacity else np.nan,
+        "fraction of staff, all hours (an assessment paused overnight counts)")
     requested = waits["requested"].to_numpy(float)
     granted = waits["granted"].to_numpy(float)
     wait = np.nan_to_num(granted, nan=hi) - requested

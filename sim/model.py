@@ -204,7 +204,11 @@ class Model:
             self._hold(record, p.care_home_stay)
 
     def _assess(self, duration: float) -> Generator:
-        """An assessment by one of the discharge team, in the team's working hours."""
+        """An assessment by one of the discharge team, in the team's working hours: the patient
+        joins the team's queue when the team is at work, and the work pauses out of hours."""
+        opens = self.team_hours.next_open(self.env.now)
+        if opens > self.env.now:
+            yield self.env.timeout(opens - self.env.now)
         if not self.assessors.try_take():
             yield self.assessors.request()
         now = self.env.now
@@ -294,14 +298,14 @@ class Model:
         length-biased stay times a uniform), so the services start near their steady state and
         a short warm-up suffices even for care homes where residents stay for years.
         """
-        p, rng = self.params, self._rng["initial_state"]
+        p = self.params
         settings = {
             "homecare": (p.homecare.initial_utilisation, p.homecare.package_hours, p.homecare.package_days),
             "step_down": (p.step_down.initial_utilisation, None, p.step_down.stay),
             "care_home": (p.care_home.initial_utilisation, None, p.care_home.stay),
         }
         for service, (utilisation, amount_dist, stay_dist) in settings.items():
-            pool = self.pools[service]
+            pool, rng = self.pools[service], self._rng[f"initial_{service}"]
             target = utilisation * pool.capacity
             while True:
                 amount = 1.0 if amount_dist is None else float(batch_draw(amount_dist, rng, 1)[0])

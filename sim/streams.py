@@ -28,7 +28,7 @@ STREAMS: tuple[str, ...] = (
     "homecare_referrals", "homecare_referral_hours", "homecare_referral_days",
     "step_down_referrals", "step_down_referral_stay",
     "care_home_referrals", "care_home_referral_stay",
-    "initial_state",
+    "initial_homecare", "initial_step_down", "initial_care_home",
 )
 """Stream names, in spawn order. Append new names at the end so old streams keep their seeds."""
 

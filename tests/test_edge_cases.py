@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sim.calendar import Calendar
+
 from sim.model import Model
 from sim.params import Distribution, Window
 
@@ -246,7 +248,11 @@ def test_zero_assessors_block_pathways_1_to_3_and_leave_pathway_0_untouched():
     community = p[p["pathway"] > 0]
     assert community["fit"].notna().sum() > 50
     assert community["assessed"].isna().all() and community["left"].isna().all()
-    assert len(model.assessors.queue) == community["fit"].notna().sum()
+    # Each joined the team's queue at its first working hour after becoming fit.
+    team = Calendar(model.params.assessment.hours)
+    fit = community["fit"].dropna()
+    joined = sum(team.next_open(t) < model.params.run.days for t in fit)
+    assert len(model.assessors.queue) == joined and joined > 50
     assert math.isnan(none.value("assessors_utilisation"))
     # With staff, the same patients do leave, so the block is the team's absence.
     s = staffed.patients

@@ -53,11 +53,12 @@ def test_identical_scenarios_differ_by_exactly_zero():
 
 
 def test_common_random_numbers_reduce_the_variance_of_a_difference():
-    """Two close scenarios (one more step-down bed): the variance of the paired difference is
-    smaller than that of an unpaired one, significantly at the 5% level (F-test)."""
+    """Two close scenarios (one more carer): the variance of the paired difference is smaller
+    than that of an unpaired one, significantly at the 5% level (F-test)."""
     n = 10
     base = _values(small_params(run__days=128.0), range(n))
-    more = _values(small_params(run__days=128.0, step_down__beds=17), range(n))
+    carers = small_params().homecare.carers
+    more = _values(small_params(run__days=128.0, homecare__carers=carers + 1), range(n))
     paired = np.var(more - base, ddof=1)
     unpaired = np.var(more, ddof=1) + np.var(base, ddof=1)
     assert paired < unpaired * stats.f.ppf(0.05, n - 1, n - 1), (paired, unpaired)

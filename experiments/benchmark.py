@@ -1,0 +1,564 @@
+"""Performance benchmark: how fast the model runs, against peers, and what the user waits for.
+
+    .venv/bin/python experiments/benchmark.py            # full run, about 8-10 minutes on 2 cores
+    .venv/bin/python experiments/benchmark.py --quick    # smoke test: fewer repetitions, shorter runs
+
+What it measures (every figure in one run, so ratios compare like with like on one machine):
+
+1. **Default system**: patients simulated per CPU-second, one replication on one core, one year
+   after the warm-up (``time.process_time``, median of the repetitions; patients counted as
+   ``len(result.patients)``, warm-up patients included).
+2. **Tandem network vs peers**: the model reduced to the tandem network of :mod:`sim.peers`
+   (:func:`sim.validation.tandem_params`) against ``ciw_tandem`` and the hand-written
+   ``heapq_tandem`` on the same network and run length. Repetitions are interleaved (ours, ciw,
+   heapq, then the next seed) so that load drift hits all three alike. Patients are counted as
+   the peers count them (arrived after warm-up, left the acute bed before the end) and each
+   simulator's mean blocked days (mean over the repetitions) is printed next to its speed, so
+   the speeds are for the same answer. Targets: ours >= 3x ciw; heapq/ours <= 5.
+3. **Scenario comparison**: every scenario in configs/scenario x N replications of one year,
+   as one ``ProcessPoolExecutor(os.cpu_count())`` over all (scenario, replication) pairs whose
+   workers return only ``result.metrics``; run from a fresh process so that its peak memory (max
+   of ``ru_maxrss`` of RUSAGE_SELF and RUSAGE_CHILDREN there, i.e. the largest single process)
+   is its own. The real command ``discharge-sim -m +experiment=scenario_comparison`` (Hydra's
+   joblib launcher) is timed the same way. Targets: under 60 s wall, under 1 GiB.
+4. **Scaling**: patients per CPU-second at 1, 5, 20 simulated years and at 100, 500, 2,000
+   acute beds (admissions, assessors, community capacities and referral rates scaled with the
+   beds from the default 520), and the peak RSS of a single run at 1 and 20 years, each in a
+   fresh process (the "import only" figure is that process before it simulates). Target:
+   roughly flat (fastest / slowest <= 1.5).
+5. **Command line**: wall time of ``discharge-sim`` with its defaults (5 replications on all
+   cores, CSVs and charts), of the same without ``patients.csv`` and charts, and of
+   ``discharge-sim run.replications=1 output.charts=false output.patients_csv=false``; each in a
+   fresh output folder. Target: defaults under 5 s.
+
+How to read the outputs (results/benchmark/): ``benchmark.csv`` has one row per figure (section,
+measure, value, unit, target, met); ``benchmark.md`` is the same as a table with the date,
+processor, core count and Python version; ``profile.txt`` is cProfile of one default run (top 15
+functions by own time, and own time grouped by package) and of the default command line. CPU
+figures are single-core process time; wall figures include process start-up and pool start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import platform
+import pstats
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+import pandas as pd
+
+from sim import Params, override, simulate
+from sim.config import CONFIG_DIR, load_config
+from sim.files import write_atomic
+from sim.peers import ciw_tandem, heapq_tandem
+from sim.validation import tandem_measures, tandem_params
+
+T = TypeVar("T")
+
+OUTPUT_DIR = Path(__file__).resolve().parent.parent / "results" / "benchmark"
+DEFAULT_BEDS = 520
+GIB_KIB = 1024 * 1024
+TANDEM = (1.0, 5.0, 9, 20.0, 23)
+"""arrival rate per day, acute mean stay, acute beds, care-home mean stay, care-home places."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Repetitions and run lengths; ``quick`` is a smoke test, not a measurement."""
+
+    name: str
+    default_repetitions: int
+    tandem_days: float
+    tandem_warmup: float
+    tandem_repetitions: int
+    scenario_replications: int
+    years: tuple[int, ...]
+    year_repetitions: int
+    beds: tuple[int, ...]
+    bed_repetitions: int
+    cli_repetitions: int
+    profile_cli: bool
+
+
+FULL = Plan("full", 5, 20_000.0, 500.0, 5, 30, (1, 5, 20), 3, (100, 500, 2000), 3, 3, True)
+QUICK = Plan("quick", 2, 3_000.0, 500.0, 2, 2, (1, 2), 1, (100, 1000), 1, 1, False)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One reported figure."""
+
+    section: str
+    measure: str
+    value: float
+    unit: str
+    target: str = ""
+    met: bool | None = None
+
+
+# ----------------------------------------------------------------------------- helpers
+def timed(fn: Callable[[], T], clock: Callable[[], float]) -> tuple[float, T]:
+    """Seconds ``fn`` took on ``clock``, and its result."""
+    start = clock()
+    result = fn()
+    return clock() - start, result
+
+
+def in_fresh_process(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` in a new Python process with its own memory high-water mark.
+
+    Linux carries ``ru_maxrss`` over ``fork`` + ``exec`` from the forking process's resident
+    set, so a process spawned from this (large) one would start with this one's size. A
+    forkserver with nothing preloaded forks each child from a bare interpreter instead.
+    """
+    context = get_context("forkserver")
+    context.set_forkserver_preload([])
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def peak_rss_kib() -> int:
+    """Largest resident set of this process and of its finished children (KiB on Linux)."""
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def one_year(params: Params, years: float = 1) -> Params:
+    """``params`` run for ``years`` simulated years after its warm-up."""
+    return override(params, {"run.days": params.run.warmup_days + 365 * years})
+
+
+def scaled_system(beds: int) -> Params:
+    """The default system scaled to ``beds`` acute beds: admissions, assessors and every
+    community capacity and referral rate in proportion (one year after warm-up)."""
+    base, f = Params(), beds / DEFAULT_BEDS
+    return one_year(override(base, {
+        "acute.beds": beds,
+        "admissions.per_day": base.admissions.per_day * f,
+        "assessment.staff": max(1, round(base.assessment.staff * f)),
+        "homecare.carers": max(1, round(base.homecare.carers * f)),
+        "homecare.community_referrals_per_day": base.homecare.community_referrals_per_day * f,
+        "step_down.beds": max(1, round(base.step_down.beds * f)),
+        "step_down.community_referrals_per_day": base.step_down.community_referrals_per_day * f,
+        "care_home.beds": max(1, round(base.care_home.beds * f)),
+        "care_home.community_referrals_per_day": base.care_home.community_referrals_per_day * f,
+    }))
+
+
+def patient_rate(params: Params, repetitions: int) -> tuple[float, int]:
+    """Median patients per CPU-second of replication 0 of ``params``, and the patient count."""
+    rates, count = [], 0
+    for _ in range(repetitions):
+        seconds, result = timed(lambda: simulate(params, 0), time.process_time)
+        count = len(result.patients)
+        rates.append(count / seconds)
+    return statistics.median(rates), count
+
+
+def discharge_sim() -> str:
+    """The ``discharge-sim`` entry point of this environment."""
+    return str(Path(sys.executable).parent / "discharge-sim")
+
+
+def run_command(args: Sequence[str]) -> tuple[float, int]:
+    """Wall seconds of a command run in a temporary folder, and the peak RSS (KiB) of its
+    largest process; raises if it fails. Call in a fresh process for a clean RSS figure."""
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as folder:
+        command = [a.replace("{tmp}", folder) for a in args]
+        seconds, done = timed(lambda: subprocess.run(command, cwd=folder, capture_output=True,
+                                                     text=True), time.perf_counter)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+def verdict(met: bool | None) -> str:
+    return "" if met is None else ("met" if met else "NOT met")
+
+
+def fmt(value: float) -> str:
+    if value != value:  # NaN
+        return "nan"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3f}"
+
+
+def show(rows: Iterable[Row]) -> list[Row]:
+    """Print rows as they are measured (progress), and pass them on."""
+    rows = list(rows)
+    for r in rows:
+        target = f"  [{r.target}: {verdict(r.met)}]" if r.target else ""
+        print(f"  {r.measure:<58} {fmt(r.value):>12} {r.unit}{target}", flush=True)
+    return rows
+
+
+# ----------------------------------------------------------------------------- 1. default system
+def bench_default(plan: Plan) -> list[Row]:
+    rate, patients = patient_rate(one_year(Params()), plan.default_repetitions)
+    return [Row("1 default", "patients per CPU-second (1 year, 1 core)", rate, "patients/CPU-s"),
+            Row("1 default", "patients in the run (warm-up included)", patients, "patients")]
+
+
+# ----------------------------------------------------------------------------- 2. tandem vs peers
+def _ours(days: float, warmup: float, k: int) -> tuple[int, float]:
+    patients = simulate(tandem_params(*TANDEM, days, warmup), k).patients
+    counted = int(((patients["arrival"] >= warmup) & patients["left"].notna()).sum())
+    return counted, tandem_measures(patients, days, warmup)["mean_blocked"]
+
+
+def _ciw(days: float, warmup: float, k: int) -> tuple[int, float]:
+    r = ciw_tandem(*TANDEM, days, warmup, 1000 + k)
+    return r.patients, r.mean_blocked
+
+
+def _heapq(days: float, warmup: float, k: int) -> tuple[int, float]:
+    r = heapq_tandem(*TANDEM, days, warmup, 1000 + k)
+    return r.patients, r.mean_blocked
+
+
+def bench_tandem(plan: Plan) -> list[Row]:
+    simulators = {"ours (SimPy model)": _ours, "ciw": _ciw, "heapq": _heapq}
+    rates: dict[str, list[float]] = defaultdict(list)
+    blocked: dict[str, list[float]] = defaultdict(list)
+    for k in range(plan.tandem_repetitions):  # interleaved, so drift affects all alike
+        for name, run in simulators.items():
+            seconds, (patients, mean_blocked) = timed(
+                lambda: run(plan.tandem_days, plan.tandem_warmup, k), time.process_time)
+            rates[name].append(patients / seconds)
+            blocked[name].append(mean_blocked)
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    ours, ciw, heap = median["ours (SimPy model)"], median["ciw"], median["heapq"]
+    rows = []
+    for name in simulators:
+        rows.append(Row("2 tandem", f"{name}: patients per CPU-second", median[name],
+                        "patients/CPU-s"))
+        rows.append(Row("2 tandem", f"{name}: mean blocked days (mean of runs)",
+                        statistics.fmean(blocked[name]), "days"))
+    rows.append(Row("2 tandem", "speed-up ours / ciw", ours / ciw, "x", ">= 3", ours / ciw >= 3))
+    rows.append(Row("2 tandem", "heapq / ours", heap / ours, "x", "<= 5", heap / ours <= 5))
+    return rows
+
+
+# ----------------------------------------------------------------------------- 3. scenarios
+def scenario_params() -> dict[str, Params]:
+    """Every scenario in configs/scenario, one year after warm-up."""
+    names = sorted(p.stem for p in (CONFIG_DIR / "scenario").glob("*.yaml"))
+    return {name: one_year(load_config([f"scenario={name}"]).params) for name in names}
+
+
+def _metrics_only(params: Params, replication: int) -> pd.DataFrame:
+    """A worker's task: one replication, returning only its metrics (small to send back)."""
+    return simulate(params, replication).metrics
+
+
+def scenario_pool(scenarios: dict[str, Params], replications: int) -> dict[str, float]:
+    """One process pool over all (scenario, replication) pairs. Call in a fresh process."""
+    start = time.perf_counter()
+    # "fork", Linux's default, named because a child inherits its launcher's start method
+    # (forkserver here), whose workers would not be this process's children.
+    with ProcessPoolExecutor(os.cpu_count(), mp_context=get_context("fork")) as pool:
+        futures = [pool.submit(_metrics_only, params, k)
+                   for params in scenarios.values() for k in range(replications)]
+        tables = [f.result() for f in futures]
+    wall = time.perf_counter() - start
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall": wall, "peak_kib": peak_rss_kib(), "runs": len(tables),
+            "cpu": children.ru_utime + children.ru_stime}
+
+
+def bench_scenarios(plan: Plan) -> list[Row]:
+    scenarios = scenario_params()
+    pool = in_fresh_process(scenario_pool, scenarios, plan.scenario_replications)
+    command = [discharge_sim(), "-m", "+experiment=scenario_comparison",
+               "hydra.sweep.dir={tmp}/sweep"]
+    if plan.scenario_replications != 30:
+        command.append(f"run.replications={plan.scenario_replications}")
+    cli_wall, cli_kib = in_fresh_process(run_command, command)
+    section = "3 scenarios"
+    runs = f"{len(scenarios)} scenarios x {plan.scenario_replications}"
+    return [
+        Row(section, f"process pool, {runs}: wall time", pool["wall"], "s", "< 60 s",
+            pool["wall"] < 60),
+        Row(section, "process pool: peak RSS (largest process)", pool["peak_kib"] / 1024, "MiB",
+            "< 1 GiB", pool["peak_kib"] < GIB_KIB),
+        Row(section, "process pool: CPU time of the workers", pool["cpu"], "CPU-s"),
+        Row(section, "process pool: parallel efficiency (CPU / (wall x cores))",
+            pool["cpu"] / (pool["wall"] * (os.cpu_count() or 1)), "fraction"),
+        Row(section, "discharge-sim -m +experiment=scenario_comparison: wall", cli_wall, "s",
+            "< 60 s", cli_wall < 60),
+        Row(section, "discharge-sim -m ...: peak RSS (largest process)", cli_kib / 1024, "MiB",
+            "< 1 GiB", cli_kib < GIB_KIB),
+    ]
+
+
+# ----------------------------------------------------------------------------- 4. scaling
+def single_run_rss(params: Params) -> tuple[int, int]:
+    """(RSS after imports, peak RSS after one run), KiB. Call in a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    simulate(params, 0)
+    return before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def bench_scaling(plan: Plan) -> list[Row]:
+    section = "4 scaling"
+    rows, rates = [], []
+    for years in plan.years:
+        rate, patients = patient_rate(one_year(Params(), years), plan.year_repetitions)
+        rates.append(rate)
+        rows.append(Row(section, f"{years} year(s), 520 beds ({patients:,} patients)", rate,
+                        "patients/CPU-s"))
+    for beds in plan.beds:
+        rate, patients = patient_rate(scaled_system(beds), plan.bed_repetitions)
+        rates.append(rate)
+        rows.append(Row(section, f"{beds} beds, 1 year ({patients:,} patients)", rate,
+                        "patients/CPU-s"))
+    spread = max(rates) / min(rates)
+    rows.append(Row(section, "fastest / slowest of the above", spread, "x", "<= 1.5",
+                    spread <= 1.5))
+    for years in (plan.years[0], plan.years[-1]):
+        before, peak = in_fresh_process(single_run_rss, one_year(Params(), years))
+        if years == plan.years[0]:
+            rows.append(Row(section, "fresh process, import only: RSS", before / 1024, "MiB"))
+        rows.append(Row(section, f"single run, {years} year(s): peak RSS", peak / 1024, "MiB"))
+    return rows
+
+
+# ----------------------------------------------------------------------------- 5. command line
+def cli_wall(args: Sequence[str], repetitions: int) -> float:
+    """Median wall seconds of ``discharge-sim ARGS`` into a fresh output folder each time."""
+    command = [discharge_sim(), *args, "hydra.run.dir={tmp}/run"]
+    return statistics.median(run_command(command)[0] for _ in range(repetitions))
+
+
+def bench_cli(plan: Plan) -> list[Row]:
+    section = "5 command line"
+    default = cli_wall([], plan.cli_repetitions)
+    lean = cli_wall(["output.charts=false", "output.patients_csv=false"], plan.cli_repetitions)
+    single = cli_wall(["run.replications=1", "output.charts=false", "output.patients_csv=false"],
+                      plan.cli_repetitions)
+    return [Row(section, "discharge-sim (defaults: 5 replications, CSVs, charts)", default, "s",
+                "< 5 s", default < 5),
+            Row(section, "discharge-sim output.charts=false output.patients_csv=false", lean,
+                "s"),
+            Row(section, "discharge-sim run.replications=1 (no charts, no patients.csv)",
+                single, "s")]
+
+
+# ----------------------------------------------------------------------------- profile
+def area(filename: str) -> str:
+    """Which package a profiled function belongs to."""
+    if filename.startswith("~") or filename.startswith("<"):
+        return "built-ins (C)"
+    for package in ("simpy", "pandas", "numpy", "hydra", "omegaconf", "matplotlib", "ciw"):
+        if f"/{package}/" in filename:
+            return package
+    if "/sim/" in filename:
+        return "sim/" + Path(filename).name
+    return "other Python"
+
+
+def by_area(stats: pstats.Stats) -> list[tuple[str, float]]:
+    totals: dict[str, float] = defaultdict(float)
+    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        totals[area(filename)] += tottime
+    return sorted(totals.items(), key=lambda item: -item[1])
+
+
+def cumtime(stats: pstats.Stats, path_part: str, function: str) -> float:
+    """Cumulative time of the functions named ``function`` in files containing ``path_part``."""
+    return sum(ct for (f, _, name), (_, _, _, ct, _) in stats.stats.items()  # type: ignore[attr-defined]
+               if name == function and path_part in f)
+
+
+TOP_MARK = "Top"
+
+
+def profile_summary(text: str) -> str:
+    """The profile text without its per-function listings (for the console)."""
+    kept, skipping = [], False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            skipping = False
+        elif line.startswith(TOP_MARK + " "):
+            skipping = True
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def profile_report(stats: pstats.Stats, title: str, highlights: dict[str, float],
+                   top: int = 15) -> str:
+    total = stats.total_tt  # type: ignore[attr-defined]
+    out = io.StringIO()
+    out.write(f"## {title}\n\nTotal {total:.2f} s under cProfile.\n\n")
+    for label, seconds in highlights.items():
+        out.write(f"  {label:<55} {seconds:7.2f} s  {100 * seconds / total:5.1f}%\n")
+    out.write("\nOwn time (tottime) by package:\n")
+    for name, seconds in by_area(stats)[:10]:
+        out.write(f"  {name:<55} {seconds:7.2f} s  {100 * seconds / total:5.1f}%\n")
+    out.write(f"\n{TOP_MARK} {top} functions by own time:\n")
+    stats.stream = out  # type: ignore[attr-defined]
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def profile_model() -> str:
+    profiler = cProfile.Profile()
+    profiler.runcall(simulate, one_year(Params()), 0)
+    stats = pstats.Stats(profiler)
+    return profile_report(stats, "simulate(default params, 1 year), one replication", {
+        "simulation (simpy Environment.run)": cumtime(stats, "/simpy/", "run"),
+        "building the result tables and metrics (Model._result)":
+            cumtime(stats, "sim/model.py", "_result"),
+        "  of which compute_metrics": cumtime(stats, "sim/metrics.py", "compute_metrics"),
+        "  of which compute_daily": cumtime(stats, "sim/metrics.py", "compute_daily"),
+        "  of which patient_table": cumtime(stats, "sim/model.py", "patient_table"),
+    })
+
+
+def profile_cli() -> str:
+    """cProfile of the parent process of ``discharge-sim`` with defaults (workers not seen)."""
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as folder:
+        out = Path(folder) / "cli.prof"
+        subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "sim.cli",
+                        f"hydra.run.dir={folder}/run"], cwd=folder, capture_output=True,
+                       check=True)
+        stats = pstats.Stats(str(out))
+    return profile_report(stats, "discharge-sim with defaults (parent process only)", {
+        "writing CSV files (pandas to_csv)": cumtime(stats, "pandas/core/generic.py", "to_csv"),
+        "  of which the replication store (ReplicationStore.save)":
+            cumtime(stats, "sim/runner.py", "save"),
+        "  of which the output tables (write_tables)": cumtime(stats, "sim/report.py",
+                                                              "write_tables"),
+        "charts (sim.plots)": sum(cumtime(stats, "sim/plots.py", f)
+                                  for f in ("delayed_days_by_pathway",
+                                            "fit_in_hospital_over_time")),
+        "waiting for the replications (run_replications)":
+            cumtime(stats, "sim/runner.py", "run_replications")
+            - cumtime(stats, "sim/runner.py", "save"),
+    })
+
+
+# ----------------------------------------------------------------------------- outputs
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine slows every figure here."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def source_version() -> str:
+    """The commit measured, ``-dirty`` if the working tree has uncommitted changes."""
+    try:
+        done = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, cwd=Path(__file__).resolve().parent, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def machine() -> dict[str, str]:
+    return {"date": datetime.now().strftime("%Y-%m-%d %H:%M"),
+            "processor": platform.processor() or "(not reported)",
+            "machine": platform.machine(), "cpu_count": str(os.cpu_count()),
+            "python": platform.python_version(), "source": source_version(),
+            "load_at_start": load_average()}
+
+
+def plan_text(plan: Plan) -> str:
+    return (f"{plan.name} plan: default run x{plan.default_repetitions}; tandem "
+            f"{plan.tandem_days:g} days ({plan.tandem_warmup:g} warm-up) x"
+            f"{plan.tandem_repetitions} per simulator; scenarios x{plan.scenario_replications} "
+            f"replications; years {list(plan.years)} x{plan.year_repetitions}; beds "
+            f"{list(plan.beds)} x{plan.bed_repetitions}; command lines x{plan.cli_repetitions}")
+
+
+def markdown(rows: Sequence[Row], info: dict[str, str], plan: Plan, total: float) -> str:
+    lines = ["# Benchmark", "",
+             f"{info['date']}; processor `{info['processor']}` ({info['machine']}), "
+             f"{info['cpu_count']} cores (`os.cpu_count()`), Python {info['python']}. "
+             f"Source `{info['source']}`. {plan_text(plan)}. Whole benchmark: {total:.0f} s "
+             f"wall; 1-minute load average {info['load_at_start']} at the start, "
+             f"{info['load_at_end']} at the end (above 0 means other work shared the cores).",
+             "",
+             "CPU figures: `time.process_time`, one core, median of the repetitions. Wall "
+             "figures: `time.perf_counter`, including process and pool start-up. RSS: "
+             "`ru_maxrss` of the largest single process. Ratios are within this run.", "",
+             "| section | measure | value | unit | target | met |",
+             "|---|---|---:|---|---|---|"]
+    lines += [f"| {r.section} | {r.measure} | {fmt(r.value)} | {r.unit} | {r.target} | "
+              f"{verdict(r.met)} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(rows: Sequence[Row], info: dict[str, str], plan: Plan, total: float,
+                  profile: str, folder: Path) -> None:
+    table = pd.DataFrame([r.__dict__ for r in rows]).assign(**info, plan=plan.name)
+    write_atomic(folder / "benchmark.csv", lambda p: table.to_csv(p, index=False))
+    text = markdown(rows, info, plan, total)
+    write_atomic(folder / "benchmark.md", lambda p: p.write_text(text))
+    write_atomic(folder / "profile.txt", lambda p: p.write_text(profile))
+
+
+# ----------------------------------------------------------------------------- main
+SECTIONS: tuple[tuple[str, Callable[[Plan], list[Row]]], ...] = (
+    ("1. Default system, one core", bench_default),
+    ("2. Tandem network: the model vs ciw vs heapq", bench_tandem),
+    ("3. Scenario comparison on all cores", bench_scenarios),
+    ("4. How cost grows", bench_scaling),
+    ("5. Command line", bench_cli),
+)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: fewer repetitions and shorter runs (not a measurement)")
+    parser.add_argument("--output", type=Path, default=OUTPUT_DIR,
+                        help=f"folder for the outputs (default {OUTPUT_DIR})")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    info = machine()
+    print(f"Benchmark, {info['date']}: {info['processor']} ({info['machine']}), "
+          f"{info['cpu_count']} cores, Python {info['python']}, source {info['source']}, "
+          f"load average {info['load_at_start']}")
+    print(plan_text(plan), flush=True)
+    start = time.perf_counter()
+    rows: list[Row] = []
+    for title, bench in SECTIONS:
+        print(f"\n{title}", flush=True)
+        rows += show(bench(plan))
+    print("\nProfiling one default run" + (" and the default command line" if plan.profile_cli
+                                           else ""), flush=True)
+    profile = profile_model() + ("\n\n" + profile_cli() if plan.profile_cli else "")
+    total = time.perf_counter() - start
+    info["load_at_end"] = load_average()
+    write_outputs(rows, info, plan, total, profile, args.output)
+    print("\n" + markdown(rows, info, plan, total))
+    print(profile_summary(profile))
+    print(f"Wrote {args.output / 'benchmark.csv'}, benchmark.md and profile.txt "
+          f"({total:.0f} s in all)")
+
+
+if __name__ == "__main__":
+    main()
