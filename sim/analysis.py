@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from sim.files import write_atomic
+from sim.files import write_atomic, write_csv
 from sim.plots import save_figure
 from sim.metrics import WEEKDAY_NAMES
 from sim.stats import estimate, summarise
@@ -65,7 +65,7 @@ def _text(value: object) -> str:
 
 def write_table(table: pd.DataFrame, folder: Path, name: str, note: str) -> None:
     """``name.csv`` and ``name.md`` (the note, then the table in Markdown)."""
-    write_atomic(folder / f"{name}.csv", lambda p: table.to_csv(p, index=False, float_format="%.6g"))
+    write_csv(table, folder / f"{name}.csv")
     write_atomic(folder / f"{name}.md", lambda p: p.write_text(note + "\n\n" + _markdown(table)))
 
 

@@ -49,8 +49,7 @@ def run_job(cfg: DictConfig) -> Path:
     workers = 1 if in_sweep else (config.output.workers or None)
     record = provenance(config.run.seed, config.run.replications)
     write_atomic(out / "provenance.json", lambda p: p.write_text(json.dumps(record, indent=1)))
-    store = ReplicationStore(out / "replications", config.params,
-                             keep_patients=config.output.patients_csv)
+    store = ReplicationStore(out / "replications", config.params)
     results = run_replications(config.params, workers=workers, store=store, progress=True)
     write_tables(results, out, patients=config.output.patients_csv)
     summary = summary_markdown(results, config.name)

@@ -7,6 +7,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv
+
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """Write a file through a temporary file and a rename: complete or absent, never partial."""
@@ -20,3 +24,10 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def write_csv(table: pd.DataFrame, path: Path) -> None:
+    """A table as CSV, atomically. Arrow's writer: about ten times faster than pandas', and
+    floats are written in full (shortest round-trip form), so reading them back is exact."""
+    write_atomic(path, lambda p: pyarrow.csv.write_csv(
+        pa.Table.from_pandas(table, preserve_index=False), str(p)))

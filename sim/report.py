@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.files import write_atomic
+from sim.files import write_csv
 from sim.runner import Replications
 
 PATHWAY_NAMES = {0: "P0 home", 1: "P1 homecare", 2: "P2 step-down bed", 3: "P3 care home"}
@@ -100,7 +100,8 @@ def summary_markdown(results: Replications, name: str) -> str:
 
 def write_tables(results: Replications, directory: Path, patients: bool = True) -> None:
     """``metrics.csv`` (one row per metric), ``replications.csv`` (per replication),
-    ``daily.csv`` (midnight counts) and, if asked, ``patients.csv`` (one row per patient)."""
+    ``daily.csv`` (midnight counts) and, if asked, ``patients.csv`` (one row per patient, for the
+    replications simulated in this call: those loaded from a store keep no patient log)."""
     summary = results.summary().rename(columns={"mean": "value"})
     summary = summary[["metric", "value", "unit", "sd", "ci_low", "ci_high", "replications"]]
     tables = {"metrics.csv": summary, "replications.csv": results.metrics,
@@ -108,4 +109,4 @@ def write_tables(results: Replications, directory: Path, patients: bool = True) 
     if patients:
         tables["patients.csv"] = results.patients
     for filename, table in tables.items():
-        write_atomic(directory / filename, lambda p, t=table: t.to_csv(p, index=False, float_format="%.10g"))
+        write_csv(table, directory / filename)

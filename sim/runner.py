@@ -20,7 +20,7 @@ import pandas as pd
 
 from sim.model import REQUEST_COLUMNS, RunResult, simulate
 from sim.params import ParameterError, Params
-from sim.files import write_atomic
+from sim.files import write_atomic, write_csv
 from sim.stats import estimate, summarise
 
 
@@ -55,12 +55,12 @@ class Replications:
 
 
 class ReplicationStore:
-    """A folder of finished replications: ``rep-0003.metrics.csv``, ``.daily.csv`` and, if kept,
-    ``.patients.csv``. The metrics file is written last, so it marks a replication as done."""
+    """A folder of finished replications: ``rep-0003.metrics.csv`` and ``rep-0003.daily.csv``.
+    The metrics file is written last, so it marks a replication as done. (Patient logs are not
+    kept here: they are large, and every figure is in the metrics.)"""
 
-    def __init__(self, folder: Path, params: Params, keep_patients: bool = False) -> None:
+    def __init__(self, folder: Path, params: Params) -> None:
         self.folder = Path(folder)
-        self.keep_patients = keep_patients
         self._check_same_system(params)
 
     def _check_same_system(self, params: Params) -> None:
@@ -82,18 +82,11 @@ class ReplicationStore:
         return self._path(k, "metrics").is_file()
 
     def save(self, result: RunResult) -> None:
-        tables = [("daily", result.daily)]
-        if self.keep_patients:
-            tables.append(("patients", result.patients))
-        tables.append(("metrics", result.metrics))
-        for name, table in tables:
-            write_atomic(self._path(result.replication, name),
-                         lambda p, t=table: t.to_csv(p, index=False, float_format="%.17g"))
+        write_csv(result.daily, self._path(result.replication, "daily"))
+        write_csv(result.metrics, self._path(result.replication, "metrics"))
 
     def load(self, k: int) -> RunResult:
-        patients_file = self._path(k, "patients")
-        patients = pd.read_csv(patients_file) if patients_file.is_file() else pd.DataFrame()
-        return RunResult(k, patients, pd.read_csv(self._path(k, "daily")),
+        return RunResult(k, pd.DataFrame(), pd.read_csv(self._path(k, "daily")),
                          pd.DataFrame(columns=REQUEST_COLUMNS),
                          pd.read_csv(self._path(k, "metrics")))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from sim.files import write_atomic
+from sim.files import write_atomic, write_csv
 
 IGNORED_OVERRIDES = ("experiment", "run.replications", "run.precision", "run.precision_metric",
                      "run.max_replications", "output.patients_csv", "output.charts",
@@ -77,6 +77,5 @@ def collect(sweep_dir: Path, write: bool = True) -> pd.DataFrame:
     table = table.reset_index(drop=True)
     if write:
         write_atomic(sweep_dir / "sweep_results.parquet", lambda p: table.to_parquet(p, index=False))
-        write_atomic(sweep_dir / "sweep_results.csv",
-                     lambda p: table.to_csv(p, index=False, float_format="%.10g"))
+        write_csv(table, sweep_dir / "sweep_results.csv")
     return table
