@@ -3,8 +3,9 @@
     .venv/bin/python experiments/validation.py [replications, default 20]
 
 Writes results/validation/validation.csv and .md (case, quantity, reference value, simulated
-mean and 99% CI, half-width, pass/fail) and validation.png (each case's relative error with its
-99% CI). Exits non-zero if any case fails. The same cases run in CI (tests/test_validation.py).
+mean and confidence interval, half-width, pass/fail) and validation.png (each case's relative
+error with its interval). The intervals are Bonferroni-adjusted so that all of them hold together
+with 99% confidence. Exits non-zero if any case fails. The same cases run in CI (tests/test_validation.py).
 """
 
 import sys
@@ -23,8 +24,11 @@ if __name__ == "__main__":
     passed = int(table["pass"].sum())
     write_table(table, folder, "validation",
                 f"# Validation\n\n{passed} of {len(table)} cases pass: the reference value lies "
-                "inside the simulation's 99% confidence interval over replications "
-                "(for ciw, the 99% interval of the difference of the two simulators' means).")
+                "inside the simulation's confidence interval over replications (for ciw, the "
+                "interval of the difference of the two simulators' means; for Little's law, of "
+                "the paired difference). Each interval is at the Bonferroni level "
+                f"{table['ci_level'].iloc[0]:.4f}, so that all {len(table)} hold together with "
+                "99% confidence.")
     validation_chart(table, folder / "validation.png")
     print(table.to_string(index=False))
     print(f"\n{passed} of {len(table)} cases pass. Report: {folder}/validation.md, validation.png")

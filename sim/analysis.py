@@ -240,20 +240,24 @@ def warmup_analysis(daily: pd.DataFrame, folder: Path, current_warmup: float) ->
 
 
 def validation_chart(table: pd.DataFrame, path: Path) -> None:
-    """Each validation case's simulated mean relative to its reference value, with the 99% CI;
-    green when the reference lies inside the interval."""
+    """Each validation case's simulated mean relative to its reference value, with its
+    (Bonferroni-adjusted) confidence interval; green when the reference lies inside it."""
     scale = table["reference"].abs().where(table["reference"].abs() > 0, 1.0)
     error = (table["simulated_mean"] - table["reference"]) / scale * 100
-    low = (table["simulated_mean"] - table["ci99_low"]) / scale * 100
-    high = (table["ci99_high"] - table["simulated_mean"]) / scale * 100
+    low = (table["simulated_mean"] - table["ci_low"]) / scale * 100
+    high = (table["ci_high"] - table["simulated_mean"]) / scale * 100
     y = np.arange(len(table))[::-1]
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(table) + 1.5))
-    colours = ["#3a8a4a" if ok else "#a53b3b" for ok in table["pass"]]
-    ax.errorbar(error, y, xerr=[low, high], fmt="none", ecolor=colours, capsize=3)
-    ax.scatter(error, y, c=colours, zorder=3)
+    passed = table["pass"].to_numpy(bool)
+    for mask, colour in [(passed, "#3a8a4a"), (~passed, "#a53b3b")]:
+        if mask.any():
+            ax.errorbar(error[mask], y[mask], xerr=[low[mask], high[mask]], fmt="o",
+                        color=colour, capsize=3)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, [f"{c}: {q}" for c, q in zip(table["case"], table["quantity"])], fontsize=7)
-    ax.set_xlabel("simulated minus reference, % of reference (bar: 99% CI)")
+    level = float(table["ci_level"].iloc[0]) * 100
+    ax.set_xlabel(f"simulated minus reference, % of reference (bar: {level:.2f}% CI per case, "
+                  "so 99% that all hold together)")
     n = int(table["replications"].min())
     ax.set_title(f"Validation: {int(table['pass'].sum())} of {len(table)} cases pass "
                  f"(at least {n} replications each)", fontsize=10)

@@ -67,6 +67,7 @@ class Model:
         self.params = params
         self.replication = replication
         self.env = simpy.Environment()
+        self._started = False
         rng = replication_streams(params.run.seed, replication)
         self._rng = rng
         pw = params.pathways
@@ -103,6 +104,9 @@ class Model:
         With ``until``, stop there and return nothing (``env.run`` can carry on): for checks
         that read the model's state part-way through.
         """
+        if self._started:
+            raise RuntimeError("a Model runs once: continue a stopped run with model.env.run()")
+        self._started = True
         run = self.params.run
         self._fill_community_services()
         self.env.process(self._admissions())

@@ -120,3 +120,14 @@ def test_zero_admissions_run_is_empty_but_well_formed():
     assert len(result.patients) == 0
     assert result.value("conservation_error") == 0
     assert result.value("delayed_days") == 0
+
+
+def test_a_model_runs_once_and_a_stopped_run_continues_unchanged():
+    params = small_params(run__days=60.0)
+    whole = simulate(params, 0)
+    stopped = Model(params, 0)
+    stopped.run(until=45.0)
+    with pytest.raises(RuntimeError, match="runs once"):
+        stopped.run()
+    stopped.env.run(until=params.run.days)
+    pd.testing.assert_frame_equal(stopped._result().patients, whole.patients)
