@@ -29,7 +29,7 @@ from sim.metrics import compute_daily, compute_metrics
 from sim.params import Distribution, Params
 from sim.patient import Patient
 from sim.resources import CapacityPool, TimeWeighted
-from sim.streams import (batch_draw, choice_sampler, length_biased_draw, replication_streams,
+from sim.streams import (BATCH, batch_draw, choice_sampler, length_biased_draw, replication_streams,
                          sampler)
 
 SERVICES = ("homecare", "step_down", "care_home")
@@ -134,17 +134,21 @@ class Model:
 
     # ------------------------------------------------------------------ admissions
     def _admissions(self) -> Generator:
-        rate = _AdmissionRate(self.params)
-        draw_exponential = sampler(Distribution("exponential", 1.0), self._rng["admissions"])
-        t, end = 0.0, self.params.run.days
+        """Admissions by inverting the cumulative admission rate at the running sum of unit
+        exponentials (exact for any profile), a batch of arrival times at a time."""
+        end = self.params.run.days
+        rate = _AdmissionRate(self.params, end)
+        rng, cumulative = self._rng["admissions"], 0.0
         while True:
-            t = rate.next_time(t, draw_exponential(), end)
-            if t >= end:
-                return
-            yield self.env.timeout(t - self.env.now)
-            patient = self._new_patient()
-            self.patients.append(patient)
-            self.env.process(self._hospital_stay(patient))
+            targets = cumulative + np.cumsum(rng.exponential(1.0, BATCH))
+            cumulative = float(targets[-1])
+            for t in rate.inverse(targets).tolist():
+                if t >= end:
+                    return
+                yield self.env.timeout(t - self.env.now)
+                patient = self._new_patient()
+                self.patients.append(patient)
+                self.env.process(self._hospital_stay(patient))
 
     def _new_patient(self) -> Patient:
         k = self._pathway()
@@ -220,7 +224,8 @@ class Model:
             yield self.assessors.request()
         now = self.env.now
         done = self.team_hours.add_open_time(self.team_hours.next_open(now), duration)
-        yield self.env.timeout(done - now)
+        if done > now:
+            yield self.env.timeout(done - now)
         self.assessors.release()
 
     # ------------------------------------------------------------------ community services
@@ -335,35 +340,28 @@ def _residual_stay(dist: Distribution, rng: np.random.Generator) -> float:
 
 
 class _AdmissionRate:
-    """The piecewise-constant admission rate, by hour of the week and day of the year."""
+    """The piecewise-constant admission rate, by hour of the week and day of the year, with its
+    cumulative integral over every hour of the run."""
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: Params, days: float) -> None:
         a = params.admissions
-        self.hourly = np.array([a.per_day * a.day_of_week[h // 24] * a.hour_of_day[h % 24]
-                                for h in range(168)], dtype=float)
-        self.winter = (a.winter_multiplier, a.winter_start, a.winter_end)
-        self.never = a.per_day <= 0 or not self.hourly.any()
+        weekly = np.array([a.per_day * a.day_of_week[h // 24] * a.hour_of_day[h % 24]
+                           for h in range(168)], dtype=float)
+        hours = np.arange(max(1, math.ceil(days * 24.0)))
+        in_winter = ((hours // 24) % 365 >= a.winter_start) & ((hours // 24) % 365 < a.winter_end)
+        self.per_day = weekly[hours % 168] * np.where(in_winter, a.winter_multiplier, 1.0)
+        self.cumulative = np.cumsum(self.per_day / 24.0)  # expected admissions by each hour's end
 
-    def _rate(self, hour: int) -> float:
-        """The rate in the hour that starts at ``hour / 24`` days."""
-        multiplier, start, stop = self.winter
-        in_winter = start <= (hour // 24) % 365 < stop
-        return self.hourly[hour % 168] * (multiplier if in_winter else 1.0)
-
-    def next_time(self, t: float, exponential: float, end: float) -> float:
-        """The next arrival after t, by inverting the cumulative rate (exact for any profile)."""
-        if self.never:
-            return end
-        remaining = exponential
-        while t < end:
-            hour = math.floor(t * 24.0 + 1e-9)
-            rate = self._rate(hour)
-            span = (hour + 1) / 24.0 - t
-            if rate * span >= remaining:
-                return t + remaining / rate
-            remaining -= rate * span
-            t = (hour + 1) / 24.0
-        return end
+    def inverse(self, targets: np.ndarray) -> np.ndarray:
+        """The times (days) at which the expected number of admissions reaches ``targets``;
+        infinity beyond the last hour."""
+        hour = np.searchsorted(self.cumulative, targets, side="right")
+        inside = hour < self.cumulative.size
+        h = hour[inside]
+        before = np.where(h > 0, self.cumulative[h - 1], 0.0)
+        times = np.full(targets.shape, np.inf)
+        times[inside] = h / 24.0 + (targets[inside] - before) / self.per_day[h]
+        return times
 
 
 @contextmanager

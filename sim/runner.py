@@ -9,6 +9,8 @@ sweep loses nothing that had finished.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import sys
@@ -70,8 +72,9 @@ class ReplicationStore:
         if path.is_file():
             if json.loads(path.read_text()) != json.loads(fingerprint):
                 raise StoreMismatch(
-                    f"{self.folder} holds replications of a different configuration: choose "
-                    "another output folder (hydra.run.dir / hydra.sweep.dir) or delete it")
+                    f"{self.folder} holds replications of a different configuration or model "
+                    "version: choose another output folder (hydra.run.dir / hydra.sweep.dir) "
+                    "or delete it")
         else:
             write_atomic(path, lambda p: p.write_text(fingerprint))
 
@@ -96,11 +99,26 @@ class StoreMismatch(ValueError):
 
 
 def _fingerprint(params: Params) -> str:
-    """The parameters that determine a replication's result (not how many are run)."""
+    """What determines a replication's result: the parameters (not how many replications are
+    run) and the model code, so that a folder is not resumed by a changed model."""
     values = asdict(params)
     for key in ("replications", "precision", "precision_metric", "max_replications"):
         values["run"].pop(key)
+    values["model_code"] = model_code_digest()
     return json.dumps(values, sort_keys=True, indent=1)
+
+
+MODEL_CORE = ("calendar", "metrics", "model", "params", "patient", "resources", "streams")
+
+
+@functools.cache
+def model_code_digest() -> str:
+    """SHA-256 of the model core's source: any change to how a replication is computed
+    changes it."""
+    digest = hashlib.sha256()
+    for name in MODEL_CORE:
+        digest.update((Path(__file__).parent / f"{name}.py").read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def default_workers(tasks: int) -> int:

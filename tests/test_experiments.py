@@ -3,6 +3,8 @@ sweeps that resume after an interruption without changing the results."""
 
 from __future__ import annotations
 
+import json
+
 import math
 import os
 import signal
@@ -89,6 +91,15 @@ def test_store_refuses_results_of_another_configuration(tmp_path):
     with pytest.raises(StoreMismatch):
         ReplicationStore(tmp_path, small_params(homecare__carers=99))
     ReplicationStore(tmp_path, small_params(run__replications=9))  # more replications: fine
+
+
+def test_store_refuses_results_of_another_model_version(tmp_path):
+    ReplicationStore(tmp_path, small_params())
+    stored = json.loads((tmp_path / "params.json").read_text())
+    stored["model_code"] = "0" * 16  # as written by a different model core
+    (tmp_path / "params.json").write_text(json.dumps(stored))
+    with pytest.raises(StoreMismatch, match="model version"):
+        ReplicationStore(tmp_path, small_params())
 
 
 SWEEP = ["homecare.carers=20,40", "run.days=80", "run.warmup_days=14", "run.replications=4",
