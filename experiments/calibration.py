@@ -13,16 +13,16 @@ from pathlib import Path
 import pandas as pd
 
 from sim.analysis import write_table
-from sim.config import load_config
+from sim.cli import config_or_exit
 from sim.runner import run_replications
 
 TARGETS = [  # metric, published figure, source
     ("fit_in_hospital_share", "about 0.13", "Health Foundation, Dec 2022: >13,000 of ~100,000 G&A beds"),
     ("delay_mean.all", "about 1.3 days", "Health Foundation, Dec 2022: mean wait, all patients"),
-    ("delay_mean.p0", "much less than pathways 1-3", "same source"),
-    ("delay_mean.p1", "longer than pathway 0", "same source"),
-    ("delay_mean.p2", "longer than pathway 0", "same source"),
-    ("delay_mean.p3", "longer than pathway 0", "same source"),
+    ("delay_mean.p0", "well under 1 day", "same source"),
+    ("delay_mean.p1", "a couple of days", "same source"),
+    ("delay_mean.p2", "about 1 week", "same source"),
+    ("delay_mean.p3", "1-3 weeks", "same source"),
     ("discharge_share.p0", "at least 0.50", "DHSC hospital discharge guidance"),
     ("discharge_share.p1", "about 0.45", "DHSC hospital discharge guidance"),
     ("discharge_share.p2", "about 0.04", "DHSC hospital discharge guidance"),
@@ -33,7 +33,7 @@ TARGETS = [  # metric, published figure, source
 ]
 
 if __name__ == "__main__":
-    config = load_config(["run.replications=10", *sys.argv[1:]])
+    config = config_or_exit(["run.replications=10", *sys.argv[1:]], "calibration.py")
     results = run_replications(config.params, progress=True)
     s = results.summary().set_index("metric")
     table = pd.DataFrame([{

@@ -17,7 +17,12 @@ from sim.runner import default_workers
 from sim.validation import run_all
 
 if __name__ == "__main__":
-    replications = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    given = sys.argv[1] if len(sys.argv) > 1 else "20"
+    if not given.isdigit() or int(given) < 2:
+        print(f"validation.py: error: replications={given!r} is not allowed: an integer >= 2",
+              file=sys.stderr)
+        sys.exit(2)
+    replications = int(given)
     folder = Path("results/validation")
     with ProcessPoolExecutor(default_workers(replications)) as pool:
         table = run_all(replications, workers=pool.map)

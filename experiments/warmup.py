@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 
 from sim.analysis import warmup_analysis
-from sim.config import load_config
+from sim.cli import config_or_exit
 from sim.files import write_atomic
 from sim.params import override
 from sim.runner import run_replications
 
 if __name__ == "__main__":
-    config = load_config(["run.replications=10", *sys.argv[1:]])
+    config = config_or_exit(["run.replications=10", *sys.argv[1:]], "warmup.py")
     params = override(config.params, {"run.warmup_days": 0.0})
     results = run_replications(params, progress=True)
     folder = Path("results/warmup")

@@ -59,7 +59,8 @@ def _markdown(table: pd.DataFrame) -> str:
 
 def _text(value: object) -> str:
     if isinstance(value, (float, np.floating)):
-        return "-" if np.isnan(value) else f"{value:,.3g}" if abs(value) < 1 else f"{value:,.1f}"
+        # three significant figures below 100 (1.38, 0.924), one decimal above (2,071.1)
+        return "-" if np.isnan(value) else f"{value:.3g}" if abs(value) < 100 else f"{value:,.1f}"
     return str(value)
 
 
@@ -179,16 +180,36 @@ ANALYSES = {"scenario_comparison": scenario_comparison, "weekend_rules": weekend
 """Analyses by name, for experiment configs (``response_curve`` also needs a parameter)."""
 
 
+class AnalysisError(ValueError):
+    """An analysis that does not fit the sweep it was asked to analyse."""
+
+
+def _one_job_per(tidy: pd.DataFrame, key: str, name: str) -> None:
+    """Refuse to pool jobs: each ``key`` value must be one job, or its replications would be
+    averaged across different systems (and paired wrongly)."""
+    if tidy.groupby([key, "replication", "metric"]).size().max() > 1:
+        fixed = {"job", "scenario", key, "replication", "metric", "value", "unit"}
+        varied = [c for c in tidy.columns if c not in fixed and tidy[c].nunique() > 1]
+        raise AnalysisError(f"analysis={name} needs one job per {key}; this sweep also varies "
+                            + (", ".join(varied) or "something else") + ": sweep it separately")
+
+
 def run_analysis(name: str, tidy: pd.DataFrame, folder: Path, parameter: str | None = None) -> None:
     if name == "response_curve":
-        if not parameter:
-            raise ValueError("analysis response_curve needs a parameter (the swept override)")
+        swept = [c for c in tidy.columns if c not in ("job", "scenario", "replication",
+                                                      "metric", "value", "unit")]
+        if parameter not in swept:
+            raise AnalysisError(f"analysis response_curve: parameter={parameter!r} is not "
+                                "allowed: one of the swept overrides "
+                                + (", ".join(swept) or "(none: sweep a setting)"))
+        _one_job_per(tidy, parameter, name)
         response_curve(tidy, folder, parameter)
     elif name in ANALYSES:
+        _one_job_per(tidy, "scenario", name)
         ANALYSES[name](tidy, folder)
     else:
-        raise ValueError(f"analysis={name!r} is not allowed: one of response_curve, "
-                         + ", ".join(ANALYSES))
+        raise AnalysisError(f"analysis={name!r} is not allowed: one of response_curve, "
+                            + ", ".join(ANALYSES))
 
 
 def mser5(series: np.ndarray) -> int:

@@ -4,14 +4,15 @@ the experiment's analysis (table and chart) on it."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from sim.analysis import run_analysis
-from sim.sweep import collect
+from sim.analysis import AnalysisError, run_analysis
+from sim.sweep import collect, job_folders
 
 
 class CollectSweep(Callback):
@@ -22,14 +23,19 @@ class CollectSweep(Callback):
         self.analysis = analysis
         self.parameter = parameter
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time()
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        failed = sorted(sweep_dir.glob("**/error.txt"))
+        since = getattr(self, "started", None)
+        failed = [job / "error.txt" for job in job_folders(sweep_dir, since)
+                  if (job / "error.txt").is_file()]
         for path in failed:
             print(f"discharge-sim: error in {path.parent.relative_to(sweep_dir)}: "
                   f"{path.read_text().strip()}", file=sys.stderr)
         try:
-            table = collect(sweep_dir)
+            table = collect(sweep_dir, since=since)
         except FileNotFoundError:
             table = None
         if failed or table is None:
@@ -39,5 +45,9 @@ class CollectSweep(Callback):
         print(f"Collected {table['job'].nunique()} runs, {len(table):,} rows: "
               f"{sweep_dir / 'sweep_results.parquet'} (and .csv)")
         if self.analysis:
-            run_analysis(self.analysis, table, sweep_dir, self.parameter)
+            try:
+                run_analysis(self.analysis, table, sweep_dir, self.parameter)
+            except AnalysisError as error:
+                print(f"discharge-sim: error: {error}", file=sys.stderr)
+                raise SystemExit(2)
             print(f"Analysis {self.analysis}: tables and chart in {sweep_dir}")

@@ -21,6 +21,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -29,7 +30,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.config import CONFIG_DIR, ConfigError, register, to_app_config
+from sim.config import CONFIG_DIR, AppConfig, ConfigError, load_config, register, to_app_config
 from sim.files import write_atomic
 from sim.params import ParameterError
 from sim.provenance import provenance
@@ -47,11 +48,15 @@ def run_job(cfg: DictConfig) -> Path:
     in_sweep = hydra_config.mode == RunMode.MULTIRUN
     # In a sweep the launcher runs jobs in parallel already: one process per job.
     workers = 1 if in_sweep else (config.output.workers or None)
-    record = provenance(config.run.seed, config.run.replications)
-    write_atomic(out / "provenance.json", lambda p: p.write_text(json.dumps(record, indent=1)))
     store = ReplicationStore(out / "replications", config.params)
     results = run_replications(config.params, workers=workers, store=store, progress=True)
+    record = provenance(config.run.seed, len(results.runs))  # as run, after any precision rule
+    write_atomic(out / "provenance.json", lambda p: p.write_text(json.dumps(record, indent=1)))
     write_tables(results, out, patients=config.output.patients_csv)
+    if config.output.patients_csv and results.loaded:
+        print(f"discharge-sim: note: patients.csv leaves out replications {results.loaded}, "
+              "finished in an earlier run (their patient logs are not kept); delete "
+              f"{out / 'replications'} to simulate them again", file=sys.stderr)
     summary = summary_markdown(results, config.name)
     write_atomic(out / "summary.md", lambda p: p.write_text(summary))
     if config.output.charts:
@@ -97,6 +102,17 @@ def one_line(error: BaseException) -> str:
     keep = [line.rstrip(":") for line in lines if line and not line.startswith(
         ("reference_type", "object_type", "Set the environment variable HYDRA_FULL_ERROR"))]
     return "; ".join(keep)
+
+
+def config_or_exit(overrides: Sequence[str], program: str) -> AppConfig:
+    """The composed config for a script (experiments/); an error in the overrides is one line
+    and exit status 2, as on the command line."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        return load_config(overrides)
+    except USER_ERRORS as error:
+        print(f"{program}: error: {one_line(error)}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main() -> None:

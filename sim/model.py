@@ -125,7 +125,7 @@ class Model:
         return self._result()
 
     def _result(self) -> RunResult:
-        patients = patient_table(self.patients)
+        patients = patient_table(self.patients, until=self.env.now)
         waits = pd.DataFrame(self.requests, columns=REQUEST_COLUMNS)
         daily = compute_daily(patients, self.params.run)
         metrics = compute_metrics(self.params, patients, daily, waits, self.beds,
@@ -376,13 +376,15 @@ def _fewer_gc_pauses() -> Iterator[None]:
         gc.set_threshold(*threshold)
 
 
-def patient_table(patients: list[Patient]) -> pd.DataFrame:
+def patient_table(patients: list[Patient], until: float = math.inf) -> pd.DataFrame:
     """The patient log as a table, one row per patient, with each patient's delay (days from
-    medically fit to leaving the bed; NaN while still in hospital) split by cause."""
+    medically fit to leaving the bed; NaN while still in hospital) split by cause. A transfer
+    that would end after ``until`` (the end of the run) has not happened: NaN."""
     names = [f.name for f in fields(Patient)]
     table = pd.DataFrame([[getattr(p, n) for n in names] for p in patients], columns=names)
     kinds = {"id": int, "pathway": int, "onward": int, "diverted": bool}
     table = table.astype({n: kinds.get(n, float) for n in names})
+    table["transferred"] = table["transferred"].where(table["transferred"] <= until)
     table["delay"] = table["left"] - table["fit"]
     waiting = table["ready"] - table["assessed"]
     table["delay_assessment"] = table["assessed"] - table["fit"]

@@ -154,8 +154,9 @@ class Run:
         _check(self.replications >= 1, "replications", self.replications, "an integer >= 1")
         _check(math.isfinite(self.precision) and 0 <= self.precision < 1, "precision",
                self.precision, "a fraction in [0, 1) (0 = fixed number of replications)")
-        _check(self.max_replications >= self.replications, "max_replications",
-               self.max_replications, f"an integer >= run.replications ({self.replications})")
+        if self.precision > 0:  # the limit applies only when replications are added
+            _check(self.max_replications >= self.replications, "max_replications",
+                   self.max_replications, f"an integer >= run.replications ({self.replications})")
 
     @property
     def measured_days(self) -> float:

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +32,8 @@ class Replications:
 
     params: Params
     runs: list[RunResult]
+    loaded: list[int] = field(default_factory=list)
+    """Replications loaded from a store, not simulated: they carry no patient log."""
 
     def _stack(self, attribute: str) -> pd.DataFrame:
         frames = [getattr(r, attribute).assign(replication=r.replication) for r in self.runs]
@@ -151,6 +153,8 @@ def run_replications(params: Params, replications: int | None = None, workers: i
     done: dict[int, RunResult] = {}
     bar = _progress_bar(target, progress)
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    checked = target - 1  # replication counts whose precision has been judged
+    loaded: list[int] = []
     try:
         next_k = 0
         while True:
@@ -158,6 +162,7 @@ def run_replications(params: Params, replications: int | None = None, workers: i
             next_k = target
             for k in [k for k in todo if store is not None and store.has(k)]:
                 done[k] = store.load(k)
+                loaded.append(k)
                 todo.remove(k)
                 bar.update(1)
             for result in _run(params, todo, pool):
@@ -166,16 +171,25 @@ def run_replications(params: Params, replications: int | None = None, workers: i
                 done[result.replication] = result
                 bar.update(1)
             runs = [done[k] for k in range(target)]
-            if run.precision <= 0 or target >= limit or _precise_enough(runs, params):
+            if run.precision <= 0:
                 break
-            target = min(limit, target + workers)
+            # The first n (from the minimum up) whose interval is narrow enough: the same n on
+            # any number of workers, although they run replications a batch at a time.
+            n = next((n for n in range(checked + 1, target + 1)
+                      if _precise_enough(runs[:n], params)), None)
+            if n is not None:
+                runs = runs[:n]
+                break
+            if target >= limit:
+                break
+            checked, target = target, min(limit, target + workers)
             bar.total = target
             bar.refresh()
     finally:
         bar.close()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    return Replications(params, runs)
+    return Replications(params, runs, sorted(k for k in loaded if k < len(runs)))
 
 
 def _run(params: Params, replications: list[int], pool: ProcessPoolExecutor | None):

@@ -41,18 +41,22 @@ def _scenario_name(job: Path) -> str:
     return str((config or {}).get("name", job.name))
 
 
-def job_folders(sweep_dir: Path) -> list[Path]:
-    """The job folders of a sweep, in a stable order."""
-    return sorted(p.parent.parent for p in Path(sweep_dir).glob("**/.hydra/overrides.yaml")
-                  if (p.parent.parent / "replications").is_dir())
+def job_folders(sweep_dir: Path, since: float | None = None) -> list[Path]:
+    """The job folders of a sweep, in a stable order. With ``since`` (a ``time.time()``), only
+    the jobs that ran since then - Hydra rewrites a job's ``.hydra/overrides.yaml`` whenever it
+    runs - so that jobs left in the folder by an earlier, different sweep are not mixed in."""
+    overrides = sorted(Path(sweep_dir).glob("**/.hydra/overrides.yaml"))
+    return [p.parent.parent for p in overrides
+            if since is None or p.stat().st_mtime >= since - 1.0]
 
 
-def collect(sweep_dir: Path, write: bool = True) -> pd.DataFrame:
-    """One tidy table of every finished replication in a sweep folder."""
+def collect(sweep_dir: Path, write: bool = True, since: float | None = None) -> pd.DataFrame:
+    """One tidy table of every finished replication in a sweep folder (of the jobs that ran
+    since ``since``, if given)."""
     sweep_dir = Path(sweep_dir)
     frames = []
     override_keys: list[str] = []
-    for job in job_folders(sweep_dir):
+    for job in job_folders(sweep_dir, since):
         overrides = _overrides(job)
         override_keys += [k for k in overrides if k not in override_keys]
         for path in sorted((job / "replications").glob("rep-*.metrics.csv")):

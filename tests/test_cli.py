@@ -99,3 +99,39 @@ def test_a_bad_job_in_a_sweep_fails_the_sweep_but_keeps_the_others(tmp_path):
     assert "homecare.carers=-1 is not allowed" in done.stderr and "Traceback" not in done.stderr
     good = [p for p in sweep.iterdir() if p.name.startswith("acute.beds") and "carers=30" in p.name]
     assert len(good) == 1 and len(list((good[0] / "replications").glob("*.metrics.csv"))) == 2
+
+
+def test_a_second_sweep_into_the_same_folder_collects_only_its_own_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    first = discharge_sim("-m", *SHORT, "homecare.carers=30", f"hydra.sweep.dir={sweep}",
+                          cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = discharge_sim("-m", *SHORT, "homecare.carers=31,32", f"hydra.sweep.dir={sweep}",
+                           cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    table = pd.read_csv(sweep / "sweep_results.csv")
+    assert sorted(table["homecare.carers"].unique()) == [31, 32]
+
+
+def test_an_analysis_that_would_pool_different_systems_is_refused_in_one_line(tmp_path):
+    done = discharge_sim("-m", *SHORT, "homecare.carers=30,31",
+                         "+hydra.callbacks.collect.analysis=scenario_comparison",
+                         f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "needs one job per scenario; this sweep also varies homecare.carers" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("script, argument, words", [
+    ("warmup.py", "scenario=nope", "Could not find 'scenario/nope'"),
+    ("calibration.py", "homecare.carers=-3", "homecare.carers=-3 is not allowed"),
+    ("validation.py", "1", "replications='1' is not allowed: an integer >= 2"),
+    ("run.py", "nonsense", "experiment 'nonsense' is not allowed: one of"),
+])
+def test_experiment_scripts_give_a_one_line_error(tmp_path, script, argument, words):
+    path = Path(__file__).parents[1] / "experiments" / script
+    done = subprocess.run([sys.executable, str(path), argument], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert words in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
