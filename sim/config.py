@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence, get_type_hints
+from typing import Iterator, Sequence, get_type_hints
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
@@ -118,8 +118,3 @@ def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> A
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=list(overrides))
     return to_app_config(cfg)
-
-
-def config_dict(config: Any) -> dict:
-    """A plain dict of a config (for writing it next to results)."""
-    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)  # type: ignore[return-value]

@@ -29,8 +29,8 @@ from sim.metrics import compute_daily, compute_metrics
 from sim.params import Distribution, Params
 from sim.patient import Patient
 from sim.resources import CapacityPool, TimeWeighted
-from sim.streams import (BATCH, batch_draw, choice_sampler, length_biased_draw, replication_streams,
-                         sampler)
+from sim.streams import (BATCH, batch_draw, choice_sampler, length_biased_draw,
+                         replication_streams, sampler)
 
 SERVICES = ("homecare", "step_down", "care_home")
 """Community services, which hospital patients share with referrals from the community."""

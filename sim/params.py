@@ -101,13 +101,6 @@ class Distribution:
         else:
             _check(self.sd == 0, "sd", self.sd, f"0 (unused) for kind={self.kind}")
 
-    @property
-    def expected(self) -> float:
-        """The distribution's mean."""
-        if self.kind == "empirical":
-            return float(sum(self.values) / len(self.values))
-        return self.mean
-
 
 @dataclass
 class Window:

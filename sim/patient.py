@@ -16,9 +16,6 @@ from dataclasses import dataclass
 
 NAN = float("nan")
 
-DELAY_CAUSES = ("assessment", "package", "bed", "transfer", "rule")
-"""Causes of a delayed discharge day. ``package`` is pathway 1, ``bed`` pathways 2 and 3."""
-
 PHASES = ("fit", "assessed", "ready", "transferred", "left")
 """The times that bound the delay phases, in order."""
 

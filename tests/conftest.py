@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from sim import Params, override
@@ -48,7 +47,3 @@ def small_run():
     """One replication of the small system (shared by tests that only read it)."""
     from sim import simulate
     return simulate(small_params())
-
-
-def table(result) -> pd.DataFrame:
-    return result.patients

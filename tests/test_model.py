@@ -174,3 +174,17 @@ def test_admissions_follow_the_hour_of_week_and_winter_profile():
     observed = np.bincount(cell[h], minlength=336)
     assert observed.sum() == pytest.approx(expected.sum(), abs=4 * np.sqrt(expected.sum()))
     assert stats.chisquare(observed, expected * observed.sum() / expected.sum()).pvalue > 0.001
+
+
+def test_capacity_changed_during_a_run_is_granted_first_come_first_served():
+    import simpy
+    from sim.resources import CapacityPool
+    env = simpy.Environment()
+    pool = CapacityPool(env, "care_home", 2)
+    assert pool.try_take() and pool.try_take() and not pool.try_take()
+    first, second = pool.request(), pool.request()
+    pool.set_capacity(1)        # a provider fails: places in use stay, none is re-granted
+    pool.release()
+    assert not first.triggered and pool.in_use == 1
+    pool.set_capacity(3)        # recruitment: both queued requests fit now, in order
+    assert first.triggered and second.triggered and pool.in_use == 3
