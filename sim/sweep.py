@@ -16,21 +16,27 @@ import yaml
 
 from sim.files import write_atomic, write_csv
 
-IGNORED_OVERRIDES = ("experiment", "run.replications", "run.precision", "run.precision_metric",
-                     "run.max_replications", "output.patients_csv", "output.charts",
-                     "output.workers")
-"""Overrides that do not change the system (the same list as ``override_dirname.exclude_keys``
-in configs/config.yaml): not made into columns."""
+def _ignored(job: Path) -> set[str]:
+    """Overrides that do not change the system: the job's own
+    ``hydra.job.config.override_dirname.exclude_keys`` (configs/config.yaml), which also keeps
+    them out of the folder names. They are not made into columns."""
+    path = job / ".hydra" / "hydra.yaml"
+    config = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    try:
+        return set(config["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"])
+    except (KeyError, TypeError):
+        return set()
 
 
 def _overrides(job: Path) -> dict[str, str]:
     path = job / ".hydra" / "overrides.yaml"
     items = yaml.safe_load(path.read_text()) if path.is_file() else []
+    ignored = _ignored(job)
     result = {}
     for item in items or []:
         key, _, value = str(item).partition("=")
         key = key.lstrip("+~")
-        if key not in IGNORED_OVERRIDES and not key.startswith("hydra"):
+        if key not in ignored and not key.startswith("hydra"):
             result[key] = value
     return result
 
