@@ -231,12 +231,18 @@ class Model:
     # ------------------------------------------------------------------ community services
     def _request(self, service: str, source: str, amount: float) -> Generator[Any, Any, list]:
         """Wait for ``amount`` of a community service; returns the request's log record."""
-        record = [service, source, amount, self.env.now, math.nan, math.nan, math.nan]
-        self.requests.append(record)
+        record = self._log_request(service, source, amount)
         pool = self.pools[service]
         if not pool.try_take(amount):
             yield pool.request(amount)
         record[4] = self.env.now
+        return record
+
+    def _log_request(self, service: str, source: str, amount: float) -> list:
+        """A new row of the request log (``REQUEST_COLUMNS``), requested now; the caller fills
+        in when it is granted."""
+        record = [service, source, amount, self.env.now, math.nan, math.nan, math.nan]
+        self.requests.append(record)
         return record
 
     def _release(self, record: list) -> None:
@@ -276,8 +282,7 @@ class Model:
 
     def _community_client(self, service: str, amount: float, days: float) -> None:
         """A community referral: waits its turn for the service, uses it, frees it."""
-        record = [service, "community", amount, self.env.now, math.nan, math.nan, math.nan]
-        self.requests.append(record)
+        record = self._log_request(service, "community", amount)
 
         def start(_: object = None) -> None:
             record[4] = self.env.now
@@ -324,8 +329,8 @@ class Model:
                 if pool.in_use + amount > target + 1e-9 or amount <= 0:
                     break
                 assert pool.try_take(amount)
-                record = [service, "initial", amount, 0.0, 0.0, math.nan, math.nan]
-                self.requests.append(record)
+                record = self._log_request(service, "initial", amount)
+                record[4] = self.env.now
                 self._hold(record, _residual_stay(stay_dist, rng))
 
 

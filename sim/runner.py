@@ -128,14 +128,19 @@ def default_workers(tasks: int) -> int:
     return max(1, min(tasks, os.cpu_count() or 1))
 
 
-def _precise_enough(runs: list[RunResult], params: Params) -> bool:
-    run = params.run
-    values = [r.metrics.loc[r.metrics["metric"] == run.precision_metric, "value"] for r in runs]
+def _metric_values(runs: list[RunResult], params: Params) -> list[float]:
+    """Each run's value of ``run.precision_metric``."""
+    name = params.run.precision_metric
+    values = [r.metrics.loc[r.metrics["metric"] == name, "value"] for r in runs]
     if any(v.empty for v in values):
-        raise ParameterError("run.precision_metric", run.precision_metric,
+        raise ParameterError("run.precision_metric", name,
                              "the name of a metric in metrics.csv, e.g. delayed_days_per_30d")
-    e = estimate([float(v.iloc[0]) for v in values])
-    return e.n >= 2 and abs(e.half_width) <= run.precision * abs(e.mean)
+    return [float(v.iloc[0]) for v in values]
+
+
+def _precise_enough(values: list[float], precision: float) -> bool:
+    e = estimate(values)
+    return e.n >= 2 and abs(e.half_width) <= precision * abs(e.mean)
 
 
 def run_replications(params: Params, replications: int | None = None, workers: int | None = None,
@@ -175,8 +180,9 @@ def run_replications(params: Params, replications: int | None = None, workers: i
                 break
             # The first n (from the minimum up) whose interval is narrow enough: the same n on
             # any number of workers, although they run replications a batch at a time.
+            values = _metric_values(runs, params)
             n = next((n for n in range(checked + 1, target + 1)
-                      if _precise_enough(runs[:n], params)), None)
+                      if _precise_enough(values[:n], run.precision)), None)
             if n is not None:
                 runs = runs[:n]
                 break
