@@ -1,0 +1,65 @@
+"""Back-test: the default system and seven-day discharge give, metric for metric, the numbers
+stored in ``tests/data/regression/`` (written by the model before the structure became data).
+
+A deliberate change to what the model computes rewrites the tables, in the same commit, with
+
+    .venv/bin/python tests/test_regression.py --write
+
+and the commit says why the numbers moved. Any other change must leave them as they are.
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim import Params, override, simulate
+
+TABLES = Path(__file__).parent / "data" / "regression"
+REPLICATIONS = (0, 1)
+SEVEN_DAYS = [0, 1, 2, 3, 4, 5, 6]
+SCENARIOS = {
+    "baseline": {},
+    "seven_day_discharge": {"assessment.hours.days": SEVEN_DAYS,
+                            "pathways.p1.rule.days": SEVEN_DAYS,
+                            "pathways.p2.rule.days": SEVEN_DAYS,
+                            "pathways.p3.rule.days": SEVEN_DAYS},
+}
+
+
+def _run(args: tuple[str, int]) -> pd.DataFrame:
+    scenario, replication = args
+    metrics = simulate(override(Params(), SCENARIOS[scenario]), replication).metrics
+    return metrics.assign(replication=replication)[["replication", "metric", "value", "unit"]]
+
+
+def scenario_table(scenario: str) -> pd.DataFrame:
+    with ProcessPoolExecutor(2) as pool:
+        frames = list(pool.map(_run, [(scenario, k) for k in REPLICATIONS]))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_metrics_equal_the_stored_tables(scenario):
+    stored = pd.read_csv(TABLES / f"{scenario}.csv")
+    now = scenario_table(scenario)
+    merged = stored.merge(now, on=["replication", "metric"], how="outer",
+                          suffixes=("_stored", "_now"), indicator=True)
+    missing = merged.loc[merged["_merge"] != "both", ["metric", "_merge"]]
+    assert missing.empty, f"metrics added or lost:\n{missing.to_string()}"
+    a, b = merged["value_stored"].to_numpy(float), merged["value_now"].to_numpy(float)
+    close = np.isclose(a, b, rtol=1e-9, atol=1e-9) | (np.isnan(a) & np.isnan(b))
+    assert close.all(), f"metrics changed:\n{merged.loc[~close].to_string()}"
+    assert (merged["unit_stored"] == merged["unit_now"]).all()
+
+
+if __name__ == "__main__" and "--write" in sys.argv:
+    TABLES.mkdir(parents=True, exist_ok=True)
+    for name in SCENARIOS:
+        scenario_table(name).to_csv(TABLES / f"{name}.csv", index=False, float_format="%.17g")
+        print(f"wrote {TABLES / name}.csv")
