@@ -8,8 +8,8 @@ What it measures (every figure in one run, so ratios compare like with like on o
 1. **Default system**: patients simulated per CPU-second, one replication on one core, one year
    after the warm-up (``time.process_time``, median of the repetitions; patients counted as
    ``len(result.patients)``, warm-up patients included).
-2. **Tandem network vs peers**: the model reduced to the tandem network of :mod:`sim.peers`
-   (:func:`sim.validation.tandem_params`) against ``ciw_tandem`` and the hand-written
+2. **Tandem network vs peers**: the model reduced to the tandem network of :mod:`sim.checks.peers`
+   (:func:`sim.checks.validation.tandem_params`) against ``ciw_tandem`` and the hand-written
    ``heapq_tandem`` on the same network and run length. Repetitions are interleaved (ours, ciw,
    heapq, then the next seed) so that load drift hits all three alike. Patients are counted as
    the peers count them (arrived after warm-up, left the acute bed before the end) and each
@@ -66,11 +66,11 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 import pandas as pd
 
 from sim import Params, override, simulate
-from sim.config import CONFIG_DIR, load_config
-from sim.files import write_atomic
-from sim.peers import ciw_tandem, heapq_tandem
-from sim.stats import estimate
-from sim.validation import tandem_measures, tandem_params
+from sim.config.schema import CONFIG_DIR, load_config
+from sim.running.files import write_atomic
+from sim.checks.peers import ciw_tandem, heapq_tandem
+from sim.reporting.stats import estimate
+from sim.checks.validation import tandem_measures, tandem_params
 
 T = TypeVar("T")
 
@@ -459,13 +459,13 @@ def profile_model() -> str:
     profiler.runcall(simulate, one_year(Params()), 0)
     stats = pstats.Stats(profiler)
     return profile_report(stats, "simulate(default params, 1 year), one replication",
-                          cumtime(stats, "sim/model.py", "simulate"), {
+                          cumtime(stats, "sim/core/model.py", "simulate"), {
         "simulation (simpy Environment.run)": cumtime(stats, "/simpy/", "run"),
         "building the result tables and metrics (Model._result)":
-            cumtime(stats, "sim/model.py", "_result"),
-        "  of which compute_metrics": cumtime(stats, "sim/metrics.py", "compute_metrics"),
-        "  of which compute_daily": cumtime(stats, "sim/metrics.py", "compute_daily"),
-        "  of which patient_table": cumtime(stats, "sim/model.py", "patient_table"),
+            cumtime(stats, "sim/core/model.py", "_result"),
+        "  of which compute_metrics": cumtime(stats, "sim/core/metrics.py", "compute_metrics"),
+        "  of which compute_daily": cumtime(stats, "sim/core/metrics.py", "compute_daily"),
+        "  of which patient_table": cumtime(stats, "sim/core/model.py", "patient_table"),
     })
 
 
@@ -473,21 +473,21 @@ def profile_cli() -> str:
     """cProfile of the parent process of ``discharge-sim`` with defaults (workers not seen)."""
     with tempfile.TemporaryDirectory(prefix="benchmark-") as folder:
         out = Path(folder) / "cli.prof"
-        subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "sim.cli",
+        subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "sim.config.cli",
                         f"hydra.run.dir={folder}/run"], cwd=folder, capture_output=True,
                        check=True)
         stats = pstats.Stats(str(out))
-    runs, store = (cumtime(stats, "sim/runner.py", "run_replications"),
-                   cumtime(stats, "sim/runner.py", "save"))
-    charts = [cumtime(stats, "sim/plots.py", f)
+    runs, store = (cumtime(stats, "sim/running/runner.py", "run_replications"),
+                   cumtime(stats, "sim/running/runner.py", "save"))
+    charts = [cumtime(stats, "sim/reporting/charts.py", f)
               for f in ("delayed_days_by_pathway", "fit_in_hospital_over_time")]
     return profile_report(stats, "discharge-sim with defaults (parent process only)",
-                          cumtime(stats, "sim/cli.py", "main"), {
-        "writing files (sim.files.write_atomic)": cumtime(stats, "sim/files.py", "write_atomic"),
+                          cumtime(stats, "sim/config/cli.py", "main"), {
+        "writing files (sim.running.files.write_atomic)": cumtime(stats, "sim/running/files.py", "write_atomic"),
         "  of which the replication store (ReplicationStore.save)": store,
         "  of which the output tables (report.write_tables)":
-            cumtime(stats, "sim/report.py", "write_tables"),
-        "charts (sim.plots)": sum(c for c in charts if c is not None),
+            cumtime(stats, "sim/reporting/report.py", "write_tables"),
+        "charts (sim.reporting.charts)": sum(c for c in charts if c is not None),
         "replications, less the store (run_replications - save)":
             None if runs is None else runs - (store or 0.0),
     })

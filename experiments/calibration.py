@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.analysis import write_table
-from sim.cli import config_or_exit
-from sim.runner import run_replications
+from sim.reporting.analysis import write_table
+from sim.config.cli import config_or_exit
+from sim.running.runner import run_replications
 
 TARGETS = [  # metric, published figure, source
     ("fit_in_hospital_share", "about 0.13", "Health Foundation, Dec 2022: >13,000 of ~100,000 G&A beds"),

@@ -14,8 +14,8 @@ table (``.csv``, ``.md``) and chart (``.png``).
 
 import sys
 
-from sim.config import CONFIG_DIR
-from sim.cli import main
+from sim.config.schema import CONFIG_DIR
+from sim.config.cli import main
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 

@@ -12,9 +12,9 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from sim.analysis import validation_chart, write_table
-from sim.runner import default_workers
-from sim.validation import run_all
+from sim.reporting.analysis import validation_chart, write_table
+from sim.running.runner import default_workers
+from sim.checks.validation import run_all
 
 if __name__ == "__main__":
     given = sys.argv[1] if len(sys.argv) > 1 else "20"

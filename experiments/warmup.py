@@ -14,11 +14,11 @@ results/warmup/warmup.png and warmup.md.
 import sys
 from pathlib import Path
 
-from sim.analysis import warmup_analysis
-from sim.cli import config_or_exit
-from sim.files import write_atomic
-from sim.params import override
-from sim.runner import run_replications
+from sim.reporting.analysis import warmup_analysis
+from sim.config.cli import config_or_exit
+from sim.running.files import write_atomic
+from sim.core.params import override
+from sim.running.runner import run_replications
 
 if __name__ == "__main__":
     config = config_or_exit(["run.replications=10", *sys.argv[1:]], "warmup.py")

@@ -6,7 +6,7 @@ beds to home, homecare, step-down beds and care homes.
     print(result.metrics)
 """
 
-from sim.model import RunResult, simulate
-from sim.params import ParameterError, Params, override
+from sim.core.model import RunResult, simulate
+from sim.core.params import ParameterError, Params, override
 
 __all__ = ["Params", "ParameterError", "RunResult", "override", "simulate"]

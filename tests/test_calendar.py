@@ -2,8 +2,8 @@
 
 import pytest
 
-from sim.calendar import Calendar
-from sim.params import Window
+from sim.core.calendar import Calendar
+from sim.core.params import Window
 
 WEEKDAYS_9_TO_17 = Window(True, [0, 1, 2, 3, 4], 9, 17)
 H = 1 / 24

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.calendar import Calendar
+from sim.core.calendar import Calendar
 
-from sim.model import Model
-from sim.params import Distribution, Window
+from sim.core.model import Model
+from sim.core.params import Distribution, Window
 
 from conftest import max_concurrent, small_params
 

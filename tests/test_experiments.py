@@ -19,10 +19,11 @@ import pytest
 from scipy import stats
 
 from sim import simulate
-from sim.analysis import paired_differences
-from sim.runner import ReplicationStore, StoreMismatch, run_replications
-from sim.stats import estimate
-from sim.sweep import collect
+from sim.reporting.analysis import paired_differences
+from sim.running.runner import run_replications
+from sim.running.store import ReplicationStore, StoreMismatch
+from sim.reporting.stats import estimate
+from sim.running.sweep import collect
 
 from conftest import small_params
 

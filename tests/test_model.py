@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from sim import simulate
-from sim.model import Model
-from sim.patient import PHASES
-from sim.stats import estimate
+from sim.core.model import Model
+from sim.core.patient import PHASES
+from sim.reporting.stats import estimate
 
 from conftest import max_concurrent, small_params
 
@@ -134,8 +134,8 @@ def test_a_model_runs_once_and_a_stopped_run_continues_unchanged():
 
 
 def test_admission_times_invert_the_cumulative_rate_exactly():
-    from sim.model import _AdmissionRate
-    from sim.params import override
+    from sim.core.model import _AdmissionRate
+    from sim.core.params import override
     params = override(small_params(), {"admissions.winter_multiplier": 1.5,
                                        "admissions.winter_start": 3, "admissions.winter_end": 9})
     rate = _AdmissionRate(params, 20.0)
@@ -160,7 +160,7 @@ def test_admissions_follow_the_hour_of_week_and_winter_profile():
     """Counts per hour-of-week cell, in and out of winter, against their Poisson expectations:
     a chi-square goodness-of-fit test at the 0.1% level (fixed seed)."""
     from scipy import stats
-    from sim.model import _AdmissionRate
+    from sim.core.model import _AdmissionRate
     params = small_params(run__days=728.0, admissions__per_day=40.0, acute__beds=2000,
                           admissions__winter_multiplier=1.3, admissions__winter_start=0,
                           admissions__winter_end=120)
@@ -178,7 +178,7 @@ def test_admissions_follow_the_hour_of_week_and_winter_profile():
 
 def test_capacity_changed_during_a_run_is_granted_first_come_first_served():
     import simpy
-    from sim.resources import CapacityPool
+    from sim.core.resources import CapacityPool
     env = simpy.Environment()
     pool = CapacityPool(env, "care_home", 2)
     assert pool.try_take() and pool.try_take() and not pool.try_take()

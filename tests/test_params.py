@@ -3,7 +3,7 @@
 import pytest
 
 from sim import ParameterError, Params, override
-from sim.params import Distribution, Run, Window
+from sim.core.params import Distribution, Run, Window
 
 
 def test_defaults_are_valid_and_shares_sum_to_one():

@@ -12,8 +12,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sim import Params, override, simulate
-from sim.model import Model
-from sim.params import Distribution, Window
+from sim.core.model import Model
+from sim.core.params import Distribution, Window
 
 from conftest import max_concurrent
 

@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from sim.validation import erlang_b, erlang_c, mmc_mean_wait, run_all
+from sim.checks.validation import erlang_b, erlang_c, mmc_mean_wait, run_all
 
 pytestmark = pytest.mark.slow
 RELATIVE_HALF_WIDTH = 0.20
@@ -48,7 +48,7 @@ def test_every_case_passes_with_a_narrow_interval(report):
 
 
 def test_report_chart_is_drawn_with_every_case(report, tmp_path):
-    from sim.analysis import validation_chart
+    from sim.reporting.analysis import validation_chart
     path = tmp_path / "validation.png"
     validation_chart(report, path)
     assert path.stat().st_size > 10_000

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
-from sim.model import REQUEST_COLUMNS, simulate
-from sim.params import Distribution, Params, override
+from sim.core.model import REQUEST_COLUMNS, simulate
+from sim.core.params import Distribution, Params, override
 
 LEVEL = 0.99
 """The confidence that every case of a report holds at once (family-wise, by Bonferroni)."""
@@ -88,7 +88,7 @@ def queue_params(arrival_rate: float, mean_stay: float, beds: int, days: float,
 def tandem_params(arrival_rate: float, acute_mean_stay: float, acute_beds: int,
                   care_home_mean_stay: float, care_home_places: int, days: float,
                   warmup_days: float, seed: int = 1) -> Params:
-    """The model as the tandem network of :mod:`sim.peers`: everyone on pathway 3, assessed
+    """The model as the tandem network of :mod:`sim.checks.peers`: everyone on pathway 3, assessed
     instantly, no rules or transfer time, care homes used by hospital patients only."""
     return override(queue_params(arrival_rate, acute_mean_stay, acute_beds, days, warmup_days,
                                  seed=seed), {
@@ -124,7 +124,7 @@ def littles_law(params: Params, replication: int) -> dict[str, tuple[float, floa
     each stay when it starts. Little's law says the two have the same expectation in steady
     state; the window is a whole number of weeks so that the weekly cycle does not bias it.
     """
-    from sim.model import Model, patient_table
+    from sim.core.model import Model, patient_table
     lo, hi = params.run.warmup_days, params.run.days
     model = Model(override(params, {"run.days": hi + DRAIN_DAYS}), replication)
     model.run(until=hi)
@@ -236,7 +236,7 @@ PEER_LOADS = [  # (label, arrival rate, acute mean stay, acute beds, care-home m
 
 
 def _peer_run(args: tuple) -> dict[str, float]:
-    from sim.peers import ciw_tandem
+    from sim.checks.peers import ciw_tandem
     rate, stay, beds, home_stay, places, days, warmup, seed = args
     r = ciw_tandem(rate, stay, beds, home_stay, places, days, warmup, seed)
     return {"mean_bed_wait": r.mean_bed_wait, "mean_blocked": r.mean_blocked,

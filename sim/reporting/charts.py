@@ -12,9 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sim.files import write_atomic  # noqa: E402
-from sim.report import PATHWAY_NAMES  # noqa: E402
-from sim.stats import summarise  # noqa: E402
+from sim.running.files import write_atomic  # noqa: E402
+from sim.reporting.report import PATHWAY_NAMES  # noqa: E402
+from sim.reporting.stats import summarise  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, List, Mapping, Optional
+from typing import Any, ClassVar, List, Mapping, Optional
 
 PATHWAYS = (0, 1, 2, 3)
 """Discharge pathways: 0 home, 1 home with homecare, 2 step-down/rehab bed, 3 care home."""
@@ -150,6 +150,10 @@ class Run:
         if self.precision > 0:  # the limit applies only when replications are added
             _check(self.max_replications >= self.replications, "max_replications",
                    self.max_replications, f"an integer >= run.replications ({self.replications})")
+
+    HOW_MANY: ClassVar[tuple[str, ...]] = (
+        "replications", "precision", "precision_metric", "max_replications")
+    """Fields that say how many replications to run, not what one replication computes."""
 
     @property
     def measured_days(self) -> float:

@@ -1,10 +1,10 @@
 """Hydra configuration: the schema, composing configs, and turning them into parameters.
 
-The schema is the model's own parameter dataclasses (:class:`sim.params.Params`) plus the
+The schema is the model's own parameter dataclasses (:class:`sim.core.params.Params`) plus the
 scenario's name and output options, registered in Hydra's ConfigStore, so that a misspelled key
 or a wrong type is refused by Hydra and a value out of range by the dataclasses' own checks.
 Notebooks, apps and tests use :func:`load_config` (Hydra's Compose API); the command line uses
-:mod:`sim.cli`. Only this module and the command line import Hydra.
+:mod:`sim.config.cli`. Only this module and the command line import Hydra.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.params import ParameterError, Params
+from sim.core.params import ParameterError, Params, Run
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 """The project's ``configs/`` folder (the package is installed in editable mode)."""
 
 
@@ -64,11 +64,22 @@ def job_folder_name(overrides: str) -> str:
     return f"{overrides[:80]}-{hashlib.sha1(overrides.encode()).hexdigest()[:12]}"
 
 
+def keys_that_do_not_change_results() -> list[str]:
+    """Settings that do not change what a replication computes (how many to run, what to
+    write): left out of sweep job folder names (and so of sweep tables), as they are left out
+    of the replication store's fingerprint."""
+    run = [f"run.{name}" for name in Run.HOW_MANY]
+    output = [f"output.{f.name}" for f in fields(Output)]
+    return ["experiment", *run, *output]
+
+
 def register() -> None:
-    """Register the schema as ``schema`` in Hydra's ConfigStore, and the ``job_folder``
-    resolver used by ``hydra.sweep.subdir`` (both idempotent)."""
+    """Register the schema as ``schema`` in Hydra's ConfigStore, and the resolvers that
+    ``configs/config.yaml`` uses (all idempotent)."""
     ConfigStore.instance().store(name="schema", node=AppConfig)
     OmegaConf.register_new_resolver("job_folder", job_folder_name, replace=True)
+    OmegaConf.register_new_resolver("keys_that_do_not_change_results",
+                                    keys_that_do_not_change_results, replace=True)
 
 
 def _locate(node: DictConfig, prefix: str) -> str:

@@ -30,12 +30,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.config import CONFIG_DIR, AppConfig, ConfigError, load_config, register, to_app_config
-from sim.files import write_atomic
-from sim.params import ParameterError
-from sim.provenance import provenance
-from sim.report import summary_markdown, write_tables
-from sim.runner import ReplicationStore, StoreMismatch, run_replications
+from sim.config.schema import CONFIG_DIR, AppConfig, ConfigError, load_config, register, to_app_config
+from sim.running.files import write_atomic
+from sim.core.params import ParameterError
+from sim.running.provenance import provenance
+from sim.reporting.report import summary_markdown, write_tables
+from sim.running.runner import run_replications
+from sim.running.store import ReplicationStore, StoreMismatch
 
 register()
 
@@ -60,10 +61,10 @@ def run_job(cfg: DictConfig) -> Path:
     summary = summary_markdown(results, config.name)
     write_atomic(out / "summary.md", lambda p: p.write_text(summary))
     if config.output.charts:
-        from sim import plots
-        plots.delayed_days_by_pathway(results.metrics, out / "delayed_days_by_pathway.png",
+        from sim.reporting import charts
+        charts.delayed_days_by_pathway(results.metrics, out / "delayed_days_by_pathway.png",
                                       config.name)
-        plots.fit_in_hospital_over_time(results.daily, config.run.warmup_days,
+        charts.fit_in_hospital_over_time(results.daily, config.run.warmup_days,
                                         out / "fit_in_hospital.png", config.name)
     if not in_sweep:
         print(summary)

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from sim.params import Distribution
+from sim.core.params import Distribution
 
 STREAMS: tuple[str, ...] = (
     "admissions",

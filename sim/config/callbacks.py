@@ -11,8 +11,9 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from sim.analysis import AnalysisError, run_analysis
-from sim.sweep import collect, job_folders
+from sim.reporting.analysis import AnalysisError, run_analysis
+from sim.config.schema import keys_that_do_not_change_results
+from sim.running.sweep import collect, job_folders
 
 
 class CollectSweep(Callback):
@@ -35,7 +36,7 @@ class CollectSweep(Callback):
             print(f"discharge-sim: error in {path.parent.relative_to(sweep_dir)}: "
                   f"{path.read_text().strip()}", file=sys.stderr)
         try:
-            table = collect(sweep_dir, since=since)
+            table = collect(sweep_dir, since=since, ignored=keys_that_do_not_change_results())
         except FileNotFoundError:
             table = None
         if failed or table is None:

@@ -1,6 +1,6 @@
 """Replications of one parameter set, in parallel processes, kept on disk as they finish.
 
-Replication k always uses the random streams of replication k (see :mod:`sim.streams`), so the
+Replication k always uses the random streams of replication k (see :mod:`sim.core.streams`), so the
 tables do not depend on the number of worker processes or the order in which runs finish.
 Given a ``store`` folder, each finished replication is written there at once (atomically), and a
 later call with the same folder loads it instead of running it again: an interrupted run or
@@ -9,21 +9,17 @@ sweep loses nothing that had finished.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sim.model import REQUEST_COLUMNS, RunResult, simulate
-from sim.params import ParameterError, Params
-from sim.files import write_atomic, write_csv
-from sim.stats import estimate, summarise
+from sim.core.model import RunResult, simulate
+from sim.core.params import ParameterError, Params
+from sim.running.store import ReplicationStore
+from sim.reporting.stats import estimate, summarise
 
 
 @dataclass
@@ -56,71 +52,6 @@ class Replications:
     def summary(self) -> pd.DataFrame:
         """One row per metric: mean, sd and 95% CI over the replications."""
         return summarise(self.metrics)
-
-
-class ReplicationStore:
-    """A folder of finished replications: ``rep-0003.metrics.csv`` and ``rep-0003.daily.csv``.
-    The metrics file is written last, so it marks a replication as done. (Patient logs are not
-    kept here: they are large, and every figure is in the metrics.)"""
-
-    def __init__(self, folder: Path, params: Params) -> None:
-        self.folder = Path(folder)
-        self._check_same_system(params)
-
-    def _check_same_system(self, params: Params) -> None:
-        """Refuse to mix replications of different systems in one folder."""
-        fingerprint = _fingerprint(params)
-        path = self.folder / "params.json"
-        if path.is_file():
-            if json.loads(path.read_text()) != json.loads(fingerprint):
-                raise StoreMismatch(
-                    f"{self.folder} holds replications of a different configuration or model "
-                    "version: choose another output folder (hydra.run.dir / hydra.sweep.dir) "
-                    "or delete it")
-        else:
-            write_atomic(path, lambda p: p.write_text(fingerprint))
-
-    def _path(self, k: int, table: str) -> Path:
-        return self.folder / f"rep-{k:04d}.{table}.csv"
-
-    def has(self, k: int) -> bool:
-        return self._path(k, "metrics").is_file()
-
-    def save(self, result: RunResult) -> None:
-        write_csv(result.daily, self._path(result.replication, "daily"))
-        write_csv(result.metrics, self._path(result.replication, "metrics"))
-
-    def load(self, k: int) -> RunResult:
-        return RunResult(k, pd.DataFrame(), pd.read_csv(self._path(k, "daily")),
-                         pd.DataFrame(columns=REQUEST_COLUMNS),
-                         pd.read_csv(self._path(k, "metrics")))
-
-
-class StoreMismatch(ValueError):
-    """A replication folder already holds results of another configuration."""
-
-
-def _fingerprint(params: Params) -> str:
-    """What determines a replication's result: the parameters (not how many replications are
-    run) and the model code, so that a folder is not resumed by a changed model."""
-    values = asdict(params)
-    for key in ("replications", "precision", "precision_metric", "max_replications"):
-        values["run"].pop(key)
-    values["model_code"] = model_code_digest()
-    return json.dumps(values, sort_keys=True, indent=1)
-
-
-MODEL_CORE = ("calendar", "metrics", "model", "params", "patient", "resources", "streams")
-
-
-@functools.cache
-def model_code_digest() -> str:
-    """SHA-256 of the model core's source: any change to how a replication is computed
-    changes it."""
-    digest = hashlib.sha256()
-    for name in MODEL_CORE:
-        digest.update((Path(__file__).parent / f"{name}.py").read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def default_workers(tasks: int) -> int:

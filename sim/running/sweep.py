@@ -10,28 +10,18 @@ Collecting reads only finished replications, so it can run during or after an in
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Collection
 
 import pandas as pd
 import yaml
 
-from sim.files import write_atomic, write_csv
-
-def _ignored(job: Path) -> set[str]:
-    """Overrides that do not change the system: the job's own
-    ``hydra.job.config.override_dirname.exclude_keys`` (configs/config.yaml), which also keeps
-    them out of the folder names. They are not made into columns."""
-    path = job / ".hydra" / "hydra.yaml"
-    config = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    try:
-        return set(config["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"])
-    except (KeyError, TypeError):
-        return set()
+from sim.running.files import write_atomic, write_csv
 
 
-def _overrides(job: Path) -> dict[str, str]:
+def _overrides(job: Path, ignored: Collection[str]) -> dict[str, str]:
+    """The job's overrides that change the system (not those in ``ignored``), by key."""
     path = job / ".hydra" / "overrides.yaml"
     items = yaml.safe_load(path.read_text()) if path.is_file() else []
-    ignored = _ignored(job)
     result = {}
     for item in items or []:
         key, _, value = str(item).partition("=")
@@ -56,14 +46,16 @@ def job_folders(sweep_dir: Path, since: float | None = None) -> list[Path]:
             if since is None or p.stat().st_mtime >= since - 1.0]
 
 
-def collect(sweep_dir: Path, write: bool = True, since: float | None = None) -> pd.DataFrame:
+def collect(sweep_dir: Path, write: bool = True, since: float | None = None,
+            ignored: Collection[str] = ()) -> pd.DataFrame:
     """One tidy table of every finished replication in a sweep folder (of the jobs that ran
-    since ``since``, if given)."""
+    since ``since``, if given). Overrides in ``ignored`` (settings that do not change the
+    system, such as the number of replications) are not made into columns."""
     sweep_dir = Path(sweep_dir)
     frames = []
     override_keys: list[str] = []
     for job in job_folders(sweep_dir, since):
-        overrides = _overrides(job)
+        overrides = _overrides(job, ignored)
         override_keys += [k for k in overrides if k not in override_keys]
         for path in sorted((job / "replications").glob("rep-*.metrics.csv")):
             metrics = pd.read_csv(path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 PACKAGES = ("discharge-sim", "simpy", "numpy", "pandas", "scipy", "matplotlib", "hydra-core",
             "omegaconf", "pyarrow")
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def git_revision() -> str:

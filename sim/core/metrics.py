@@ -2,7 +2,7 @@
 
 Everything is measured over the window from the end of warm-up to the end of the run. A delayed
 day is a bed-day between becoming medically fit and leaving the acute bed; a patient's delay is
-split into causes by the times in :mod:`sim.patient`. The midnight count of medically fit
+split into causes by the times in :mod:`sim.core.patient`. The midnight count of medically fit
 patients still in hospital is the figure the NHS publishes daily.
 """
 
@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 import pandas as pd
 
-from sim.params import Params, Run
+from sim.core.params import Params, Run
 
 if TYPE_CHECKING:
-    from sim.resources import CapacityPool, TimeWeighted
+    from sim.core.resources import CapacityPool, TimeWeighted
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 

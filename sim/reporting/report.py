@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.files import write_csv
-from sim.runner import Replications
+from sim.running.files import write_csv
+from sim.running.runner import Replications
 
 PATHWAY_NAMES = {0: "P0 home", 1: "P1 homecare", 2: "P2 step-down bed", 3: "P3 care home"}
 SERVICE_NAMES = {"homecare": "Homecare (carer-hours/week)", "step_down": "Step-down beds",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from sim.params import Window
+from sim.core.params import Window
 
 _WEEK = 7.0
 

@@ -9,7 +9,7 @@ served, with referrals from the community. Then the transfer (medicines, transpo
 pathway's rule on which days and hours discharges may happen. Only then is the bed freed.
 
 The model knows nothing of configuration files, output files or plots: it takes a
-:class:`~sim.params.Params` and a replication number, and returns a :class:`RunResult`.
+:class:`~sim.core.params.Params` and a replication number, and returns a :class:`RunResult`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from sim.calendar import Calendar
-from sim.metrics import compute_daily, compute_metrics
-from sim.params import Distribution, Params
-from sim.patient import Patient
-from sim.resources import CapacityPool, TimeWeighted
-from sim.streams import (BATCH, batch_draw, choice_sampler, length_biased_draw,
+from sim.core.calendar import Calendar
+from sim.core.metrics import compute_daily, compute_metrics
+from sim.core.params import Distribution, Params
+from sim.core.patient import Patient
+from sim.core.resources import CapacityPool, TimeWeighted
+from sim.core.streams import (BATCH, batch_draw, choice_sampler, length_biased_draw,
                          replication_streams, sampler)
 
 SERVICES = ("homecare", "step_down", "care_home")

@@ -1,6 +1,6 @@
 """Analyses of a collected sweep: scenario comparison, capacity response curves, weekend rules.
 
-Each takes the tidy table from :func:`sim.sweep.collect` and writes a table (CSV and Markdown)
+Each takes the tidy table from :func:`sim.running.sweep.collect` and writes a table (CSV and Markdown)
 and a chart into a folder. Scenario differences are paired: replication k of every scenario runs
 on the same random numbers, so the difference is taken replication by replication and its 95%
 confidence interval is far narrower than that of two independent means.
@@ -14,10 +14,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from sim.files import write_atomic, write_csv
-from sim.plots import save_figure
-from sim.metrics import WEEKDAY_NAMES
-from sim.stats import estimate, summarise
+from sim.running.files import write_atomic, write_csv
+from sim.reporting.charts import save_figure
+from sim.core.metrics import WEEKDAY_NAMES
+from sim.reporting.stats import estimate, summarise
 
 KEY_METRICS = {
     "delayed_days_per_30d": "delayed bed-days per 30 days",

@@ -1,0 +1,2 @@
+"""Checks of the model against known answers: queueing formulas, Little's law and a peer
+simulator (ciw)."""
