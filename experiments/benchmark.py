@@ -159,12 +159,11 @@ def scaled_system(beds: int) -> Params:
         "acute.beds": beds,
         "admissions.per_day": base.admissions.per_day * f,
         "assessment.staff": max(1, round(base.assessment.staff * f)),
-        "homecare.carers": max(1, round(base.homecare.carers * f)),
-        "homecare.community_referrals_per_day": base.homecare.community_referrals_per_day * f,
-        "step_down.beds": max(1, round(base.step_down.beds * f)),
-        "step_down.community_referrals_per_day": base.step_down.community_referrals_per_day * f,
-        "care_home.beds": max(1, round(base.care_home.beds * f)),
-        "care_home.community_referrals_per_day": base.care_home.community_referrals_per_day * f,
+        "services.homecare.staff.count": max(1, round(base.services["homecare"].staff.count * f)),
+        **{f"services.{name}.capacity": max(1, round(s.capacity * f))
+           for name, s in base.services.items() if s.capacity is not None},
+        **{f"services.{name}.community_referrals_per_day": s.community_referrals_per_day * f
+           for name, s in base.services.items()},
     }))
 
 

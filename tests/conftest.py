@@ -13,19 +13,18 @@ from sim import Params, override
 def small_params(**overrides: Any) -> Params:
     """The default system scaled to a fifth (admissions, beds and community capacity), run for
     200 days after a 28-day warm-up. Keyword names use ``__`` for dots:
-    ``small_params(homecare__carers=10)``."""
+    ``small_params(services__homecare__staff__count=10)``."""
     p = Params()
     scaled = {
         "run.days": 228.0, "run.warmup_days": 28.0,
         "admissions.per_day": p.admissions.per_day / 5,
         "acute.beds": p.acute.beds // 5,
         "assessment.staff": max(1, p.assessment.staff // 5),
-        "homecare.carers": p.homecare.carers // 5,
-        "homecare.community_referrals_per_day": p.homecare.community_referrals_per_day / 5,
-        "step_down.beds": p.step_down.beds // 5,
-        "step_down.community_referrals_per_day": p.step_down.community_referrals_per_day / 5,
-        "care_home.beds": p.care_home.beds // 5,
-        "care_home.community_referrals_per_day": p.care_home.community_referrals_per_day / 5,
+        "services.homecare.staff.count": p.services["homecare"].staff.count // 5,
+        "services.step_down.capacity": p.services["step_down"].capacity // 5,
+        "services.care_home.capacity": p.services["care_home"].capacity // 5,
+        **{f"services.{name}.community_referrals_per_day": s.community_referrals_per_day / 5
+           for name, s in p.services.items()},
     }
     scaled.update({k.replace("__", "."): v for k, v in overrides.items()})
     return override(p, scaled)

@@ -24,7 +24,7 @@ def test_run_writes_every_output_and_prints_the_summary(tmp_path):
     out = tmp_path / "run"
     done = discharge_sim(*SHORT, f"hydra.run.dir={out}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "Delayed discharges by pathway" in done.stdout and "P3 care home" in done.stdout
+    assert "Delayed discharges by pathway" in done.stdout and "Pathway 3: care home" in done.stdout
     for name in ("patients.csv", "metrics.csv", "summary.md", "daily.csv",
                  "delayed_days_by_pathway.png", "fit_in_hospital.png", ".hydra/config.yaml"):
         assert (out / name).is_file(), name
@@ -39,17 +39,17 @@ def test_run_writes_every_output_and_prints_the_summary(tmp_path):
 
 
 def test_cfg_job_prints_the_resolved_config(tmp_path):
-    done = discharge_sim("--cfg", "job", "homecare.carers=120", cwd=tmp_path)
+    done = discharge_sim("--cfg", "job", "services.homecare.staff.count=120", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "carers: 120" in done.stdout and "pathways:" in done.stdout
+    assert "count: 120" in done.stdout and "pathways:" in done.stdout
 
 
 @pytest.mark.parametrize("override, names", [
-    ("homecare.carers=-5", "homecare.carers"),
+    ("services.homecare.staff.count=-5", "services.homecare.staff.count"),
     ("acute.beds=0", "acute.beds"),
     ("pathways.p1.share=0.9", "p1.share"),
-    ("step_down.onward=[0.5,0.5,0.5]", "step_down.onward"),
-    ("care_home.initial_utilisation=1.2", "care_home.initial_utilisation"),
+    ("services.step_down.then.home=0.9", "services.step_down.then"),
+    ("services.care_home.initial_utilisation=1.2", "services.care_home.initial_utilisation"),
     ("pathways.p2.acute_stay.kind=weibull", "pathways.p2.acute_stay.kind"),
     ("pathways.p2.acute_stay.sd=-1", "pathways.p2.acute_stay.sd"),
     ("pathways.p0.rule.days=[0,9]", "pathways.p0.rule.days"),
@@ -66,9 +66,9 @@ def test_bad_values_get_a_one_line_error_and_a_non_zero_exit(tmp_path, override,
 
 
 @pytest.mark.parametrize("override, words", [
-    ("homecare.carerz=3", ["homecare.carerz", "not in 'Homecare'"]),
-    ("+homecare.extra=3", ["homecare.extra", "not a setting"]),
-    ("homecare.carers=lots", ["homecare.carers", "Integer"]),
+    ("services.homecare.staff.carerz=3", ["services.homecare.staff.carerz", "not in 'Staff'"]),
+    ("+acute.extra=3", ["acute.extra", "not a setting"]),
+    ("services.homecare.staff.count=lots", ["services.homecare.staff.count", "Integer"]),
     ("scenario=nope", ["scenario/nope", "extra_homecare"]),
     ("run.days", ["run.days"]),
 ])
@@ -93,38 +93,38 @@ def test_run_records_how_it_was_made(tmp_path):
 
 def test_a_bad_job_in_a_sweep_fails_the_sweep_but_keeps_the_others(tmp_path):
     sweep = tmp_path / "sweep"
-    done = discharge_sim("-m", "homecare.carers=-1,30", *SHORT, "output.charts=false",
+    done = discharge_sim("-m", "services.homecare.staff.count=-1,30", *SHORT, "output.charts=false",
                          f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert done.returncode == 2
-    assert "homecare.carers=-1 is not allowed" in done.stderr and "Traceback" not in done.stderr
+    assert "services.homecare.staff.count=-1 is not allowed" in done.stderr and "Traceback" not in done.stderr
     good = [p for p in sweep.iterdir() if p.name.startswith("acute.beds") and "carers=30" in p.name]
     assert len(good) == 1 and len(list((good[0] / "replications").glob("*.metrics.csv"))) == 2
 
 
 def test_a_second_sweep_into_the_same_folder_collects_only_its_own_jobs(tmp_path):
     sweep = tmp_path / "sweep"
-    first = discharge_sim("-m", *SHORT, "homecare.carers=30", f"hydra.sweep.dir={sweep}",
+    first = discharge_sim("-m", *SHORT, "services.homecare.staff.count=30", f"hydra.sweep.dir={sweep}",
                           cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    second = discharge_sim("-m", *SHORT, "homecare.carers=31,32", f"hydra.sweep.dir={sweep}",
+    second = discharge_sim("-m", *SHORT, "services.homecare.staff.count=31,32", f"hydra.sweep.dir={sweep}",
                            cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     table = pd.read_csv(sweep / "sweep_results.csv")
-    assert sorted(table["homecare.carers"].unique()) == [31, 32]
+    assert sorted(table["services.homecare.staff.count"].unique()) == [31, 32]
 
 
 def test_an_analysis_that_would_pool_different_systems_is_refused_in_one_line(tmp_path):
-    done = discharge_sim("-m", *SHORT, "homecare.carers=30,31",
+    done = discharge_sim("-m", *SHORT, "services.homecare.staff.count=30,31",
                          "+hydra.callbacks.collect.analysis=scenario_comparison",
                          f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
     assert done.returncode == 2
-    assert "needs one job per scenario; this sweep also varies homecare.carers" in done.stderr
+    assert "needs one job per scenario; this sweep also varies services.homecare.staff.count" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("script, argument, words", [
     ("warmup.py", "scenario=nope", "Could not find 'scenario/nope'"),
-    ("calibration.py", "homecare.carers=-3", "homecare.carers=-3 is not allowed"),
+    ("calibration.py", "services.homecare.staff.count=-3", "services.homecare.staff.count=-3 is not allowed"),
     ("validation.py", "1", "replications='1' is not allowed: an integer >= 2"),
     ("run.py", "nonsense", "experiment 'nonsense' is not allowed: one of"),
 ])

@@ -28,6 +28,10 @@ from sim.running.sweep import collect
 from conftest import small_params
 
 METRIC = "delayed_days_per_30d"
+DRAWN = ["arrival", "pathway", "acute_stay", "transfer", "assessment", "service", "amount",
+         "stay", "onward", "onward_amount", "onward_stay"]
+"""The patient attributes drawn on arrival: the same in every scenario of one replication."""
+CARER_HOURS = small_params().services["homecare"].capacity
 
 
 def _values(params, replications) -> np.ndarray:
@@ -35,33 +39,47 @@ def _values(params, replications) -> np.ndarray:
 
 
 def test_confidence_interval_shrinks_as_one_over_root_n():
-    """Half-widths from 5 and from 20 (disjoint) replications: their ratio, divided by the
-    t-quantile ratio times sqrt(20/5), is a ratio of sample sds, which must lie in the 99%
-    range of sqrt(F(4, 19))."""
+    """Half-widths from 5 and from 20 (disjoint) replications. Each is exactly t(0.975, n-1)
+    sd / sqrt(n), with the quantile from a printed table (2.7764 and 2.0930; the normal 1.96
+    fails this); and the two sds, from independent replications of one system, agree: their
+    ratio lies in the 99% range of sqrt(F(4, 19))."""
     params = small_params(run__days=128.0)
     few, many = estimate(_values(params, range(5))), estimate(_values(params, range(5, 25)))
-    t_ratio = stats.t.ppf(0.975, 4) / stats.t.ppf(0.975, 19)
-    sd_ratio = (few.half_width / many.half_width) / (t_ratio * math.sqrt(20 / 5))
+    for e, t_table in ((few, 2.7764), (many, 2.0930)):
+        assert e.half_width / (e.sd / math.sqrt(e.n)) == pytest.approx(t_table, rel=5e-4)
     low, high = np.sqrt(stats.f.ppf([0.005, 0.995], 4, 19))
-    assert low <= sd_ratio <= high, (few, many, sd_ratio)
-    assert many.half_width < few.half_width
+    assert low <= few.sd / many.sd <= high, (few, many)
 
 
-def test_identical_scenarios_differ_by_exactly_zero():
-    params = small_params(run__days=100.0)
-    a = run_replications(params, 3, workers=1).metrics.assign(scenario="baseline")
-    b = run_replications(params, 3, workers=1).metrics.assign(scenario="copy")
-    diffs = paired_differences(pd.concat([a, b]))
-    assert (diffs["difference"] == 0).all() and (diffs["pairs"] == 3).all()
+def test_a_capacity_change_keeps_every_replications_random_numbers():
+    """Common random numbers across scenarios: replication k of a scenario with other
+    capacities draws exactly the same patients as replication k of the baseline (arrival,
+    pathway, every duration and amount), so the paired difference of the arrivals is exactly
+    0; the delays, which depend on capacity, do differ."""
+    base_params = small_params(run__days=100.0)
+    other_params = small_params(run__days=100.0, acute__beds=base_params.acute.beds - 10,
+                                services__homecare__capacity=2 * CARER_HOURS,
+                                services__care_home__capacity=60)
+    base = run_replications(base_params, 3, workers=1)
+    other = run_replications(other_params, 3, workers=1)
+    for a, b in zip(base.runs, other.runs):
+        assert a.replication == b.replication
+        pd.testing.assert_frame_equal(a.patients[DRAWN], b.patients[DRAWN])
+    tidy = pd.concat([base.metrics.assign(scenario="baseline"),
+                      other.metrics.assign(scenario="other")])
+    diffs = paired_differences(tidy).set_index("metric")
+    assert diffs.loc["arrivals_total", "difference"] == 0
+    assert diffs.loc["arrivals_total", "pairs"] == 3
+    assert diffs.loc["delayed_days", "difference"] != 0
 
 
 def test_common_random_numbers_reduce_the_variance_of_a_difference():
-    """Two close scenarios (one more carer): the variance of the paired difference is smaller
+    """Two close scenarios (one more carer, 25 carer-hours a week): the variance of the paired difference is smaller
     than that of an unpaired one, significantly at the 5% level (F-test)."""
     n = 10
     base = _values(small_params(run__days=128.0), range(n))
-    carers = small_params().homecare.carers
-    more = _values(small_params(run__days=128.0, homecare__carers=carers + 1), range(n))
+    more = _values(small_params(run__days=128.0,
+                                services__homecare__capacity=CARER_HOURS + 25), range(n))
     paired = np.var(more - base, ddof=1)
     unpaired = np.var(more, ddof=1) + np.var(base, ddof=1)
     assert paired < unpaired * stats.f.ppf(0.05, n - 1, n - 1), (paired, unpaired)
@@ -75,16 +93,24 @@ def test_parallel_replications_equal_serial_ones():
 
 
 def test_precision_target_adds_replications_until_the_interval_is_narrow():
-    params = small_params(run__days=80.0, run__replications=2, run__precision=0.05,
-                          run__max_replications=30)
+    """Replications are added until the 95% CI half-width is within 15% of the mean, and no
+    further: the run stops at the first n that is precise enough, well before the cap. (The
+    metric's coefficient of variation here is about 0.2, so about 8 replications are needed;
+    30 replications fall short only if the sample sd is twice the true one, chi-square
+    probability below 1e-12.)"""
+    precision, cap = 0.15, 30
+    params = small_params(run__days=80.0, run__replications=2, run__precision=precision,
+                          run__max_replications=cap)
     results = run_replications(params, workers=2)
     values = [r.value(METRIC) for r in results.runs]
+    n = len(values)
+    assert [r.replication for r in results.runs] == list(range(n))
+    assert 2 <= n < cap, "stopped by the cap, not by the precision"
     e = estimate(values)
-    assert len(values) > 2
-    assert e.half_width <= 0.05 * e.mean or len(values) == 30
-    if len(values) > 2:  # one replication fewer was not yet precise enough
-        shorter = estimate(values[:-1])
-        assert shorter.half_width > 0.05 * shorter.mean
+    assert e.half_width <= precision * e.mean
+    for m in range(2, n):  # every shorter run was not yet precise enough
+        shorter = estimate(values[:m])
+        assert shorter.half_width > precision * shorter.mean, m
     # The stopping point does not depend on how many processes ran the replications.
     serial = [r.value(METRIC) for r in run_replications(params, workers=1).runs]
     assert serial == values
@@ -93,7 +119,7 @@ def test_precision_target_adds_replications_until_the_interval_is_narrow():
 def test_store_refuses_results_of_another_configuration(tmp_path):
     ReplicationStore(tmp_path, small_params())
     with pytest.raises(StoreMismatch):
-        ReplicationStore(tmp_path, small_params(homecare__carers=99))
+        ReplicationStore(tmp_path, small_params(services__homecare__capacity=99.0))
     ReplicationStore(tmp_path, small_params(run__replications=9))  # more replications: fine
 
 

@@ -8,17 +8,21 @@ from sim.core.params import Distribution, Run, Window
 
 def test_defaults_are_valid_and_shares_sum_to_one():
     p = Params()
-    assert sum(p.pathways.shares) == pytest.approx(1.0, abs=1e-9)
+    assert sum(pathway.share for pathway in p.pathways.values()) == pytest.approx(1.0, abs=1e-9)
 
 
 @pytest.mark.parametrize("path, value, field", [
-    ("homecare.carers", -1, "carers"),
-    ("acute.beds", 0, "beds"),
-    ("pathways.p0.share", 0.7, "p0.share+p1.share+p2.share+p3.share"),
-    ("care_home.initial_utilisation", 1.5, "initial_utilisation"),
-    ("step_down.onward", [0.5, 0.5, 0.5], "onward"),
-    ("run.warmup_days", 500.0, "warmup_days"),
-    ("admissions.day_of_week", [1.0] * 6, "day_of_week"),
+    ("services.homecare.staff.count", -1, "services.homecare.staff.count"),
+    ("acute.beds", 0, "acute.beds"),
+    ("pathways.p0.share", 0.7,
+     "pathways.p0.share + pathways.p1.share + pathways.p2.share + pathways.p3.share"),
+    ("pathways.p1.service", "nowhere", "pathways.p1.service"),
+    ("services.care_home.initial_utilisation", 1.5, "services.care_home.initial_utilisation"),
+    ("services.step_down.then", {"home": 0.5, "homecare": 0.6}, "services.step_down.then"),
+    ("services.step_down.then", {"home": 0.5, "step_down": 0.5}, "services.step_down.then"),
+    ("services.care_home.capacity", None, "services.care_home.capacity"),
+    ("run.warmup_days", 500.0, "run.warmup_days"),
+    ("admissions.day_of_week", [1.0] * 6, "admissions.day_of_week"),
 ])
 def test_out_of_range_values_are_refused(path, value, field):
     with pytest.raises(ParameterError) as error:
@@ -50,7 +54,7 @@ def test_window_refuses_unknown_weekday_and_reversed_hours():
 
 def test_override_refuses_unknown_names():
     with pytest.raises(ParameterError):
-        override(Params(), {"homecare.carerz": 3})
+        override(Params(), {"services.homecare.carerz": 3})
 
 
 def test_run_refuses_zero_replications():

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
-from sim.core.model import REQUEST_COLUMNS, simulate
+from sim.core.model import simulate
 from sim.core.params import Distribution, Params, override
 
 LEVEL = 0.99
@@ -62,9 +62,9 @@ def mmc_mean_wait(arrival_rate: float, mean_stay: float, servers: int) -> float:
 _FLAT_DAY = [1.0] * 7
 _FLAT_HOUR = [1.0] * 24
 _NO_COMMUNITY = {
-    "homecare.community_referrals_per_day": 0.0, "homecare.initial_utilisation": 0.0,
-    "step_down.community_referrals_per_day": 0.0, "step_down.initial_utilisation": 0.0,
-    "care_home.community_referrals_per_day": 0.0, "care_home.initial_utilisation": 0.0,
+    f"services.{name}.{setting}": 0.0
+    for name in ("homecare", "step_down", "care_home")
+    for setting in ("community_referrals_per_day", "initial_utilisation")
 }
 
 
@@ -98,8 +98,8 @@ def tandem_params(arrival_rate: float, acute_mean_stay: float, acute_beds: int,
         "pathways.p3.rule.enabled": False,
         "assessment.staff": 1, "assessment.duration": Distribution("fixed", 0.0),
         "assessment.hours.enabled": False,
-        "care_home.beds": care_home_places,
-        "care_home.stay": Distribution("exponential", care_home_mean_stay),
+        "services.care_home.capacity": care_home_places,
+        "services.care_home.stay": Distribution("exponential", care_home_mean_stay),
     })
 
 
@@ -124,7 +124,7 @@ def littles_law(params: Params, replication: int) -> dict[str, tuple[float, floa
     each stay when it starts. Little's law says the two have the same expectation in steady
     state; the window is a whole number of weeks so that the weekly cycle does not bias it.
     """
-    from sim.core.model import Model, patient_table
+    from sim.core.model import Model, patient_table, request_table
     lo, hi = params.run.warmup_days, params.run.days
     model = Model(override(params, {"run.days": hi + DRAIN_DAYS}), replication)
     model.run(until=hi)
@@ -142,7 +142,7 @@ def littles_law(params: Params, replication: int) -> dict[str, tuple[float, floa
     fit = p[(p["fit"] >= lo) & (p["fit"] < hi)]
     out["medically fit in hospital"] = (time_average["medically fit in hospital"],
                                        len(fit) / window * (fit["left"] - fit["fit"]).mean())
-    w = pd.DataFrame(model.requests, columns=REQUEST_COLUMNS)
+    w = request_table(model.requests)
     for service in model.pools:
         entered = w[(w["service"] == service) & (w["granted"] >= lo) & (w["granted"] < hi)]
         stay = (entered["released"] - entered["granted"]).fillna(entered["stay"])

@@ -18,7 +18,7 @@ from sim.running.sweep import collect, job_folders
 
 class CollectSweep(Callback):
     """``analysis``: none, ``scenario_comparison``, ``weekend_rules`` or ``response_curve``
-    (with ``parameter``, the swept key, e.g. ``homecare.carers``)."""
+    (with ``parameter``, the swept key, e.g. ``services.homecare.staff.count``)."""
 
     def __init__(self, analysis: Optional[str] = None, parameter: Optional[str] = None) -> None:
         self.analysis = analysis

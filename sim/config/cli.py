@@ -2,9 +2,9 @@
 
     discharge-sim                                  # the default scenario
     discharge-sim scenario=extra_homecare run.replications=10
-    discharge-sim homecare.carers=120 run.days=365 hydra.run.dir=out/hc120
+    discharge-sim services.homecare.staff.count=120 run.days=365 hydra.run.dir=out/hc120
     discharge-sim --cfg job                        # print the resolved config
-    discharge-sim -m homecare.carers=150,175,200   # a sweep, in parallel (joblib launcher)
+    discharge-sim -m services.homecare.staff.count=150,175,200   # a sweep, in parallel (joblib launcher)
     discharge-sim -m +experiment=scenario_comparison
 
 Each run writes ``metrics.csv``, ``replications.csv``, ``daily.csv``, ``patients.csv``,
@@ -34,7 +34,7 @@ from sim.config.schema import CONFIG_DIR, AppConfig, ConfigError, load_config, r
 from sim.running.files import write_atomic
 from sim.core.params import ParameterError
 from sim.running.provenance import provenance
-from sim.reporting.report import summary_markdown, write_tables
+from sim.reporting.report import pathway_title, summary_markdown, write_tables
 from sim.running.runner import run_replications
 from sim.running.store import ReplicationStore, StoreMismatch
 
@@ -62,8 +62,9 @@ def run_job(cfg: DictConfig) -> Path:
     write_atomic(out / "summary.md", lambda p: p.write_text(summary))
     if config.output.charts:
         from sim.reporting import charts
-        charts.delayed_days_by_pathway(results.metrics, out / "delayed_days_by_pathway.png",
-                                      config.name)
+        pathways = {k: pathway_title(k, config.params) for k in config.params.pathways}
+        charts.delayed_days_by_pathway(results.metrics, pathways,
+                                       out / "delayed_days_by_pathway.png", config.name)
         charts.fit_in_hospital_over_time(results.daily, config.run.warmup_days,
                                         out / "fit_in_hospital.png", config.name)
     if not in_sweep:

@@ -124,7 +124,7 @@ def to_app_config(cfg: DictConfig) -> AppConfig:
 
 
 def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> AppConfig:
-    """Compose ``configs/`` with command-line style overrides, e.g. ``["homecare.carers=200"]``."""
+    """Compose ``configs/`` with command-line style overrides, e.g. ``["services.homecare.staff.count=200"]``."""
     register()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=list(overrides))

@@ -13,15 +13,11 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 import pandas as pd
 
-from sim.core.params import Params, Run
+from sim.core.catalogue import PER, WEEKDAY_NAMES, catalogue, causes, sources
+from sim.core.params import Params
 
 if TYPE_CHECKING:
     from sim.core.resources import CapacityPool, TimeWeighted
-
-WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-PER = 30.0
-"""Delayed days are reported per this many days, as well as in total."""
 
 
 def _count_at(times_in: np.ndarray, times_out: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -32,8 +28,10 @@ def _count_at(times_in: np.ndarray, times_out: np.ndarray, at: np.ndarray) -> np
             - np.searchsorted(t_out, at, side="right")).astype(int)
 
 
-def compute_daily(patients: pd.DataFrame, run: Run) -> pd.DataFrame:
-    """Counts at each simulated midnight, and the discharges of the day that follows it."""
+def compute_daily(patients: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Counts at each simulated midnight, and the discharges of the day that follows it, in all
+    and by pathway."""
+    run = params.run
     days = np.arange(int(np.ceil(run.days)), dtype=float)
     arrival = patients["arrival"].to_numpy(float)
     bed = patients["bed"].to_numpy(float)
@@ -53,11 +51,11 @@ def compute_daily(patients: pd.DataFrame, run: Run) -> pd.DataFrame:
         "waiting_for_bed": _count_at(arrival, wait_end, days),
     })
     discharge_day = np.floor(left[discharged]).astype(int)
-    pathway = patients["pathway"].to_numpy(int)[discharged]
+    pathway = patients["pathway"].to_numpy(str)[discharged]
     n = len(days)
     daily["discharges"] = np.bincount(discharge_day, minlength=n)[:n]
-    for k in range(4):
-        daily[f"discharges_p{k}"] = np.bincount(discharge_day[pathway == k], minlength=n)[:n]
+    for k in params.pathways:
+        daily[f"discharges_{k}"] = np.bincount(discharge_day[pathway == k], minlength=n)[:n]
     return daily
 
 
@@ -65,126 +63,120 @@ def _overlap(start: np.ndarray, end: np.ndarray, lo: float, hi: float) -> np.nda
     return np.clip(np.minimum(end, hi) - np.maximum(start, lo), 0.0, None)
 
 
-def delay_phases(patients: pd.DataFrame, run: Run) -> dict[str, np.ndarray]:
-    """Per patient, delayed days in the measured window by cause (NaN phase ends = run end)."""
-    lo, hi = run.warmup_days, run.days
+def delay_phases(patients: pd.DataFrame, params: Params) -> dict[str, np.ndarray]:
+    """Per patient, delayed days in the measured window by cause, in the order of
+    :func:`sim.core.catalogue.causes` (NaN phase ends = run end). The wait for a community
+    service is attributed to the service the patient's pathway needs."""
+    lo, hi = params.run.warmup_days, params.run.days
     t = {c: np.nan_to_num(patients[c].to_numpy(float), nan=hi)
          for c in ("fit", "assessed", "ready", "transferred", "left")}
     has_fit = ~np.isnan(patients["fit"].to_numpy(float))
-    pathway = patients["pathway"].to_numpy(int)
+    service = patients["service"].to_numpy(str)
     waiting = _overlap(t["assessed"], t["ready"], lo, hi) * has_fit
-    return {
-        "assessment": _overlap(t["fit"], t["assessed"], lo, hi) * has_fit,
-        "package": np.where(pathway == 1, waiting, 0.0),
-        "bed": np.where(pathway >= 2, waiting, 0.0),
-        "transfer": _overlap(t["ready"], t["transferred"], lo, hi) * has_fit,
-        "rule": _overlap(t["transferred"], t["left"], lo, hi) * has_fit,
-    }
+    phases = {"assessment": _overlap(t["fit"], t["assessed"], lo, hi) * has_fit}
+    for name in params.services:
+        phases[name] = np.where(service == name, waiting, 0.0)
+    phases["transfer"] = _overlap(t["ready"], t["transferred"], lo, hi) * has_fit
+    phases["rule"] = _overlap(t["transferred"], t["left"], lo, hi) * has_fit
+    assert list(phases) == list(causes(params))
+    return phases
 
 
 def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
                     waits: pd.DataFrame, beds: "CapacityPool", assessors: "CapacityPool",
                     pools: Mapping[str, "CapacityPool"],
                     fit_in_hospital: "TimeWeighted") -> pd.DataFrame:
-    """The run's metrics as a tidy table: ``metric``, ``value``, ``unit``."""
+    """The run's metrics as a tidy table: ``metric``, ``value``, ``unit`` (every metric is
+    declared in :mod:`sim.core.catalogue`, which gives its unit)."""
     run = params.run
     lo, hi = run.warmup_days, run.days
     window = hi - lo
+    declared = catalogue(params)
     rows: list[tuple[str, float, str]] = []
 
-    def add(name: str, value: float, unit: str) -> None:
-        rows.append((name, float(value), unit))
+    def add(name: str, value: float) -> None:
+        rows.append((name, float(value), declared[name].unit))
 
     arrival = patients["arrival"].to_numpy(float)
     bed = patients["bed"].to_numpy(float)
     fit = patients["fit"].to_numpy(float)
     left = patients["left"].to_numpy(float)
     diverted = patients["diverted"].to_numpy(bool)
-    pathway = patients["pathway"].to_numpy(int)
+    pathway = patients["pathway"].to_numpy(str)
     discharged = ~diverted & ~np.isnan(left)
 
     # Conservation over the whole run: every arrival is diverted, discharged or still here.
     in_system_end = int((~diverted & np.isnan(left)).sum())
-    add("arrivals_total", len(patients), "patients")
-    add("discharged_total", discharged.sum(), "patients")
-    add("diverted_total", diverted.sum(), "patients")
-    add("in_system_end", in_system_end, "patients")
-    add("conservation_error", len(patients) - discharged.sum() - diverted.sum() - in_system_end,
-        "patients")
+    add("arrivals_total", len(patients))
+    add("discharged_total", discharged.sum())
+    add("diverted_total", diverted.sum())
+    add("in_system_end", in_system_end)
+    add("conservation_error", len(patients) - discharged.sum() - diverted.sum() - in_system_end)
 
     # Flow in the measured window.
     in_window = (arrival >= lo) & (arrival < hi)
     admitted = (bed >= lo) & (bed < hi)
     out = discharged & (left >= lo)
-    add("window_days", window, "days")
-    add("arrivals", in_window.sum(), "patients")
-    add("admitted", admitted.sum(), "patients")
-    add("discharged", out.sum(), "patients")
-    add("diverted", (diverted & in_window).sum(), "patients")
+    add("window_days", window)
+    add("arrivals", in_window.sum())
+    add("admitted", admitted.sum())
+    add("discharged", out.sum())
+    add("diverted", (diverted & in_window).sum())
     bed_wait = (bed - arrival)[in_window & ~np.isnan(bed)]
-    add("bed_wait_share", (bed_wait > 1e-12).mean() if bed_wait.size else 0.0, "fraction of admissions")
-    add("bed_wait_mean", bed_wait.mean() if bed_wait.size else 0.0, "days")
-    add("diverted_share", (diverted & in_window).sum() / max(in_window.sum(), 1), "fraction of arrivals")
+    add("bed_wait_share", (bed_wait > 1e-12).mean() if bed_wait.size else 0.0)
+    add("bed_wait_mean", bed_wait.mean() if bed_wait.size else 0.0)
+    add("diverted_share", (diverted & in_window).sum() / max(in_window.sum(), 1))
 
     # Delayed discharge days.
-    phases = delay_phases(patients, run)
+    phases = delay_phases(patients, params)
     total = sum(phases.values())
-    add("delayed_days", total.sum(), "bed-days")
-    add("delayed_days_per_30d", total.sum() / window * PER, "bed-days per 30 days")
-    for k in range(4):
-        add(f"delayed_days_per_30d.p{k}", total[pathway == k].sum() / window * PER,
-            "bed-days per 30 days")
+    add("delayed_days", total.sum())
+    add("delayed_days_per_30d", total.sum() / window * PER)
+    for k in params.pathways:
+        add(f"delayed_days_per_30d.{k}", total[pathway == k].sum() / window * PER)
     for cause, days in phases.items():
-        add(f"delayed_days_per_30d.{cause}", days.sum() / window * PER, "bed-days per 30 days")
+        add(f"delayed_days_per_30d.{cause}", days.sum() / window * PER)
 
     delay = (left - fit)[out]
     delay_pathway = pathway[out]
     for label, mask in [("all", np.ones(delay.size, bool))] + [
-            (f"p{k}", delay_pathway == k) for k in range(4)]:
+            (k, delay_pathway == k) for k in params.pathways]:
         values = delay[mask]
-        add(f"delay_mean.{label}", values.mean() if values.size else np.nan, "days per discharged patient")
-        add(f"delay_p90.{label}", np.percentile(values, 90) if values.size else np.nan,
-            "days per discharged patient")
+        add(f"delay_mean.{label}", values.mean() if values.size else np.nan)
+        add(f"delay_p90.{label}", np.percentile(values, 90) if values.size else np.nan)
     fit_weekday = np.floor(fit[out]).astype(int) % 7
     for day, label in enumerate(WEEKDAY_NAMES):
         values = delay[fit_weekday == day]
-        add(f"delay_mean.fit_{label}", values.mean() if values.size else np.nan,
-            "days per discharged patient")
-    for k in range(4):
-        add(f"discharge_share.p{k}", (delay_pathway == k).mean() if delay.size else np.nan,
-            "fraction of discharges")
+        add(f"delay_mean.fit_{label}", values.mean() if values.size else np.nan)
+    for k in params.pathways:
+        add(f"discharge_share.{k}", (delay_pathway == k).mean() if delay.size else np.nan)
 
     # Beds and the midnight count.
     measured = daily[~daily["warmup"]]
-    add("acute_occupied_beds", beds.use.mean(hi), "beds")
-    add("acute_occupancy", beds.use.mean(hi) / beds.capacity, "fraction of beds")
-    add("fit_in_hospital_midnight", measured["fit_in_hospital"].mean(), "patients")
-    add("fit_in_hospital_mean", fit_in_hospital.mean(hi), "patients (time-average)")
+    add("acute_occupied_beds", beds.use.mean(hi))
+    add("acute_occupancy", beds.use.mean(hi) / beds.capacity)
+    add("fit_in_hospital_midnight", measured["fit_in_hospital"].mean())
+    add("fit_in_hospital_mean", fit_in_hospital.mean(hi))
     occupied = measured["in_hospital"].sum()
-    add("fit_in_hospital_share", measured["fit_in_hospital"].sum() / occupied if occupied else 0.0,
-        "fraction of occupied beds")
+    add("fit_in_hospital_share", measured["fit_in_hospital"].sum() / occupied if occupied else 0.0)
     weekday = measured[measured["weekday"] < 5]["discharges"].mean()
     weekend = measured[measured["weekday"] >= 5]["discharges"].mean()
-    add("weekend_discharge_ratio", weekend / weekday if weekday else np.nan,
-        "weekend-day / weekday discharges")
+    add("weekend_discharge_ratio", weekend / weekday if weekday else np.nan)
 
     # The discharge team and community services.
     add("assessors_utilisation", assessors.use.mean(hi) / assessors.capacity
-        if assessors.capacity else np.nan,
-        "fraction of staff, all hours (an assessment paused overnight counts)")
+        if assessors.capacity else np.nan)
     requested = waits["requested"].to_numpy(float)
     granted = waits["granted"].to_numpy(float)
     wait = np.nan_to_num(granted, nan=hi) - requested
     for service, pool in pools.items():
-        unit = "carer-hours/week" if service == "homecare" else "places"
-        add(f"{service}.in_use", pool.use.mean(hi), unit)
-        add(f"{service}.utilisation", pool.use.mean(hi) / pool.capacity if pool.capacity else np.nan,
-            "fraction of capacity")
-        add(f"{service}.queue_mean", pool.waiting.mean(hi), "people waiting")
-        add(f"{service}.queue_end", len(pool.queue), "people waiting")
-        for source in ("hospital", "community", "step_down"):
+        add(f"{service}.in_use", pool.use.mean(hi))
+        add(f"{service}.utilisation", pool.use.mean(hi) / pool.capacity if pool.capacity else np.nan)
+        add(f"{service}.queue_mean", pool.waiting.mean(hi))
+        add(f"{service}.queue_end", len(pool.queue))
+        for source in sources(params, service):
             mask = ((waits["service"] == service) & (waits["source"] == source)).to_numpy() & (
                 requested >= lo)
             if mask.any():
-                add(f"{service}.wait_mean.{source}", wait[mask].mean(), "days (censored at run end)")
+                add(f"{service}.wait_mean.{source}", wait[mask].mean())
     return pd.DataFrame(rows, columns=["metric", "value", "unit"])

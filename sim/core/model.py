@@ -26,14 +26,11 @@ import simpy
 
 from sim.core.calendar import Calendar
 from sim.core.metrics import compute_daily, compute_metrics
-from sim.core.params import Distribution, Params
-from sim.core.patient import Patient
+from sim.core.params import HOME, Distribution, Params
+from sim.core.patient import Patient, Request
 from sim.core.resources import CapacityPool, TimeWeighted
 from sim.core.streams import (BATCH, batch_draw, choice_sampler, length_biased_draw,
                          replication_streams, sampler)
-
-SERVICES = ("homecare", "step_down", "care_home")
-"""Community services, which hospital patients share with referrals from the community."""
 
 
 @dataclass
@@ -61,7 +58,11 @@ class RunResult:
 
 
 class Model:
-    """One replication of the discharge system, built on a SimPy environment."""
+    """One replication of the discharge system, built on a SimPy environment.
+
+    Pathways and community services are tables in the parameters: the model has one process for
+    every pathway and one for every service, with no branch for any particular one.
+    """
 
     def __init__(self, params: Params, replication: int = 0) -> None:
         self.params = params
@@ -70,32 +71,32 @@ class Model:
         self._started = False
         rng = replication_streams(params.run.seed, replication)
         self._rng = rng
-        pw = params.pathways
+        pathways = params.pathways
 
         self.beds = CapacityPool(self.env, "acute_beds", params.acute.beds)
         self.fit_in_hospital = TimeWeighted()  # medically fit patients still in a bed
         self.assessors = CapacityPool(self.env, "assessors", params.assessment.staff)
-        self.pools = {
-            "homecare": CapacityPool(self.env, "homecare", params.homecare.capacity),
-            "step_down": CapacityPool(self.env, "step_down", params.step_down.beds),
-            "care_home": CapacityPool(self.env, "care_home", params.care_home.beds),
-        }
-        self.rules = [Calendar(pw[k].rule) for k in range(4)]
+        self.pools = {name: CapacityPool(self.env, name, service.size)
+                      for name, service in params.services.items()}
+        self.rules = {key: Calendar(p.rule) for key, p in pathways.items()}
         self.team_hours = Calendar(params.assessment.hours)
 
-        self._pathway = choice_sampler(pw.shares, rng["pathway"])
-        self._acute_stay = [sampler(pw[k].acute_stay, rng[f"acute_stay_p{k}"]) for k in range(4)]
-        self._transfer = [sampler(pw[k].transfer, rng[f"transfer_p{k}"]) for k in range(4)]
+        self._pathway_keys = list(pathways)
+        self._pathway = choice_sampler([p.share for p in pathways.values()], rng["pathway"])
+        self._acute_stay = {k: sampler(p.acute_stay, rng[f"acute_stay_{k}"])
+                            for k, p in pathways.items()}
+        self._transfer = {k: sampler(p.transfer, rng[f"transfer_{k}"]) for k, p in pathways.items()}
         self._assessment = sampler(params.assessment.duration, rng["assessment"])
-        self._package_hours = sampler(params.homecare.package_hours, rng["package_hours"])
-        self._package_days = sampler(params.homecare.package_days, rng["package_days"])
-        self._step_down_stay = sampler(params.step_down.stay, rng["step_down_stay"])
-        self._onward = choice_sampler(params.step_down.onward, rng["step_down_onward"])
-        self._care_home_stay = sampler(params.care_home.stay, rng["care_home_stay"])
+        self._amount = {name: sampler(s.amount, rng[f"{name}_amount"])
+                        for name, s in params.services.items()}
+        self._stay = {name: sampler(s.stay, rng[f"{name}_stay"])
+                      for name, s in params.services.items()}
+        self._then = {name: (list(s.then), choice_sampler(list(s.then.values()), rng[f"{name}_then"]))
+                      for name, s in params.services.items() if s.then}
 
         self.patients: list[Patient] = []
-        # One list per request for a community service, in the order of REQUEST_COLUMNS.
-        self.requests: list[list] = []
+        self.requests: list[Request] = []
+        """Every request for a community service, in the order made."""
 
     # ------------------------------------------------------------------ running
     def run(self, until: float | None = None) -> RunResult | None:
@@ -110,7 +111,7 @@ class Model:
         run = self.params.run
         self._fill_community_services()
         self.env.process(self._admissions())
-        for service in SERVICES:
+        for service in self.params.services:
             self.env.process(self._community_referrals(service))
         if run.warmup_days > 0:
             self.env.run(until=run.warmup_days)
@@ -126,8 +127,8 @@ class Model:
 
     def _result(self) -> RunResult:
         patients = patient_table(self.patients, until=self.env.now)
-        waits = pd.DataFrame(self.requests, columns=REQUEST_COLUMNS)
-        daily = compute_daily(patients, self.params.run)
+        waits = request_table(self.requests)
+        daily = compute_daily(patients, self.params)
         metrics = compute_metrics(self.params, patients, daily, waits, self.beds,
                                   self.assessors, self.pools, self.fit_in_hospital)
         return RunResult(self.replication, patients, daily, waits, metrics)
@@ -151,19 +152,21 @@ class Model:
                 self.env.process(self._hospital_stay(patient))
 
     def _new_patient(self) -> Patient:
-        k = self._pathway()
+        k = self._pathway_keys[self._pathway()]
+        pathway = self.params.pathways[k]
         p = Patient(id=len(self.patients), arrival=self.env.now, pathway=k,
                     acute_stay=self._acute_stay[k](), transfer=self._transfer[k]())
-        if k > 0:
+        if pathway.needs_assessment:
             p.assessment = self._assessment()
-        if k == 2:
-            p.step_down_stay = self._step_down_stay()
-            p.onward = self._onward()
-        if k == 1 or (k == 2 and p.onward == 1):
-            p.package_hours = self._package_hours()
-            p.package_days = self._package_days()
-        if k == 3 or (k == 2 and p.onward == 2):
-            p.care_home_stay = self._care_home_stay()
+        if pathway.service is not None:
+            p.service = pathway.service
+            p.amount, p.stay = self._amount[p.service](), self._stay[p.service]()
+            if p.service in self._then:
+                names, choose = self._then[p.service]
+                onward = names[choose()]
+                if onward != HOME:
+                    p.onward = onward
+                    p.onward_amount, p.onward_stay = self._amount[onward](), self._stay[onward]()
         return p
 
     # ------------------------------------------------------------------ the acute stay
@@ -186,33 +189,32 @@ class Model:
         p.fit = env.now
         self.fit_in_hospital.set(env.now, self.fit_in_hospital.level + 1)
 
-        k = p.pathway
-        in_hospital = self.params.assessment.in_hospital
-        if k > 0 and in_hospital:
+        assess_in_hospital = self.params.assessment.in_hospital
+        needs_assessment = self.params.pathways[p.pathway].needs_assessment
+        if needs_assessment and assess_in_hospital:
             yield from self._assess(p.assessment)
         p.assessed = env.now
 
-        if k > 0:
-            service, amount = _SERVICE_OF_PATHWAY[k], (p.package_hours if k == 1 else 1.0)
-            record = yield from self._request(service, "hospital", amount)
+        if p.service:
+            request = yield from self._request(p.service, "hospital", p.amount)
         p.ready = env.now
         # Transfer, then the first moment the pathway's rule allows: one wait for both.
         p.transferred = env.now + p.transfer
-        leaves = self.rules[k].next_open(p.transferred)
+        leaves = self.rules[p.pathway].next_open(p.transferred)
         if leaves > env.now:
             yield env.timeout(leaves - env.now)
         p.left = env.now
         self.beds.release()
         self.fit_in_hospital.set(env.now, self.fit_in_hospital.level - 1)
 
-        if k > 0 and not in_hospital:
+        if needs_assessment and not assess_in_hospital:
             env.process(self._assess(p.assessment))
-        if k == 1:
-            self._hold(record, p.package_days)
-        elif k == 2:
-            env.process(self._step_down_stay_then_onward(p, record))
-        elif k == 3:
-            self._hold(record, p.care_home_stay)
+        if p.service:
+            if p.service in self._then:
+                env.process(self._stay_then_onward(request, p.stay, p.onward, p.onward_amount,
+                                                   p.onward_stay))
+            else:
+                self._hold(request, p.stay)
 
     def _assess(self, duration: float) -> Generator:
         """An assessment by one of the discharge team, in the team's working hours: the patient
@@ -229,83 +231,72 @@ class Model:
         self.assessors.release()
 
     # ------------------------------------------------------------------ community services
-    def _request(self, service: str, source: str, amount: float) -> Generator[Any, Any, list]:
-        """Wait for ``amount`` of a community service; returns the request's log record."""
-        record = self._log_request(service, source, amount)
+    def _request(self, service: str, source: str, amount: float) -> Generator[Any, Any, Request]:
+        """Wait for ``amount`` of a community service; returns the granted request."""
+        request = self._log_request(service, source, amount)
         pool = self.pools[service]
         if not pool.try_take(amount):
             yield pool.request(amount)
-        record[4] = self.env.now
-        return record
+        request.granted = self.env.now
+        return request
 
-    def _log_request(self, service: str, source: str, amount: float) -> list:
-        """A new row of the request log (``REQUEST_COLUMNS``), requested now; the caller fills
-        in when it is granted."""
-        record = [service, source, amount, self.env.now, math.nan, math.nan, math.nan]
-        self.requests.append(record)
-        return record
+    def _log_request(self, service: str, source: str, amount: float) -> Request:
+        """A new request in the log, made now; the caller records when it is granted."""
+        request = Request(service, source, amount, self.env.now)
+        self.requests.append(request)
+        return request
 
-    def _release(self, record: list) -> None:
-        self.pools[record[0]].release(record[2])
-        record[5] = self.env.now
+    def _release(self, request: Request) -> None:
+        self.pools[request.service].release(request.amount)
+        request.released = self.env.now
 
-    def _hold(self, record: list, days: float) -> None:
+    def _hold(self, request: Request, days: float) -> None:
         """Use a granted request for ``days``, then free it (an event, not a process)."""
-        record[6] = days
-        self.env.timeout(days).callbacks.append(lambda _: self._release(record))
+        request.stay = days
+        self.env.timeout(days).callbacks.append(lambda _: self._release(request))
 
-    def _step_down_stay_then_onward(self, p: Patient, record: list) -> Generator:
-        """A step-down stay; one who needs homecare or a care home next waits in the bed."""
-        record[6] = p.step_down_stay  # plus any wait for the onward service
-        yield self.env.timeout(p.step_down_stay)
-        if p.onward == 1:
-            onward = yield from self._request("homecare", "step_down", p.package_hours)
-            self._hold(onward, p.package_days)
-        elif p.onward == 2:
-            onward = yield from self._request("care_home", "step_down", 1.0)
-            self._hold(onward, p.care_home_stay)
-        self._release(record)
+    def _stay_then_onward(self, request: Request, days: float, onward: str, amount: float,
+                          onward_days: float) -> Generator:
+        """A stay in a service with a next step (a step-down bed): one who needs another service
+        next waits for it in this service's place, which is freed only once that is granted."""
+        request.stay = days  # plus any wait for the onward service
+        yield self.env.timeout(days)
+        if onward:
+            granted = yield from self._request(onward, request.service, amount)
+            self._hold(granted, onward_days)
+        self._release(request)
 
     def _community_referrals(self, service: str) -> Generator:
         """People referred to a service from the community, competing with hospital patients."""
-        per_day, amount, duration = self._referral_settings(service)
+        settings = self.params.services[service]
+        per_day = settings.community_referrals_per_day
         if per_day <= 0 or not math.isfinite(1.0 / per_day):
             return  # none, or so rare that the mean gap overflows: none in any run
-        gap = sampler(Distribution("exponential", 1.0 / per_day), self._rng[f"{service}_referrals"])
+        rng = self._rng
+        gap = sampler(Distribution("exponential", 1.0 / per_day), rng[f"{service}_referrals"])
+        amount = sampler(settings.amount, rng[f"{service}_referral_amount"])
+        stay = sampler(settings.stay, rng[f"{service}_referral_stay"])
         end = self.params.run.days
         while True:
             t = self.env.now + gap()
             if t >= end:
                 return
             yield self.env.timeout(t - self.env.now)
-            self._community_client(service, amount(), duration())
+            self._community_client(service, amount(), stay())
 
     def _community_client(self, service: str, amount: float, days: float) -> None:
         """A community referral: waits its turn for the service, uses it, frees it."""
-        record = self._log_request(service, "community", amount)
+        request = self._log_request(service, "community", amount)
 
         def start(_: object = None) -> None:
-            record[4] = self.env.now
-            self._hold(record, days)
+            request.granted = self.env.now
+            self._hold(request, days)
 
         pool = self.pools[service]
         if pool.try_take(amount):
             start()
         else:
             pool.request(amount).callbacks.append(start)
-
-    def _referral_settings(self, service: str) -> tuple[float, Callable[[], float], Callable[[], float]]:
-        p, rng = self.params, self._rng
-        one: Callable[[], float] = lambda: 1.0
-        if service == "homecare":
-            return (p.homecare.community_referrals_per_day,
-                    sampler(p.homecare.package_hours, rng["homecare_referral_hours"]),
-                    sampler(p.homecare.package_days, rng["homecare_referral_days"]))
-        if service == "step_down":
-            return (p.step_down.community_referrals_per_day, one,
-                    sampler(p.step_down.stay, rng["step_down_referral_stay"]))
-        return (p.care_home.community_referrals_per_day, one,
-                sampler(p.care_home.stay, rng["care_home_referral_stay"]))
 
     def _fill_community_services(self) -> None:
         """Start community services part-full, as a real system is on the first day.
@@ -315,27 +306,23 @@ class Model:
         length-biased stay times a uniform), so the services start near their steady state and
         a short warm-up suffices even for care homes where residents stay for years.
         """
-        p = self.params
-        settings = {
-            "homecare": (p.homecare.initial_utilisation, p.homecare.package_hours, p.homecare.package_days),
-            "step_down": (p.step_down.initial_utilisation, None, p.step_down.stay),
-            "care_home": (p.care_home.initial_utilisation, None, p.care_home.stay),
-        }
-        for service, (utilisation, amount_dist, stay_dist) in settings.items():
-            pool, rng = self.pools[service], self._rng[f"initial_{service}"]
-            target = utilisation * pool.capacity
+        for name, service in self.params.services.items():
+            pool, rng = self.pools[name], self._rng[f"initial_{name}"]
+            target = service.initial_utilisation * pool.capacity
+            fixed_amount = service.amount.kind == "fixed"
             while True:
-                amount = 1.0 if amount_dist is None else float(batch_draw(amount_dist, rng, 1)[0])
+                amount = (float(service.amount.mean) if fixed_amount
+                          else float(batch_draw(service.amount, rng, 1)[0]))
                 if pool.in_use + amount > target + 1e-9 or amount <= 0:
                     break
                 assert pool.try_take(amount)
-                record = self._log_request(service, "initial", amount)
-                record[4] = self.env.now
-                self._hold(record, _residual_stay(stay_dist, rng))
+                request = self._log_request(name, "initial", amount)
+                request.granted = self.env.now
+                self._hold(request, _residual_stay(service.stay, rng))
 
 
-_SERVICE_OF_PATHWAY = {1: "homecare", 2: "step_down", 3: "care_home"}
-REQUEST_COLUMNS = ["service", "source", "amount", "requested", "granted", "released", "stay"]
+REQUEST_COLUMNS = [f.name for f in fields(Request)]
+"""The columns of the request log (:attr:`RunResult.service_waits`)."""
 
 
 def _residual_stay(dist: Distribution, rng: np.random.Generator) -> float:
@@ -387,17 +374,22 @@ def patient_table(patients: list[Patient], until: float = math.inf) -> pd.DataFr
     that would end after ``until`` (the end of the run) has not happened: NaN."""
     names = [f.name for f in fields(Patient)]
     table = pd.DataFrame([[getattr(p, n) for n in names] for p in patients], columns=names)
-    kinds = {"id": int, "pathway": int, "onward": int, "diverted": bool}
+    kinds = {"id": int, "pathway": str, "service": str, "onward": str, "diverted": bool}
     table = table.astype({n: kinds.get(n, float) for n in names})
     table["transferred"] = table["transferred"].where(table["transferred"] <= until)
     table["delay"] = table["left"] - table["fit"]
-    waiting = table["ready"] - table["assessed"]
     table["delay_assessment"] = table["assessed"] - table["fit"]
-    table["delay_package"] = waiting.where(table["pathway"] == 1, 0.0)
-    table["delay_bed"] = waiting.where(table["pathway"] >= 2, 0.0)
+    table["delay_service"] = table["ready"] - table["assessed"]
     table["delay_transfer"] = table["transferred"] - table["ready"]
     table["delay_rule"] = table["left"] - table["transferred"]
     return table
+
+
+def request_table(requests: list[Request]) -> pd.DataFrame:
+    """The log of requests for community services as a table, one row per request."""
+    return pd.DataFrame([[getattr(r, c) for c in REQUEST_COLUMNS] for r in requests],
+                        columns=REQUEST_COLUMNS).astype(
+        {c: str if c in ("service", "source") else float for c in REQUEST_COLUMNS})
 
 
 def simulate(params: Params, replication: int = 0) -> RunResult:

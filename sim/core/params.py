@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, ClassVar, List, Mapping, Optional
-
-PATHWAYS = (0, 1, 2, 3)
-"""Discharge pathways: 0 home, 1 home with homecare, 2 step-down/rehab bed, 3 care home."""
+from typing import Any, ClassVar, Dict, List, Mapping, Optional
 
 DISTRIBUTION_KINDS = ("fixed", "exponential", "lognormal", "gamma", "empirical")
 WEEKDAYS = (0, 1, 2, 3, 4)
@@ -206,13 +203,95 @@ class Acute:
 
 
 @dataclass
+class Staff:
+    """The people who deliver a service whose capacity is their working time: ``count`` staff
+    (e.g. domiciliary carers) working ``hours_each`` hours a week on clients."""
+
+    count: int = 0
+    hours_each: float = 25.0
+
+    def __post_init__(self) -> None:
+        _check(self.count >= 0, "count", self.count, "an integer >= 0")
+        _non_negative("hours_each", self.hours_each)
+
+
+@dataclass
+class Service:
+    """A community service that hospital patients share, first come first served, with people
+    referred from the community: homecare, step-down beds, care-home places, or any other.
+
+    Every service has the same shape. Its size is counted in the service's ``unit`` (places,
+    or carer-hours per week for homecare): either ``capacity`` units, or the working hours of
+    its ``staff`` (give one of the two). Each client takes ``amount`` units (1 place, or a
+    package of so many carer-hours a week) for ``stay`` days. ``then`` lists where clients go
+    when their stay ends, as shares (``home`` or another service's name, which they wait for in
+    this service's place); empty means they leave. The service starts ``initial_utilisation``
+    full, as a real one is on the first day.
+    """
+
+    unit: str = "places"
+    capacity: Optional[float] = None
+    staff: Optional[Staff] = None
+    amount: Distribution = field(default_factory=lambda: Distribution("fixed", 1.0))
+    stay: Distribution = field(default_factory=lambda: Distribution("fixed", 1.0))
+    then: Dict[str, float] = field(default_factory=dict)
+    community_referrals_per_day: float = 0.0
+    initial_utilisation: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(bool(self.unit), "unit", self.unit, "a name for what capacity counts")
+        _check((self.capacity is None) != (self.staff is None), "capacity", self.capacity,
+               "a number of units, or null when the service's size is set by its staff "
+               "(give capacity or staff, not both)")
+        if self.capacity is not None:
+            _non_negative("capacity", self.capacity)
+        _non_negative("community_referrals_per_day", self.community_referrals_per_day)
+        _fraction("initial_utilisation", self.initial_utilisation)
+        if self.then:
+            _shares("then", list(self.then.values()), len(self.then))
+
+    @property
+    def size(self) -> float:
+        """The service's capacity in its unit: ``capacity``, or its staff's weekly hours."""
+        if self.staff is not None:
+            return self.staff.count * self.staff.hours_each
+        assert self.capacity is not None
+        return self.capacity
+
+
+HOME = "home"
+"""In a service's ``then``: the client goes home, needing nothing more."""
+
+
+def _services() -> Dict[str, Service]:
+    return {
+        # 175 carers x 25 carer-hours a week; a package of 9 hours a week for about 16 days.
+        "homecare": Service(unit="carer-hours/week", staff=Staff(175, 25.0),
+                            amount=Distribution("gamma", 9.0, 5.0),
+                            stay=Distribution("lognormal", 16.0, 10.0),
+                            community_referrals_per_day=4.0, initial_utilisation=0.92),
+        "step_down": Service(unit="places", capacity=120,
+                             stay=Distribution("lognormal", 38.0, 20.0),
+                             then={HOME: 0.55, "homecare": 0.35, "care_home": 0.10},
+                             community_referrals_per_day=0.8, initial_utilisation=0.95),
+        "care_home": Service(unit="places", capacity=890,
+                             stay=Distribution("lognormal", 801.0, 1134.0),
+                             community_referrals_per_day=0.35, initial_utilisation=0.96),
+    }
+
+
+@dataclass
 class Pathway:
-    """One discharge pathway: its share of patients, the acute stay until medically fit, the
-    transfer time once everything is ready (medicines, transport, paperwork), and the rule on
-    when a discharge may happen (days and hours the receiving service accepts people)."""
+    """One discharge pathway: its share of patients, the acute stay until medically fit, whether
+    the discharge team must assess the patient, the community service the patient needs next
+    (none: home), the transfer time once everything is ready (medicines, transport, paperwork),
+    and the rule on when a discharge may happen (days and hours the receiving service accepts
+    people)."""
 
     share: float = 0.25
     acute_stay: Distribution = field(default_factory=lambda: Distribution("lognormal", 6.0, 6.0))
+    needs_assessment: bool = True
+    service: Optional[str] = None
     transfer: Distribution = field(default_factory=lambda: Distribution("fixed", 0.0))
     rule: Window = field(default_factory=Window)
 
@@ -220,41 +299,30 @@ class Pathway:
         _fraction("share", self.share)
 
 
-def _pathway(share: float, stay_mean: float, stay_sd: float, transfer: Distribution,
-             days: tuple[int, ...], start: float, end: float) -> Pathway:
-    return Pathway(share=share,
-                   acute_stay=Distribution("lognormal", stay_mean, stay_sd),
-                   transfer=transfer,
+def _pathway(share: float, stay_mean: float, stay_sd: float, service: Optional[str],
+             transfer: Distribution, days: tuple[int, ...], start: float, end: float) -> Pathway:
+    return Pathway(share=share, acute_stay=Distribution("lognormal", stay_mean, stay_sd),
+                   needs_assessment=service is not None, service=service, transfer=transfer,
                    rule=Window(True, list(days), start, end))
 
 
-@dataclass
-class Pathways:
-    """The four discharge pathways; their shares must sum to 1."""
-
-    p0: Pathway = field(default_factory=lambda: _pathway(
-        0.50, 6.5, 7.0, Distribution("exponential", 0.25), ALL_DAYS, 8, 20))
-    p1: Pathway = field(default_factory=lambda: _pathway(
-        0.45, 10.0, 9.0, Distribution("exponential", 0.5), MONDAY_TO_SATURDAY, 8, 18))
-    p2: Pathway = field(default_factory=lambda: _pathway(
-        0.04, 12.0, 10.0, Distribution("lognormal", 4.0, 3.0), WEEKDAYS, 9, 17))
-    p3: Pathway = field(default_factory=lambda: _pathway(
-        0.01, 14.0, 11.0, Distribution("lognormal", 10.0, 7.0), WEEKDAYS, 9, 17))
-
-    def __post_init__(self) -> None:
-        _shares("p0.share+p1.share+p2.share+p3.share", self.shares, 4)
-
-    @property
-    def shares(self) -> List[float]:
-        return [self.p0.share, self.p1.share, self.p2.share, self.p3.share]
-
-    def __getitem__(self, pathway: int) -> Pathway:
-        return (self.p0, self.p1, self.p2, self.p3)[pathway]
+def _pathways() -> Dict[str, Pathway]:
+    """The four national discharge pathways: 0 home, 1 home with homecare, 2 step-down or rehab
+    bed, 3 care home."""
+    return {
+        "p0": _pathway(0.50, 6.5, 7.0, None, Distribution("exponential", 0.25), ALL_DAYS, 8, 20),
+        "p1": _pathway(0.45, 10.0, 9.0, "homecare", Distribution("exponential", 0.5),
+                       MONDAY_TO_SATURDAY, 8, 18),
+        "p2": _pathway(0.04, 12.0, 10.0, "step_down", Distribution("lognormal", 4.0, 3.0),
+                       WEEKDAYS, 9, 17),
+        "p3": _pathway(0.01, 14.0, 11.0, "care_home", Distribution("lognormal", 10.0, 7.0),
+                       WEEKDAYS, 9, 17),
+    }
 
 
 @dataclass
 class Assessment:
-    """Discharge planning: an assessment by a discharge team for patients on pathways 1-3.
+    """Discharge planning: an assessment by a discharge team for patients whose pathway needs one.
 
     ``duration`` is working time (days of the team's open hours, 0.125 = 3 hours); it pauses
     outside ``hours``. ``in_hospital: false`` is discharge to assess: the patient leaves the
@@ -271,96 +339,71 @@ class Assessment:
 
 
 @dataclass
-class Homecare:
-    """Domiciliary care: carers deliver a finite number of carer-hours per week.
-
-    A package needs ``package_hours`` per week for ``package_days`` and starts only when that
-    many carer-hours are free (first come, first served with community referrals).
-    """
-
-    carers: int = 175
-    hours_per_carer: float = 25.0
-    package_hours: Distribution = field(default_factory=lambda: Distribution("gamma", 9.0, 5.0))
-    package_days: Distribution = field(default_factory=lambda: Distribution("lognormal", 16.0, 10.0))
-    community_referrals_per_day: float = 4.0
-    initial_utilisation: float = 0.92
-
-    def __post_init__(self) -> None:
-        _check(self.carers >= 0, "carers", self.carers, "an integer >= 0")
-        _non_negative("hours_per_carer", self.hours_per_carer)
-        _non_negative("community_referrals_per_day", self.community_referrals_per_day)
-        _fraction("initial_utilisation", self.initial_utilisation)
-
-    @property
-    def capacity(self) -> float:
-        """Carer-hours per week."""
-        return self.carers * self.hours_per_carer
-
-
-@dataclass
-class StepDown:
-    """Pathway 2: step-down / rehab beds. After the stay a patient goes on to ``onward`` shares
-    of [home, homecare, care home]; one who needs homecare or a care home waits for it in the
-    step-down bed (blocking there too)."""
-
-    beds: int = 120
-    stay: Distribution = field(default_factory=lambda: Distribution("lognormal", 38.0, 20.0))
-    onward: List[float] = field(default_factory=lambda: [0.55, 0.35, 0.10])
-    community_referrals_per_day: float = 0.8
-    initial_utilisation: float = 0.95
-
-    def __post_init__(self) -> None:
-        _check(self.beds >= 0, "beds", self.beds, "an integer >= 0")
-        _shares("onward", self.onward, 3)
-        _non_negative("community_referrals_per_day", self.community_referrals_per_day)
-        _fraction("initial_utilisation", self.initial_utilisation)
-
-
-@dataclass
-class CareHome:
-    """Pathway 3: care-home places the system can buy, shared with admissions from the
-    community; residents stay for months to years."""
-
-    beds: int = 890
-    stay: Distribution = field(default_factory=lambda: Distribution("lognormal", 801.0, 1134.0))
-    community_referrals_per_day: float = 0.35
-    initial_utilisation: float = 0.96
-
-    def __post_init__(self) -> None:
-        _check(self.beds >= 0, "beds", self.beds, "an integer >= 0")
-        _non_negative("community_referrals_per_day", self.community_referrals_per_day)
-        _fraction("initial_utilisation", self.initial_utilisation)
-
-
-@dataclass
 class Params:
-    """Everything one run of the model needs (the seed is in ``run``)."""
+    """Everything one run of the model needs (the seed is in ``run``).
+
+    ``pathways`` and ``services`` are tables: a pathway names the service it needs, and a
+    service names where its clients go next, so a new service or pathway is added in config
+    alone. Pathway shares must sum to 1.
+    """
 
     run: Run = field(default_factory=Run)
     admissions: Admissions = field(default_factory=Admissions)
     acute: Acute = field(default_factory=Acute)
-    pathways: Pathways = field(default_factory=Pathways)
+    pathways: Dict[str, Pathway] = field(default_factory=_pathways)
     assessment: Assessment = field(default_factory=Assessment)
-    homecare: Homecare = field(default_factory=Homecare)
-    step_down: StepDown = field(default_factory=StepDown)
-    care_home: CareHome = field(default_factory=CareHome)
+    services: Dict[str, Service] = field(default_factory=_services)
+
+    def __post_init__(self) -> None:
+        _check(len(self.pathways) > 0, "pathways", list(self.pathways), "at least one pathway")
+        names = " + ".join(f"pathways.{k}.share" for k in self.pathways)
+        _shares(names, [p.share for p in self.pathways.values()], len(self.pathways))
+        known = ", ".join(self.services) or "(no services defined)"
+        for key, pathway in self.pathways.items():
+            if pathway.service is not None:
+                _check(pathway.service in self.services, f"pathways.{key}.service",
+                       pathway.service, f"null (home) or a service: {known}")
+        for name, service in self.services.items():
+            for onward in service.then:
+                _check(onward == HOME or (onward in self.services and onward != name
+                                          and not self.services[onward].then),
+                       f"services.{name}.then", onward,
+                       f"'{HOME}' or another service with no 'then' of its own: {known}")
 
 
 def override(params: Any, updates: Mapping[str, Any]) -> Any:
     """A copy of ``params`` with fields replaced by dotted name, e.g.
-    ``override(p, {"homecare.carers": 200, "pathways.p0.share": 0.4, "pathways.p1.share": 0.55})``.
+    ``override(p, {"services.homecare.capacity": 5000, "pathways.p0.share": 0.4,
+    "pathways.p1.share": 0.55})``. Keys of the ``pathways`` and ``services`` tables are names
+    like any other; a new key adds an entry.
 
     All updates are applied before any dataclass is rebuilt and validated again, so changes that
     are only valid together (pathway shares) can be made at once.
     """
     by_field: dict[str, dict[str, Any]] = {}
-    known = {f.name for f in fields(params)} if is_dataclass(params) else set()
+    if isinstance(params, dict):
+        known = set(params)
+    else:
+        known = {f.name for f in fields(params)} if is_dataclass(params) else set()
     for dotted, value in updates.items():
         head, _, rest = dotted.partition(".")
-        if head not in known:
+        if head not in known and not (isinstance(params, dict) and rest == ""):
             raise ParameterError(dotted, value, "an existing parameter name")
         by_field.setdefault(head, {})[rest] = value
+    def updated(current: Any, head: str, rests: dict[str, Any]) -> Any:
+        if "" in rests:
+            return rests[""]
+        try:
+            return override(current, rests)
+        except ParameterError as error:  # name the field in full: pathways.p1.share
+            raise error.within(head) from None
+
+    if isinstance(params, dict):
+        table = dict(params)
+        for head, rests in by_field.items():
+            table[head] = updated(table.get(head), head, rests)
+        return table
     kwargs = {f.name: getattr(params, f.name) for f in fields(params)}
     for head, rests in by_field.items():
-        kwargs[head] = rests[""] if "" in rests else override(kwargs[head], rests)
+        kwargs[head] = updated(kwargs[head], head, rests)
     return type(params)(**kwargs)

@@ -10,6 +10,7 @@ replication does not depend on how many others run or in which process.
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Callable
 
 import numpy as np
@@ -22,24 +23,42 @@ STREAMS: tuple[str, ...] = (
     "acute_stay_p0", "acute_stay_p1", "acute_stay_p2", "acute_stay_p3",
     "transfer_p0", "transfer_p1", "transfer_p2", "transfer_p3",
     "assessment",
-    "package_hours", "package_days",
-    "step_down_stay", "step_down_onward",
+    "homecare_amount", "homecare_stay",
+    "step_down_stay", "step_down_then",
     "care_home_stay",
-    "homecare_referrals", "homecare_referral_hours", "homecare_referral_days",
+    "homecare_referrals", "homecare_referral_amount", "homecare_referral_stay",
     "step_down_referrals", "step_down_referral_stay",
     "care_home_referrals", "care_home_referral_stay",
     "initial_homecare", "initial_step_down", "initial_care_home",
 )
-"""Stream names, in spawn order. Append new names at the end so old streams keep their seeds."""
+"""Stream names, in spawn order. Append new names at the end so old streams keep their seeds.
+A name not in this list (a service or pathway added in config) gets a stream of its own too,
+derived from the name (:class:`Streams`)."""
 
 BATCH = 512
 
 
-def replication_streams(seed: int, replication: int) -> dict[str, np.random.Generator]:
+class Streams(dict):
+    """The named generators of one replication: those of :data:`STREAMS` by spawn order, and
+    any other name's own generator, derived from a checksum of the name (stable across runs and
+    machines, and never one of the spawned children)."""
+
+    def __init__(self, root: np.random.SeedSequence) -> None:
+        super().__init__((name, np.random.Generator(np.random.PCG64(child)))
+                         for name, child in zip(STREAMS, root.spawn(len(STREAMS))))
+        self._root = root
+
+    def __missing__(self, name: str) -> np.random.Generator:
+        key = self._root.spawn_key + (1 << 32 | zlib.crc32(name.encode()),)
+        generator = np.random.Generator(np.random.PCG64(
+            np.random.SeedSequence(self._root.entropy, spawn_key=key)))
+        self[name] = generator
+        return generator
+
+
+def replication_streams(seed: int, replication: int) -> Streams:
     """The named generators of one replication."""
-    root = np.random.SeedSequence(seed).spawn(replication + 1)[replication]
-    return {name: np.random.Generator(np.random.PCG64(child))
-            for name, child in zip(STREAMS, root.spawn(len(STREAMS)))}
+    return Streams(np.random.SeedSequence(seed).spawn(replication + 1)[replication])
 
 
 def batch_draw(dist: Distribution, rng: np.random.Generator, size: int) -> np.ndarray:

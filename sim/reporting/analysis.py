@@ -16,7 +16,7 @@ import pandas as pd
 
 from sim.running.files import write_atomic, write_csv
 from sim.reporting.charts import save_figure
-from sim.core.metrics import WEEKDAY_NAMES
+from sim.core.catalogue import WEEKDAY_NAMES
 from sim.reporting.stats import estimate, summarise
 
 KEY_METRICS = {

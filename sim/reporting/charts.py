@@ -13,7 +13,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sim.running.files import write_atomic  # noqa: E402
-from sim.reporting.report import PATHWAY_NAMES  # noqa: E402
 from sim.reporting.stats import summarise  # noqa: E402
 
 
@@ -23,17 +22,19 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def delayed_days_by_pathway(metrics: pd.DataFrame, path: Path, title: str) -> None:
-    """Bar chart of delayed bed-days per 30 days by pathway, with 95% CI error bars."""
+def delayed_days_by_pathway(metrics: pd.DataFrame, pathways: dict[str, str], path: Path,
+                            title: str) -> None:
+    """Bar chart of delayed bed-days per 30 days by pathway (``pathways``: key -> label), with
+    95% CI error bars."""
     s = summarise(metrics).set_index("metric")
-    keys = [f"delayed_days_per_30d.p{k}" for k in range(4)]
+    keys = [f"delayed_days_per_30d.{k}" for k in pathways]
     mean = s.loc[keys, "mean"].to_numpy()
     low = s.loc[keys, "ci_low"].to_numpy()
     high = s.loc[keys, "ci_high"].to_numpy()
     n = int(s.loc[keys[0], "replications"])
     fig, ax = plt.subplots(figsize=(7, 4))
     errors = None if n < 2 else np.vstack([mean - low, high - mean])
-    ax.bar(list(PATHWAY_NAMES.values()), mean, yerr=errors, capsize=6, color="#3b6ea5")
+    ax.bar(list(pathways.values()), mean, yerr=errors, capsize=6, color="#3b6ea5")
     ax.set_ylabel("delayed bed-days per 30 days")
     ci = "error bars: 95% CI" if n > 1 else "one replication: no interval"
     ax.set_title(f"{title}\nDelayed discharge bed-days by pathway ({n} replications; {ci})",

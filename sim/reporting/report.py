@@ -12,11 +12,16 @@ from pathlib import Path
 import pandas as pd
 
 from sim.running.files import write_csv
+from sim.core.catalogue import causes, pathway_label
+from sim.core.params import Params
 from sim.running.runner import Replications
 
-PATHWAY_NAMES = {0: "P0 home", 1: "P1 homecare", 2: "P2 step-down bed", 3: "P3 care home"}
-SERVICE_NAMES = {"homecare": "Homecare (carer-hours/week)", "step_down": "Step-down beds",
-                 "care_home": "Care-home places"}
+
+def pathway_title(key: str, params: Params) -> str:
+    """A pathway as people read it: ``pathway 1: homecare`` (``home`` if it needs no service)."""
+    service = params.pathways[key].service
+    return f"{pathway_label(key).capitalize()}: {(service or 'home').replace('_', ' ')}"
+
 
 
 def _fmt(value: float, digits: int = 1) -> str:
@@ -55,17 +60,16 @@ def summary_markdown(results: Replications, name: str) -> str:
         "| share of discharges (%) |",
         "|---|---|---|---|---|",
     ]
-    for k, label in PATHWAY_NAMES.items():
-        lines.append(f"| {label} | {c(f'delayed_days_per_30d.p{k}')} | {c(f'delay_mean.p{k}', 2)} "
-                     f"| {c(f'delay_p90.p{k}', 2)} | {c(f'discharge_share.p{k}', 1, 100)} |")
+    params = results.params
+    for k in params.pathways:
+        label = pathway_title(k, params)
+        lines.append(f"| {label} | {c(f'delayed_days_per_30d.{k}')} | {c(f'delay_mean.{k}', 2)} "
+                     f"| {c(f'delay_p90.{k}', 2)} | {c(f'discharge_share.{k}', 1, 100)} |")
     lines.append(f"| **all** | **{c('delayed_days_per_30d')}** | **{c('delay_mean.all', 2)}** "
                  f"| {c('delay_p90.all', 2)} | 100 |")
     lines += ["", "## Delayed bed-days per 30 days by cause", "",
               "| waiting for | delayed bed-days per 30 days |", "|---|---|"]
-    for cause, label in [("assessment", "assessment (discharge team)"),
-                         ("package", "homecare package"), ("bed", "step-down or care-home bed"),
-                         ("transfer", "transfer (medicines, transport)"),
-                         ("rule", "weekend / hours rule")]:
+    for cause, label in causes(params).items():
         lines.append(f"| {label} | {c(f'delayed_days_per_30d.{cause}')} |")
     lines += [
         "", "## Acute beds", "",
@@ -81,7 +85,8 @@ def summary_markdown(results: Replications, name: str) -> str:
         "| mean wait, community referrals (days) |",
         "|---|---|---|---|---|",
     ]
-    for service, label in SERVICE_NAMES.items():
+    for service, settings in params.services.items():
+        label = f"{service.replace('_', ' ').capitalize()} ({settings.unit})"
         lines.append(f"| {label} | {c(f'{service}.utilisation', 1, 100)} | {c(f'{service}.queue_mean')} "
                      f"| {c(f'{service}.wait_mean.hospital', 2)} "
                      f"| {c(f'{service}.wait_mean.community', 2)} |")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import pandas as pd
 import pyarrow as pa
@@ -31,3 +31,24 @@ def write_csv(table: pd.DataFrame, path: Path) -> None:
     floats are written in full (shortest round-trip form), so reading them back is exact."""
     write_atomic(path, lambda p: pyarrow.csv.write_csv(
         pa.Table.from_pandas(table, preserve_index=False), str(p)))
+
+
+def write_csv_tables(tables: Iterable[pd.DataFrame], path: Path) -> None:
+    """Tables with the same columns as one CSV, atomically, holding one table in memory at a
+    time (e.g. each replication's patient log in turn)."""
+    def write(temporary: Path) -> None:
+        writer = None
+        try:
+            for table in tables:
+                batch = pa.Table.from_pandas(table, preserve_index=False)
+                if writer is None:
+                    writer = pyarrow.csv.CSVWriter(str(temporary), batch.schema)
+                elif batch.schema != writer.schema:
+                    batch = batch.select(writer.schema.names).cast(writer.schema)
+                writer.write_table(batch)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            temporary.write_text("")
+    write_atomic(path, write)

@@ -4,21 +4,26 @@ Replication k always uses the random streams of replication k (see :mod:`sim.cor
 tables do not depend on the number of worker processes or the order in which runs finish.
 Given a ``store`` folder, each finished replication is written there at once (atomically), and a
 later call with the same folder loads it instead of running it again: an interrupted run or
-sweep loses nothing that had finished.
+sweep loses nothing that had finished. Worker processes end with the process that started them
+(:mod:`sim.running.workers`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
 import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import pandas as pd
 
 from sim.core.model import RunResult, simulate
 from sim.core.params import ParameterError, Params
 from sim.running.store import ReplicationStore
+from sim.running.workers import pool_arguments
 from sim.reporting.stats import estimate, summarise
 
 
@@ -29,21 +34,32 @@ class Replications:
     params: Params
     runs: list[RunResult]
     loaded: list[int] = field(default_factory=list)
-    """Replications loaded from a store, not simulated: they carry no patient log."""
+    """Replications loaded from a store, not simulated in this call."""
+    store: ReplicationStore | None = None
+    """Where the runs' patient logs are kept, if a store keeps them (they are then not held
+    in memory: see :meth:`patient_tables`)."""
 
     def _stack(self, attribute: str) -> pd.DataFrame:
         frames = [getattr(r, attribute).assign(replication=r.replication) for r in self.runs]
-        table = pd.concat(frames, ignore_index=True)
-        return table[["replication"] + [c for c in table.columns if c != "replication"]]
+        return _replication_first(pd.concat(frames, ignore_index=True))
 
     @property
     def metrics(self) -> pd.DataFrame:
         """Tidy: one row per replication and metric."""
         return self._stack("metrics")
 
+    def patient_tables(self) -> Iterator[pd.DataFrame]:
+        """Each replication's patient log in turn, with its ``replication`` column; read from
+        the store when it keeps them, so that only one is in memory at a time."""
+        for r in self.runs:
+            keeps = self.store is not None and self.store.keeps_patients
+            table = self.store.load_patients(r.replication) if keeps else r.patients
+            yield _replication_first(table.assign(replication=r.replication))
+
     @property
     def patients(self) -> pd.DataFrame:
-        return self._stack("patients")
+        """One row per patient and replication."""
+        return pd.concat(list(self.patient_tables()), ignore_index=True)
 
     @property
     def daily(self) -> pd.DataFrame:
@@ -51,12 +67,37 @@ class Replications:
 
     def summary(self) -> pd.DataFrame:
         """One row per metric: mean, sd and 95% CI over the replications."""
-        return summarise(self.metrics)
+        return summarise(self.metrics, lower=lower_bounds(self.params))
+
+
+def _replication_first(table: pd.DataFrame) -> pd.DataFrame:
+    return table[["replication"] + [c for c in table.columns if c != "replication"]]
+
+
+def lower_bounds(params: Params) -> dict[str, float | None]:
+    """Each metric's smallest possible value (None: unbounded), from the metric catalogue."""
+    from sim.core.catalogue import catalogue
+    return {name: metric.lower for name, metric in catalogue(params).items()}
 
 
 def default_workers(tasks: int) -> int:
     """All local cores, but no more processes than tasks."""
     return max(1, min(tasks, os.cpu_count() or 1))
+
+
+def check_before_run(params: Params) -> None:
+    """Refuse, before any replication runs, what cannot give a result: a
+    ``run.precision_metric`` that is not a metric, and a system that cannot work or would not
+    fit in memory (:mod:`sim.core.feasibility`). Raises :class:`ParameterError`."""
+    from sim.core.catalogue import catalogue
+    from sim.core.feasibility import check_feasible
+
+    name = params.run.precision_metric
+    names = catalogue(params)
+    if name not in names:
+        examples = ", ".join(n for n in names if n.startswith("delayed_days_per_30d"))
+        raise ParameterError("run.precision_metric", name, f"a metric of metrics.csv: {examples}, ...")
+    check_feasible(params)
 
 
 def _metric_values(runs: list[RunResult], params: Params) -> list[float]:
@@ -80,17 +121,23 @@ def run_replications(params: Params, replications: int | None = None, workers: i
 
     ``n`` defaults to ``params.run.replications``; with ``run.precision`` > 0 more are added,
     a batch at a time, until the confidence interval is narrow enough or
-    ``run.max_replications`` is reached. Replications already in ``store`` are loaded, not run.
+    ``run.max_replications`` is reached. Replications already in ``store`` are loaded, not run;
+    each one run is saved there as soon as it finishes (if the store keeps patient logs, they
+    are then read back from it, not held in memory). Settings that cannot work are refused
+    first (:func:`check_before_run`).
     """
+    check_before_run(params)
     run = params.run
     target = replications if replications is not None else run.replications
     limit = run.max_replications if run.precision > 0 else target
     workers = workers or default_workers(target)
     done: dict[int, RunResult] = {}
+    keeps_patients = store is not None and store.keeps_patients
+    pool = _pool(workers) if workers > 1 else None
     bar = _progress_bar(target, progress)
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
     checked = target - 1  # replication counts whose precision has been judged
     loaded: list[int] = []
+    failed = True
     try:
         next_k = 0
         while True:
@@ -104,6 +151,8 @@ def run_replications(params: Params, replications: int | None = None, workers: i
             for result in _run(params, todo, pool):
                 if store is not None:
                     store.save(result)
+                if keeps_patients:
+                    result = dataclasses.replace(result, patients=pd.DataFrame())
                 done[result.replication] = result
                 bar.update(1)
             runs = [done[k] for k in range(target)]
@@ -122,11 +171,29 @@ def run_replications(params: Params, replications: int | None = None, workers: i
             checked, target = target, min(limit, target + workers)
             bar.total = target
             bar.refresh()
+        failed = False
     finally:
         bar.close()
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    return Replications(params, runs, sorted(k for k in loaded if k < len(runs)))
+            _stop(pool, now=failed)
+    return Replications(params, runs, sorted(k for k in loaded if k < len(runs)),
+                        store if keeps_patients else None)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes that end with this one. On Linux they are forked (the
+    default before Python 3.14), so that this process is their parent."""
+    context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, **pool_arguments())
+
+
+def _stop(pool: ProcessPoolExecutor, now: bool) -> None:
+    """Shut the pool down; ``now`` (after an error or an interruption): without waiting for
+    the replications still running, whose results could not be kept."""
+    if now:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+    pool.shutdown(wait=not now, cancel_futures=True)
 
 
 def _run(params: Params, replications: list[int], pool: ProcessPoolExecutor | None):

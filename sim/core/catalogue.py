@@ -1,0 +1,147 @@
+"""The metric catalogue: every metric's code name, unit, plain-English label, group and how it
+is summarised across replications, declared once.
+
+Metrics per pathway, per community service, per cause of delay or per weekday are declared as
+families (``delayed_days_per_30d.{pathway}``) and expanded for a system's own pathways and
+services by :func:`catalogue`, so a service added in config gets its metrics, units and labels
+with no other change. The model computes only metrics declared here (an undeclared name is a
+bug, caught at once); the summary, tables, charts and calibration read units and labels from
+here; ``metrics.csv`` keeps the code names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from sim.core.params import Params
+
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+SOURCES = {"hospital": "hospital patients", "community": "community referrals"}
+"""Who asks for a community service, besides clients moving on from another service."""
+
+PER = 30.0
+"""Delayed days are reported per this many days, as well as in total."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: ``name`` as in metrics.csv, ``unit``, ``label`` for people, ``group`` (a
+    heading of the summary), ``summary`` (``mean``: mean and 95% CI over replications;
+    ``total``: a count added over replications), ``percent`` (a fraction shown as a per cent)
+    and ``lower`` (the smallest value it can take, e.g. 0, for an interval that respects it;
+    None if unbounded)."""
+
+    name: str
+    unit: str
+    label: str
+    group: str
+    summary: str = "mean"
+    percent: bool = False
+    lower: float | None = 0.0
+
+
+DELAYS, FLOW, BEDS, TEAM, SERVICES, CHECKS = (
+    "delays", "flow", "acute beds", "discharge team", "community services", "conservation")
+
+_PER_30 = "bed-days per 30 days"
+_DAYS = "days per discharged patient"
+
+_FIXED: tuple[Metric, ...] = (
+    Metric("arrivals_total", "patients", "patients who arrived (whole run)", CHECKS, "total"),
+    Metric("discharged_total", "patients", "patients discharged (whole run)", CHECKS, "total"),
+    Metric("diverted_total", "patients", "patients diverted (whole run)", CHECKS, "total"),
+    Metric("in_system_end", "patients", "patients still in hospital at the end", CHECKS, "total"),
+    Metric("conservation_error", "patients",
+           "arrivals not accounted for as discharged, diverted or still in", CHECKS, "total",
+           lower=None),
+    Metric("window_days", "days", "days measured", FLOW),
+    Metric("arrivals", "patients", "arrivals", FLOW),
+    Metric("admitted", "patients", "admissions to an acute bed", FLOW),
+    Metric("discharged", "patients", "discharges", FLOW),
+    Metric("diverted", "patients", "patients diverted for want of a bed", FLOW),
+    Metric("bed_wait_share", "fraction of admissions", "admissions that waited for a bed", BEDS,
+           percent=True),
+    Metric("bed_wait_mean", "days", "mean wait for an acute bed", BEDS),
+    Metric("diverted_share", "fraction of arrivals", "arrivals diverted", BEDS, percent=True),
+    Metric("delayed_days", "bed-days", "delayed-discharge bed-days", DELAYS),
+    Metric("delayed_days_per_30d", _PER_30, "delayed-discharge bed-days per 30 days", DELAYS),
+    Metric("delay_mean.all", _DAYS, "mean delay, all discharges", DELAYS),
+    Metric("delay_p90.all", _DAYS, "90th percentile delay, all discharges", DELAYS),
+    Metric("acute_occupied_beds", "beds", "acute beds occupied (time-average)", BEDS),
+    Metric("acute_occupancy", "fraction of beds", "acute bed occupancy", BEDS, percent=True),
+    Metric("fit_in_hospital_midnight", "patients",
+           "medically fit patients in hospital at midnight", BEDS),
+    Metric("fit_in_hospital_mean", "patients (time-average)",
+           "medically fit patients in hospital (time-average)", BEDS),
+    Metric("fit_in_hospital_share", "fraction of occupied beds",
+           "occupied beds held by medically fit patients", BEDS, percent=True),
+    Metric("weekend_discharge_ratio", "weekend-day / weekday discharges",
+           "discharges on a weekend day relative to a weekday", BEDS),
+    Metric("assessors_utilisation",
+           "fraction of staff, all hours (an assessment paused overnight counts)",
+           "discharge-team utilisation", TEAM, percent=True),
+)
+
+
+def causes(params: Params) -> dict[str, str]:
+    """The causes a delayed day is attributed to, in the order they happen, with labels."""
+    waits = {name: f"waiting for {name.replace('_', ' ')}" for name in params.services}
+    return {"assessment": "waiting for the discharge team's assessment", **waits,
+            "transfer": "transfer (medicines, transport, paperwork)",
+            "rule": "weekend / hours rule of the receiving service"}
+
+
+def pathway_label(key: str) -> str:
+    """``p1`` -> ``pathway 1``; any other key as it is."""
+    return f"pathway {key[1:]}" if key[:1] == "p" and key[1:].isdigit() else key
+
+
+def sources(params: Params, service: str) -> dict[str, str]:
+    """Who asks for ``service``: hospital patients, community referrals, and clients of any
+    service whose ``then`` leads to it."""
+    onward = {name: f"clients moving on from {name.replace('_', ' ')}"
+              for name, s in params.services.items() if service in s.then}
+    return {**SOURCES, **onward}
+
+
+def _families(params: Params) -> Iterator[Metric]:
+    for key in params.pathways:
+        who = pathway_label(key)
+        yield Metric(f"delayed_days_per_30d.{key}", _PER_30, f"delayed bed-days per 30 days, {who}",
+                     DELAYS)
+        yield Metric(f"delay_mean.{key}", _DAYS, f"mean delay, {who}", DELAYS)
+        yield Metric(f"delay_p90.{key}", _DAYS, f"90th percentile delay, {who}", DELAYS)
+        yield Metric(f"discharge_share.{key}", "fraction of discharges",
+                     f"discharges on {who}", FLOW, percent=True)
+    for cause, label in causes(params).items():
+        yield Metric(f"delayed_days_per_30d.{cause}", _PER_30,
+                     f"delayed bed-days per 30 days, {label}", DELAYS)
+    for day in WEEKDAY_NAMES:
+        yield Metric(f"delay_mean.fit_{day}", _DAYS, f"mean delay, medically fit on a {day}",
+                     DELAYS)
+    for name, service in params.services.items():
+        what = name.replace("_", " ")
+        yield Metric(f"{name}.in_use", service.unit, f"{what} in use (time-average)", SERVICES)
+        yield Metric(f"{name}.utilisation", "fraction of capacity", f"{what} utilisation",
+                     SERVICES, percent=True)
+        yield Metric(f"{name}.queue_mean", "people waiting", f"people waiting for {what}",
+                     SERVICES)
+        yield Metric(f"{name}.queue_end", "people waiting",
+                     f"people waiting for {what} at the end", SERVICES)
+        for source, label in sources(params, name).items():
+            yield Metric(f"{name}.wait_mean.{source}", "days (censored at run end)",
+                         f"mean wait for {what}, {label}", SERVICES)
+
+
+def catalogue(params: Params) -> dict[str, Metric]:
+    """Every metric of a system with these pathways and services, by code name."""
+    return {m.name: m for m in (*_FIXED, *_families(params))}
+
+
+def describe(name: str, params: Params | None = None) -> Metric:
+    """The catalogue entry of ``name`` (for the default system if no params are given); a name
+    that is not declared gets itself as its label, so that a table never loses a row."""
+    entry = catalogue(params or Params()).get(name)
+    return entry if entry is not None else Metric(name, "", name, "other", lower=None)
+

@@ -1,0 +1,668 @@
+"""Calibration as a tool: fit the model's uncertain parameters to published figures.
+
+A *targets file* (YAML, e.g. ``configs/targets/england.yaml``) lists published figures, each
+with its source, value, tolerance and the model metric it matches; optionally it also lists the
+uncertain *parameters* to fit, each a dotted name as accepted by :func:`sim.core.params.override`
+with a range. :func:`calibrate` searches the ranges with Optuna's TPE sampler and returns the
+trials, the best parameter sets and a fit table; :func:`write_results` saves the tables and the
+best sets as Hydra scenarios (``configs/scenario/<stem>.yaml`` -> ``discharge-sim
+scenario=<stem>``); :func:`sim.reporting.charts.calibration_fit` draws the fit.
+
+Conventions:
+
+- **Tolerance is absolute, in the target's own unit** (days for a delay, a fraction for a
+  share): a model mean is *within tolerance* when ``|mean - value| <= tolerance``.
+- A target matches one metric (``metric``) or, with ``per``, the ratio ``metric / per``
+  computed in each replication (e.g. the share of delayed bed-days spent waiting for homecare:
+  ``metric: delayed_days_per_30d.homecare``, ``per: delayed_days_per_30d``). Because the model's
+  per-cause metrics are bed-days, such a share is also the time-average share of delayed
+  patients waiting for that cause: the quantity a daily count by reason publishes.
+- ``metric: null`` marks a published figure the model cannot express yet; it stays in the file
+  (with a ``note`` saying why) and is skipped with a printed notice.
+- The loss of a trial is ``sum(((mean - value) / tolerance) ** 2)`` over the targets, ``mean``
+  being the mean over replications 0..n-1. Every trial runs the same replications, and
+  replication k uses the same random streams in every trial (common random numbers), so two
+  trials differ by their parameters, not by their luck.
+- Trials are asked in batches of ``batch`` and all replications of a batch run in parallel on
+  ``workers`` processes. The sampler of each batch is a TPE sampler seeded from ``seed`` and the
+  number of trials finished before it, so the trials depend on ``seed``, ``batch`` and the
+  history only: not on ``workers``, nor on whether the calibration was interrupted.
+- With a ``store_folder``, the study lives in ``<folder>/optuna.db`` (SQLite): a rerun with the
+  same folder keeps every finished trial and runs only the rest (``trials`` is the total);
+  trials that were running when it was interrupted are run again with the same parameters.
+
+This module imports neither Hydra nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import hashlib
+import json
+import math
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from sim.core.catalogue import catalogue
+from sim.core.model import simulate
+from sim.core.params import ParameterError, Params, Run, override
+from sim.reporting.stats import estimate
+from sim.running.files import write_atomic, write_csv
+from sim.running.store import model_code_digest
+
+STUDY = "calibration"
+"""The Optuna study's name inside ``optuna.db``."""
+
+DEFAULT_BATCH = 4
+"""Trials asked at once (then run in parallel). Part of what determines the trials."""
+
+
+class CalibrationError(ValueError):
+    """A targets file, parameter or store folder that cannot be used; the message is one line."""
+
+
+# --------------------------------------------------------------------------- targets, parameters
+
+@dataclass(frozen=True)
+class Source:
+    """Where a published figure comes from, and the figure exactly as it was published."""
+
+    title: str
+    publisher: str
+    date: str
+    quote: str
+    url: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.publisher}, {self.title} ({self.date})"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A published figure the model should reproduce.
+
+    ``value`` and ``tolerance`` are in the unit of the model quantity (tolerance is absolute:
+    within tolerance means ``|model mean - value| <= tolerance``). The model quantity is the
+    metric ``metric`` or, with ``per``, the ratio ``metric / per`` in each replication.
+    ``metric=None`` marks a figure the model cannot express yet (skipped, see ``note``).
+    """
+
+    name: str
+    metric: str | None
+    value: float
+    tolerance: float
+    source: Source
+    per: str | None = None
+    note: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.metric is not None
+
+    @property
+    def quantity(self) -> str:
+        """The model quantity in words: ``metric`` or ``metric / per``."""
+        return self.metric if self.per is None else f"{self.metric} / {self.per}"
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metric names this target reads."""
+        return tuple(m for m in (self.metric, self.per) if m is not None)
+
+    def evaluate(self, metrics: Mapping[str, float]) -> float:
+        """The model quantity in one replication, from its metrics by name (NaN if undefined)."""
+        x = metrics.get(self.metric, math.nan)
+        if self.per is None:
+            return float(x)
+        d = metrics.get(self.per, math.nan)
+        return float(x) / float(d) if d and math.isfinite(d) else math.nan
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """An uncertain parameter: a dotted name as :func:`sim.core.params.override` accepts, its
+    range [low, high], searched on a log scale if ``log``, in whole numbers if ``integer``."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def distribution(self):
+        import optuna
+        if self.integer:
+            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log)
+        return optuna.distributions.FloatDistribution(float(self.low), float(self.high),
+                                                      log=self.log)
+
+    def convert(self, value: float) -> int | float:
+        return int(round(value)) if self.integer else float(value)
+
+
+_TARGET_KEYS = {"name", "metric", "value", "tolerance", "source", "per", "note"}
+_SOURCE_KEYS = {"title", "publisher", "date", "quote", "url"}
+_PARAMETER_KEYS = {"name", "low", "high", "log", "integer"}
+
+
+class _Where:
+    """Builds one-line errors naming the file, the entry and the field."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def error(self, entry: str, field_name: str, value: Any, allowed: str) -> CalibrationError:
+        where = f"{self.path}: {entry}" if entry else str(self.path)
+        return CalibrationError(f"{where}: {field_name}={value!r} is not allowed: {allowed}")
+
+
+def _number(where: _Where, entry: str, data: Mapping, key: str, *, positive: bool = False) -> float:
+    if key not in data:
+        raise where.error(entry, key, None, "a number (missing)")
+    value = data[key]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (positive and value <= 0):
+        raise where.error(entry, key, value, "a finite number > 0" if positive else "a finite number")
+    return float(value)
+
+
+def _text(where: _Where, entry: str, data: Mapping, key: str, *, required: bool = True) -> str:
+    value = data.get(key)
+    if isinstance(value, (_dt.date, _dt.datetime)):
+        value = value.isoformat()  # YAML reads 2023-03-01 as a date
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise where.error(entry, key, value, "a non-empty text" + ("" if required else " or absent"))
+    return value.strip()
+
+
+def _flag(where: _Where, entry: str, data: Mapping, key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise where.error(entry, key, value, "true or false")
+    return value
+
+
+def _unknown_keys(where: _Where, entry: str, data: Mapping, known: set[str]) -> None:
+    for key in data:
+        if key not in known:
+            raise where.error(entry, str(key), data[key],
+                              "not a field (fields: " + ", ".join(sorted(known)) + ")")
+
+
+def _read(path: Path) -> dict:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise CalibrationError(f"{path}: cannot be read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise CalibrationError(f"{path}: not valid YAML{line}") from None
+    where = _Where(path)
+    if not isinstance(data, dict):
+        raise where.error("", "top level", type(data).__name__,
+                          "a mapping with 'targets' (and optionally 'parameters')")
+    _unknown_keys(where, "", data, {"targets", "parameters"})
+    return data
+
+
+def _target(where: _Where, index: int, data: Any) -> Target:
+    entry = f"targets[{index}]"
+    if not isinstance(data, dict):
+        raise where.error(entry, "entry", data, "a mapping with name, metric, value, tolerance, source")
+    if isinstance(data.get("name"), str) and data["name"].strip():
+        entry = f"targets[{index}] ({data['name'].strip()})"
+    _unknown_keys(where, entry, data, _TARGET_KEYS)
+    name = _text(where, entry, data, "name")
+    if "metric" not in data:
+        raise where.error(entry, "metric", None,
+                          "a metric name, or null for a figure the model cannot express yet")
+    metric = data["metric"]
+    if metric is not None and (not isinstance(metric, str) or not metric.strip()):
+        raise where.error(entry, "metric", metric, "a metric name or null")
+    per = data.get("per")
+    if per is not None and (not isinstance(per, str) or not per.strip()):
+        raise where.error(entry, "per", per, "a metric name (the denominator of a share) or absent")
+    if per is not None and metric is None:
+        raise where.error(entry, "per", per, "absent when metric is null")
+    note = _text(where, entry, data, "note", required=metric is None)
+    value = _number(where, entry, data, "value")
+    tolerance = _number(where, entry, data, "tolerance", positive=True)
+    raw = data.get("source")
+    if not isinstance(raw, dict):
+        raise where.error(entry, "source", raw, "a mapping with title, publisher, date, quote")
+    _unknown_keys(where, entry, {f"source.{k}": v for k, v in raw.items()},
+                  {f"source.{k}" for k in _SOURCE_KEYS})
+    texts = {k: _text(where, entry, raw, k, required=k != "url") for k in _SOURCE_KEYS}
+    missing = [k for k in ("title", "publisher", "date", "quote") if not texts[k]]
+    if missing:  # unreachable: _text raised; kept for clarity
+        raise where.error(entry, f"source.{missing[0]}", None, "a non-empty text")
+    return Target(name=name, metric=metric.strip() if metric else None, value=value,
+                  tolerance=tolerance, source=Source(**texts),
+                  per=per.strip() if per else None, note=note)
+
+
+def _parameter(where: _Where, index: int, data: Any) -> Parameter:
+    entry = f"parameters[{index}]"
+    if not isinstance(data, dict):
+        raise where.error(entry, "entry", data, "a mapping with name, low, high")
+    if isinstance(data.get("name"), str):
+        entry = f"parameters[{index}] ({data['name']})"
+    _unknown_keys(where, entry, data, _PARAMETER_KEYS)
+    name = _text(where, entry, data, "name")
+    low = _number(where, entry, data, "low")
+    high = _number(where, entry, data, "high")
+    log, integer = _flag(where, entry, data, "log"), _flag(where, entry, data, "integer")
+    if high <= low:
+        raise where.error(entry, "high", data["high"], f"a number > low ({data['low']})")
+    if log and low <= 0:
+        raise where.error(entry, "low", data["low"], "a number > 0 (log: true)")
+    if integer:
+        for key in ("low", "high"):
+            if float(data[key]) != int(data[key]):
+                raise where.error(entry, key, data[key], "a whole number (integer: true)")
+    return Parameter(name, low, high, log, integer)
+
+
+def load_targets(path: str | Path, params: Params | None = None, *,
+                 include_skipped: bool = False, notices: bool = True) -> list[Target]:
+    """The targets of a targets file, each field validated (a one-line
+    :class:`CalibrationError` naming the file, the entry and the field). Targets with
+    ``metric: null`` are left out with a printed notice (or kept, ``include_skipped``). Given
+    ``params``, metric names the model does not compute are refused."""
+    path = Path(path)
+    data = _read(path)
+    where = _Where(path)
+    raw = data.get("targets")
+    if not isinstance(raw, list) or not raw:
+        raise where.error("", "targets", raw, "a non-empty list of targets")
+    targets = [_target(where, i, t) for i, t in enumerate(raw)]
+    seen: set[str] = set()
+    for i, t in enumerate(targets):
+        if t.name in seen:
+            raise where.error(f"targets[{i}] ({t.name})", "name", t.name, "a name not used above")
+        seen.add(t.name)
+    if params is not None:
+        check_metrics(targets, params, path)
+    if notices:
+        for t in targets:
+            if not t.active:
+                print(f"notice: {path}: target {t.name!r} skipped (metric: null): {t.note}",
+                      file=sys.stderr)
+    return targets if include_skipped else [t for t in targets if t.active]
+
+
+def load_parameters(path: str | Path, params: Params | None = None) -> list[Parameter]:
+    """The ``parameters`` section of a targets file (empty if there is none), validated like the
+    targets; given ``params``, each name and range is checked against the model."""
+    path = Path(path)
+    raw = _read(path).get("parameters", [])
+    where = _Where(path)
+    if not isinstance(raw, list):
+        raise where.error("", "parameters", raw, "a list of parameters")
+    parameters = [_parameter(where, i, p) for i, p in enumerate(raw)]
+    names = [p.name for p in parameters]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise where.error(f"parameters[{i}] ({name})", "name", name, "a name not used above")
+    if params is not None:
+        check_parameters(parameters, params, path)
+    return parameters
+
+
+def check_metrics(targets: Iterable[Target], params: Params, path: str | Path = "targets") -> None:
+    """Refuse, before any run, a target whose metric (or ``per``) the model does not compute."""
+    known = catalogue(params)
+    for i, t in enumerate(targets):
+        for key in ("metric", "per"):
+            name = getattr(t, key)
+            if name is not None and name not in known:
+                close = difflib.get_close_matches(name, list(known), n=3)
+                hint = f"e.g. {', '.join(close)}" if close else "see sim/core/catalogue.py"
+                raise _Where(Path(path)).error(f"targets[{i}] ({t.name})", key, name,
+                                               f"a metric the model computes ({hint})")
+
+
+def _get(params: Any, dotted: str) -> Any:
+    value = params
+    for part in dotted.split("."):
+        value = value[part] if isinstance(value, dict) else getattr(value, part)
+    return value
+
+
+def check_parameters(parameters: Sequence[Parameter], params: Params,
+                     path: str | Path = "parameters") -> None:
+    """Refuse, before any run, a parameter that is not a setting, has the wrong kind of number,
+    or whose range includes values the model does not allow."""
+    where = _Where(Path(path))
+    for i, p in enumerate(parameters):
+        entry = f"parameters[{i}] ({p.name})"
+        try:
+            current = _get(params, p.name)
+        except (AttributeError, KeyError, TypeError):
+            raise where.error(entry, "name", p.name, "a dotted name of a model setting, "
+                              "e.g. pathways.p1.transfer.mean") from None
+        if isinstance(current, bool) or not isinstance(current, (int, float)):
+            raise where.error(entry, "name", p.name, f"a numeric setting (it is {current!r})")
+        if isinstance(current, int) and not p.integer:
+            raise where.error(entry, "integer", False, f"true: {p.name} is a whole number")
+        for key in ("low", "high"):
+            try:
+                override(params, {p.name: p.convert(getattr(p, key))})
+            except ParameterError as error:
+                raise where.error(entry, key, getattr(p, key),
+                                  f"a value the model accepts ({error})") from None
+
+
+# --------------------------------------------------------------------------- calibration
+
+@dataclass
+class CalibrationResult:
+    """What :func:`calibrate` found.
+
+    ``trials``: one row per evaluated trial (number, state, loss, each parameter, each target's
+    model mean). ``best``: the best parameter values by dotted name. ``fit``: the fit table of
+    the best trial (see :func:`fit_table`). ``best_sets``: the ``keep`` best trials (rank, trial,
+    loss, parameters), to rerun conclusions on each.
+    """
+
+    targets: list[Target]
+    parameters: list[Parameter]
+    replications: int
+    seed: int
+    trials: pd.DataFrame
+    best: dict[str, int | float]
+    best_loss: float
+    fit: pd.DataFrame
+    best_sets: pd.DataFrame
+    folder: Path | None = None
+    _values: dict[int, dict[str, list[float]]] = field(default_factory=dict, repr=False)
+
+    def fit_for(self, trial: int) -> pd.DataFrame:
+        """The fit table of any evaluated trial (e.g. each of ``best_sets``)."""
+        return fit_table(self.targets, self._values[trial])
+
+    def sets(self) -> list[dict[str, int | float]]:
+        """The best parameter sets, best first, by dotted name."""
+        return [{p.name: row[p.name] for p in self.parameters}
+                for row in self.best_sets.to_dict("records")]
+
+
+def fit_table(targets: Sequence[Target], values: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+    """Each target: its value and tolerance, the model mean over the replications with its 95%
+    t-interval, the error in tolerances ((mean - value) / tolerance) and whether the mean is
+    within tolerance, with the source."""
+    rows = []
+    for t in targets:
+        e = estimate(values[t.name])
+        rows.append({
+            "target": t.name, "quantity": t.quantity, "value": t.value, "tolerance": t.tolerance,
+            "model_mean": e.mean, "ci_low": e.low, "ci_high": e.high, "replications": e.n,
+            "error_in_tolerances": (e.mean - t.value) / t.tolerance,
+            "within_tolerance": bool(abs(e.mean - t.value) <= t.tolerance),
+            "source": str(t.source)})
+    return pd.DataFrame(rows)
+
+
+def _replicate(params: Params, k: int, names: tuple[str, ...]) -> list[float]:
+    """One replication's values of the metrics ``names`` (NaN where not computed)."""
+    metrics = simulate(params, k).metrics
+    by_name = dict(zip(metrics["metric"], metrics["value"].astype(float)))
+    return [by_name.get(n, math.nan) for n in names]
+
+
+def _loss(targets: Sequence[Target], values: Mapping[str, Sequence[float]]) -> float:
+    total = 0.0
+    for t in targets:
+        mean = float(np.mean(values[t.name]))
+        total += ((mean - t.value) / t.tolerance) ** 2
+    return total
+
+
+def _fingerprint(params: Params, targets: Sequence[Target], parameters: Sequence[Parameter],
+                 replications: int, seed: int, batch: int) -> str:
+    system = asdict(params)
+    for key in Run.HOW_MANY:
+        system["run"].pop(key)
+    setup = {"params": system, "model_code": model_code_digest(),
+             "targets": [asdict(t) for t in targets], "parameters": [asdict(p) for p in parameters],
+             "replications": replications, "seed": seed, "batch": batch}
+    return hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _study(store_folder: Path | None, fingerprint: str):
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = None
+    if store_folder is not None:
+        store_folder.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{(store_folder / 'optuna.db').resolve()}"
+    study = optuna.create_study(storage=storage, study_name=STUDY, direction="minimize",
+                                load_if_exists=True)
+    stored = study.user_attrs.get("fingerprint")
+    if stored is None:
+        if study.trials:
+            raise CalibrationError(f"{store_folder}/optuna.db holds a study of unknown origin: "
+                                   "choose another folder or delete it")
+        study.set_user_attr("fingerprint", fingerprint)
+    elif stored != fingerprint:
+        raise CalibrationError(
+            f"{store_folder}/optuna.db holds a calibration of another system, model version, "
+            "targets, parameters, replications, seed or batch: choose another folder or delete it")
+    return study
+
+
+def _evaluated(trial) -> bool:
+    return trial.state.is_finished() and bool(trial.user_attrs.get("evaluated"))
+
+
+def _batch_sampler(seed: int, done: int):
+    import optuna
+    state = int(np.random.SeedSequence([seed, done]).generate_state(1)[0])
+    return optuna.samplers.TPESampler(seed=state)
+
+
+def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Parameter],
+              trials: int = 120, replications: int = 8, workers: int | None = None,
+              seed: int = 0, store_folder: str | Path | None = None, *,
+              batch: int = DEFAULT_BATCH, keep: int = 5, progress: bool = False
+              ) -> CalibrationResult:
+    """Fit ``parameters`` to ``targets`` with Optuna (TPE), ``trials`` trials in all.
+
+    Each trial runs replications 0..``replications``-1 of ``params`` with the trial's values
+    (common random numbers across trials); its loss is the sum over targets of
+    ((model mean - value) / tolerance)^2. Trials are asked ``batch`` at a time and their
+    replications run on ``workers`` processes (default: all cores). ``seed`` seeds the sampler
+    only (the model's random numbers come from ``params.run.seed``): the same seed gives the
+    same trials. With ``store_folder`` the study is kept in ``<folder>/optuna.db`` and a rerun
+    resumes it. Targets with ``metric: null`` are skipped with a notice; unknown metrics and
+    bad parameters are refused before any run.
+    """
+    from sim.running.runner import default_workers
+    import optuna
+
+    for t in targets:
+        if not t.active:
+            print(f"notice: target {t.name!r} skipped (metric: null): {t.note}", file=sys.stderr)
+    targets = [t for t in targets if t.active]
+    parameters = list(parameters)
+    if not targets:
+        raise CalibrationError("calibrate: no targets with a metric")
+    if not parameters:
+        raise CalibrationError("calibrate: no parameters to fit")
+    if trials < 1 or replications < 1 or batch < 1 or keep < 1:
+        raise CalibrationError("calibrate: trials, replications, batch and keep must be >= 1")
+    check_metrics(targets, params)
+    check_parameters(parameters, params)
+    names = tuple(dict.fromkeys(m for t in targets for m in t.metrics))
+    distributions = {p.name: p.distribution() for p in parameters}
+    by_name = {p.name: p for p in parameters}
+    folder = Path(store_folder) if store_folder is not None else None
+    workers = workers or default_workers(batch * replications)
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        study = _study(folder, _fingerprint(params, targets, parameters, replications, seed,
+                                            batch))
+        # Trials left running by an interrupted calibration: run again first, as new trials
+        # with the same parameters, and marked failed (the sampler ignores failed trials).
+        trials_now = study.get_trials(deepcopy=False)
+        queued = {t.user_attrs.get("rerun_of") for t in trials_now
+                  if t.state == optuna.trial.TrialState.WAITING}
+        for t in trials_now:
+            if t.state == optuna.trial.TrialState.RUNNING:
+                if t.number not in queued:
+                    study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        waiting = sum(t.state == optuna.trial.TrialState.WAITING
+                      for t in study.get_trials(deepcopy=False))
+        while True:
+            done = sum(_evaluated(t) for t in study.get_trials(deepcopy=False))
+            if done >= trials:
+                break
+            size = min(waiting or batch, trials - done)
+            waiting = 0
+            study.sampler = _batch_sampler(seed, done)
+            asked = [study.ask(distributions) for _ in range(size)]
+            runs = [override(params, {n: by_name[n].convert(v) for n, v in trial.params.items()})
+                    for trial in asked]
+            values = _run_batch(runs, replications, names, pool)
+            for trial, per_replication in zip(asked, values):
+                metric_rows = [dict(zip(names, row)) for row in per_replication]
+                quantities = {t.name: [t.evaluate(m) for m in metric_rows] for t in targets}
+                loss = _loss(targets, quantities)
+                trial.set_user_attr("values", quantities)
+                trial.set_user_attr("evaluated", True)
+                if math.isfinite(loss):
+                    study.tell(trial, loss)
+                else:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if progress:
+                best = min((t.value for t in study.get_trials(deepcopy=False)
+                            if _evaluated(t) and t.value is not None), default=math.nan)
+                print(f"calibration: {done + size}/{trials} trials, best loss {best:.4g}",
+                      file=sys.stderr)
+        return _result(study, targets, parameters, replications, seed, keep, folder)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _run_batch(runs: list[Params], replications: int, names: tuple[str, ...],
+               pool: ProcessPoolExecutor | None) -> list[list[list[float]]]:
+    """For each parameter set, each replication's values of ``names``."""
+    if pool is None:
+        return [[_replicate(p, k, names) for k in range(replications)] for p in runs]
+    futures = [[pool.submit(_replicate, p, k, names) for k in range(replications)] for p in runs]
+    return [[f.result() for f in row] for row in futures]
+
+
+def _result(study, targets: list[Target], parameters: list[Parameter], replications: int,
+            seed: int, keep: int, folder: Path | None) -> CalibrationResult:
+    evaluated = [t for t in study.get_trials(deepcopy=False) if _evaluated(t)]
+    by_name = {p.name: p for p in parameters}
+    rows, values = [], {}
+    for t in evaluated:
+        values[t.number] = t.user_attrs["values"]
+        row = {"trial": t.number, "state": t.state.name,
+               "loss": t.value if t.value is not None else math.nan}
+        row.update({n: by_name[n].convert(v) for n, v in t.params.items()})
+        row.update({f"mean.{name}": float(np.mean(v)) for name, v in t.user_attrs["values"].items()})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    complete = table[table["state"] == "COMPLETE"].sort_values(["loss", "trial"], kind="stable")
+    if complete.empty:
+        raise CalibrationError("calibrate: no trial gave a finite loss (every trial failed)")
+    top = complete.head(keep)
+    best_sets = pd.DataFrame({"rank": range(1, len(top) + 1), "trial": top["trial"].to_numpy(),
+                              "loss": top["loss"].to_numpy(),
+                              **{p.name: top[p.name].to_numpy() for p in parameters}})
+    first = int(top["trial"].iloc[0])
+    best = {p.name: p.convert(top[p.name].iloc[0]) for p in parameters}
+    return CalibrationResult(targets, parameters, replications, seed, table, best,
+                             float(top["loss"].iloc[0]), fit_table(targets, values[first]),
+                             best_sets, folder, values)
+
+
+# --------------------------------------------------------------------------- outputs
+
+def nest(values: Mapping[str, Any]) -> dict:
+    """``{"pathways.p1.transfer.mean": 0.5}`` -> ``{"pathways": {"p1": {"transfer": {"mean": 0.5}}}}``."""
+    tree: dict = {}
+    for dotted, value in values.items():
+        node = tree
+        *heads, last = dotted.split(".")
+        for head in heads:
+            node = node.setdefault(head, {})
+        node[last] = value.item() if hasattr(value, "item") else value
+    return tree
+
+
+def scenario_yaml(values: Mapping[str, Any], name: str = "calibrated", comment: str = "") -> str:
+    """A Hydra scenario (``# @package _global_``) setting ``values`` by dotted name: saved as
+    ``configs/scenario/<stem>.yaml`` it runs with ``discharge-sim scenario=<stem>``. It holds
+    only these values: every other setting is the baseline's."""
+    lines = ["# @package _global_"]
+    lines += [f"# {line}".rstrip() for line in comment.splitlines()]
+    body = yaml.safe_dump({"name": name, **nest(values)}, sort_keys=False,
+                          default_flow_style=False)
+    return "\n".join(lines) + "\n" + body
+
+
+def write_scenario(values: Mapping[str, Any], path: str | Path, name: str = "calibrated",
+                   comment: str = "") -> Path:
+    """Write :func:`scenario_yaml` to ``path`` (atomically)."""
+    path = Path(path)
+    text = scenario_yaml(values, name, comment)
+    write_atomic(path, lambda p: p.write_text(text))
+    return path
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    columns = list(table.columns)
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in table.itertuples(index=False):
+        out.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v)
+                                     for v in row) + " |")
+    return "\n".join(out) + "\n"
+
+
+def write_results(result: CalibrationResult, folder: str | Path, targets_file: str = "",
+                  name: str = "calibrated") -> list[Path]:
+    """Write ``trials.csv``, ``best_sets.csv``, ``fit.csv`` and ``fit.md`` (the best trial), and
+    each of the best sets as a scenario: ``<name>.yaml`` (the best), ``<name>_2.yaml``, ..."""
+    folder = Path(folder)
+    written = []
+    for table, stem in ((result.trials, "trials"), (result.best_sets, "best_sets"),
+                        (result.fit, "fit")):
+        write_csv(table, folder / f"{stem}.csv")
+        written.append(folder / f"{stem}.csv")
+    within = int(result.fit["within_tolerance"].sum())
+    header = (f"# Calibration fit{f' to {targets_file}' if targets_file else ''}\n\n"
+              f"Best trial of {len(result.trials)} (loss {result.best_loss:.4g}); model mean and "
+              f"95% CI over {result.replications} replications; {within} of {len(result.fit)} "
+              "targets within tolerance (tolerance is absolute, in the target's unit).\n\n")
+    text = header + _markdown(result.fit.drop(columns=["source"])) + "\n" + \
+        _markdown(result.best_sets)
+    write_atomic(folder / "fit.md", lambda p: p.write_text(text))
+    written.append(folder / "fit.md")
+    for row in result.best_sets.to_dict("records"):
+        rank = int(row["rank"])
+        stem = name if rank == 1 else f"{name}_{rank}"
+        values = {p.name: p.convert(row[p.name]) for p in result.parameters}
+        comment = (f"Calibrated{f' to {targets_file}' if targets_file else ''}: rank {rank} of "
+                   f"the best sets (trial {int(row['trial'])}, loss {row['loss']:.4g},\n"
+                   f"{result.replications} replications). Only the fitted parameters are set; "
+                   "every other setting is the baseline's.")
+        written.append(write_scenario(values, folder / f"{stem}.yaml", stem, comment))
+    return written
