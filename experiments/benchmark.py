@@ -477,7 +477,7 @@ def profile_cli() -> str:
                        check=True)
         stats = pstats.Stats(str(out))
     runs, store = (cumtime(stats, "sim/running/runner.py", "run_replications"),
-                   cumtime(stats, "sim/running/runner.py", "save"))
+                   cumtime(stats, "sim/running/store.py", "save"))
     charts = [cumtime(stats, "sim/reporting/charts.py", f)
               for f in ("delayed_days_by_pathway", "fit_in_hospital_over_time")]
     return profile_report(stats, "discharge-sim with defaults (parent process only)",

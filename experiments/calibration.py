@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.reporting.analysis import write_table
+from sim.reporting.tables import write_table
 from sim.config.cli import config_or_exit
 from sim.running.runner import run_replications
 

@@ -19,9 +19,11 @@ from sim.core.model import Model
 from sim.core.params import Distribution, Window
 
 from conftest import max_concurrent, small_params
+from test_correctness import check_conservation as shared_check_conservation
 
 H = 1.0 / 24.0
 MONDAY_10_TO_11 = Window(True, [0], 10.0, 11.0)
+PATHWAYS = ("p0", "p1", "p2", "p3")
 
 
 def run(params):
@@ -32,23 +34,16 @@ def run(params):
 
 
 def check_conservation(model, result):
-    """Every arrival is discharged, diverted or still in (in a bed, or waiting for one), and
-    those still in agree with the acute-bed pool's own count and queue at the end of the run."""
+    """Every admission the admissions stream drew is discharged, diverted or still in, by the
+    acute-bed pool's own count and queue (test_correctness.check_conservation); diverted patients
+    never had a bed, discharged ones did, and the log's patients in a bed are the pool's."""
+    shared_check_conservation(model, result)
     p = result.patients
     diverted = p["diverted"].to_numpy(bool)
     left = p["left"].notna().to_numpy()
     bed = p["bed"].notna().to_numpy()
-    discharged = int((~diverted & left).sum())
-    still_in = int((~diverted & ~left).sum())
-    assert result.value("conservation_error") == 0
-    assert result.value("arrivals_total") == len(p) == discharged + int(diverted.sum()) + still_in
-    assert result.value("discharged_total") == discharged
-    assert result.value("diverted_total") == diverted.sum()
-    assert result.value("in_system_end") == still_in
-    # Diverted patients were never given a bed; discharged patients were.
     assert not bed[diverted].any()
     assert bed[~diverted & left].all()
-    # Those still in are exactly those in a bed plus those queueing for one.
     assert model.beds.in_use == int((~diverted & ~left & bed).sum())
     assert len(model.beds.queue) == int((~diverted & ~left & ~bed).sum())
 
@@ -60,25 +55,34 @@ def weekday_and_hour(times: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 # ---------------------------------------------------------------------------- empty systems
 def test_zero_community_capacity_blocks_pathways_1_to_3_for_ever():
-    params = small_params(run__days=90.0, run__warmup_days=10.0, homecare__carers=0,
-                          step_down__beds=0, care_home__beds=0)
+    """No community capacity at all: no patient who needs a service ever leaves, each waits in
+    that service's queue from the assessment to the end of the run, and the model's own count
+    of medically fit patients in a bed holds every one of them."""
+    params = small_params(run__days=90.0, run__warmup_days=10.0,
+                          services__homecare__staff__count=0, services__step_down__capacity=0,
+                          services__care_home__capacity=0)
     model, result = run(params)
     check_conservation(model, result)
     p = result.patients
-    community = p[p["pathway"] > 0]
+    community = p[p["pathway"] != "p0"]
     assert community["fit"].notna().sum() > 50, "the case needs fit pathway 1-3 patients"
     assert community["left"].isna().all(), "no pathway 1-3 patient can leave"
     assert community["ready"].isna().all()
-    assert (p[p["pathway"] == 0]["left"].notna()).sum() > 50, "pathway 0 still flows"
+    assert (p[p["pathway"] == "p0"]["left"].notna()).sum() > 50, "pathway 0 still flows"
     # No community service was ever granted, to anyone, and nobody holds one.
-    assert result.service_waits["granted"].isna().all()
-    assert (result.service_waits["source"] == "community").any()
+    waits = result.service_waits
+    assert waits["granted"].isna().all()
+    assert (waits["source"] == "community").any()
     for name, pool in model.pools.items():
         assert pool.capacity == 0 and pool.in_use == 0 and pool.use.peak == 0, name
-    # The blocked patients pile up: the midnight count of fit patients on pathways 1-3 never falls.
-    fit = community["fit"].dropna().to_numpy()
-    count = [(fit <= d).sum() for d in range(int(params.run.days))]
-    assert np.all(np.diff(count) >= 0)
+        # Every request for the service is still in its queue, and each assessed patient asked.
+        mine = waits[waits["service"] == name]
+        assert len(pool.queue) == len(mine), name
+        asked = community[(community["service"] == name) & community["assessed"].notna()]
+        assert (mine["source"] == "hospital").sum() == len(asked) > 0, name
+    # The blocked patients are all still medically fit in a bed at the end, by the model's count.
+    still_fit = p["fit"].notna() & p["left"].isna()
+    assert model.fit_in_hospital.level == still_fit.sum() >= community["fit"].notna().sum()
 
 
 def test_zero_admissions_leave_the_hospital_empty_and_the_community_running():
@@ -103,14 +107,14 @@ def test_an_empty_patient_table_still_has_numeric_time_columns():
     p = result.patients
     assert len(p) == 0
     for column in ("arrival", "bed", "fit", "assessed", "ready", "transferred", "left", "delay",
-                   "delay_assessment", "delay_package", "delay_bed", "delay_rule"):
+                   "delay_assessment", "delay_service", "delay_transfer", "delay_rule"):
         assert p[column].dtype == np.float64, column
     assert max_concurrent(p["bed"].to_numpy(), p["left"].to_numpy()) == 0
 
 
 def test_a_tiny_community_referral_rate_means_almost_no_referrals():
     params = small_params(run__days=20.0, run__warmup_days=2.0, admissions__per_day=0.0,
-                          homecare__community_referrals_per_day=1e-310)
+                          services__homecare__community_referrals_per_day=1e-310)
     model, result = run(params)
     check_conservation(model, result)
     waits = result.service_waits
@@ -151,32 +155,33 @@ def test_a_run_shorter_than_a_week():
 
 
 # ---------------------------------------------------------------------------- one pathway only
-@pytest.mark.parametrize("pathway", [0, 1, 2, 3])
+@pytest.mark.parametrize("pathway", ["p0", "p1", "p2", "p3"])
 def test_every_patient_on_one_pathway(pathway):
     # All four shares change in the one override call, so they are validated together.
-    shares = {f"pathways__p{k}__share": (1.0 if k == pathway else 0.0) for k in range(4)}
+    shares = {f"pathways__{k}__share": (1.0 if k == pathway else 0.0) for k in PATHWAYS}
     params = small_params(run__days=60.0, run__warmup_days=5.0, **shares)
-    assert params.pathways.shares == [1.0 if k == pathway else 0.0 for k in range(4)]
+    assert [pw.share for pw in params.pathways.values()] == [
+        1.0 if k == pathway else 0.0 for k in PATHWAYS]
     model, result = run(params)
     check_conservation(model, result)
     p = result.patients
     assert len(p) > 100
     assert (p["pathway"] == pathway).all()
     hospital = result.service_waits[result.service_waits["source"] == "hospital"]
-    if pathway == 0:
+    if pathway == "p0":
         assert hospital.empty
         assert (p["assessed"].dropna() == p["fit"].dropna()).all()
     else:
-        expected = {1: "homecare", 2: "step_down", 3: "care_home"}[pathway]
+        expected = {"p1": "homecare", "p2": "step_down", "p3": "care_home"}[pathway]
         assert len(hospital) > 0 and (hospital["service"] == expected).all()
     discharged = p[p["left"].notna() & ~p["diverted"]]
     assert len(discharged) > 0
-    assert result.value(f"discharge_share.p{pathway}") == 1.0
+    assert result.value(f"discharge_share.{pathway}") == 1.0
 
 
 # ---------------------------------------------------------------------------- rules
 def test_all_rules_off_means_no_rule_delay_and_discharges_at_any_hour():
-    updates = {f"pathways__p{k}__rule__enabled": False for k in range(4)}
+    updates = {f"pathways__{k}__rule__enabled": False for k in PATHWAYS}
     params = small_params(run__days=60.0, run__warmup_days=5.0, acute__beds=500,
                           assessment__hours__enabled=False, assessment__staff=100, **updates)
     model, result = run(params)
@@ -188,7 +193,7 @@ def test_all_rules_off_means_no_rule_delay_and_discharges_at_any_hour():
     np.testing.assert_allclose(out["left"], out["transferred"], rtol=0, atol=1e-9)
     assert result.value("delayed_days_per_30d.rule") == pytest.approx(0.0, abs=1e-9)
     # With a team always at work and never short of staff, assessment takes exactly its duration.
-    assessed = p[(p["pathway"] > 0) & p["assessed"].notna()]
+    assessed = p[(p["pathway"] != "p0") & p["assessed"].notna()]
     assert len(assessed) > 100
     np.testing.assert_allclose(assessed["assessed"] - assessed["fit"], assessed["assessment"],
                                rtol=0, atol=1e-9)
@@ -198,20 +203,20 @@ def test_all_rules_off_means_no_rule_delay_and_discharges_at_any_hour():
 
 
 def test_all_rules_strict_monday_10_to_11():
-    updates = {f"pathways__p{k}__rule": MONDAY_10_TO_11 for k in range(4)}
+    updates = {f"pathways__{k}__rule": MONDAY_10_TO_11 for k in PATHWAYS}
     params = small_params(run__days=120.0, run__warmup_days=7.0, acute__beds=2000,
                           assessment__hours=MONDAY_10_TO_11, assessment__staff=500, **updates)
     model, result = run(params)
     check_conservation(model, result)
     p = result.patients
     out = p[p["left"].notna() & ~p["diverted"]]
-    for k in range(4):
-        assert (out["pathway"] == k).sum() > 0, f"no pathway-{k} discharge: the test has no teeth"
+    for k in PATHWAYS:
+        assert (out["pathway"] == k).sum() > 0, f"no {k} discharge: the test has no teeth"
     weekday, hour = weekday_and_hour(out["left"])
     assert (weekday == 0).all(), "a discharge outside Monday"
     assert ((hour >= 10 - 1e-6) & (hour < 11 + 1e-6)).all(), "a discharge outside 10-11"
     # Assessments end in the team's hour: on a Monday, after 10:00 and by 11:00.
-    assessed = p[(p["pathway"] > 0) & p["assessed"].notna()]
+    assessed = p[(p["pathway"] != "p0") & p["assessed"].notna()]
     assert len(assessed) > 20
     weekday, hour = weekday_and_hour(assessed["assessed"])
     assert (weekday == 0).all()
@@ -227,7 +232,7 @@ def test_an_assessment_of_exactly_one_session_ends_when_that_session_closes():
     model, result = run(params)
     check_conservation(model, result)
     p = result.patients
-    assessed = p[(p["pathway"] > 0) & p["assessed"].notna()]
+    assessed = p[(p["pathway"] != "p0") & p["assessed"].notna()]
     assert len(assessed) > 50
     fit = assessed["fit"].to_numpy()
     week = np.floor(fit / 7.0) * 7.0
@@ -245,7 +250,7 @@ def test_zero_assessors_block_pathways_1_to_3_and_leave_pathway_0_untouched():
     check_conservation(model, none)
     _, staffed = run(small_params(assessment__staff=10, **common))
     p = none.patients
-    community = p[p["pathway"] > 0]
+    community = p[p["pathway"] != "p0"]
     assert community["fit"].notna().sum() > 50
     assert community["assessed"].isna().all() and community["left"].isna().all()
     # Each joined the team's queue at its first working hour after becoming fit.
@@ -256,10 +261,10 @@ def test_zero_assessors_block_pathways_1_to_3_and_leave_pathway_0_untouched():
     assert math.isnan(none.value("assessors_utilisation"))
     # With staff, the same patients do leave, so the block is the team's absence.
     s = staffed.patients
-    assert s[s["pathway"] > 0]["left"].notna().sum() > 50
+    assert s[s["pathway"] != "p0"]["left"].notna().sum() > 50
     # Pathway 0 does not meet the team: with beds to spare its patients are the very same.
-    pd.testing.assert_frame_equal(p[p["pathway"] == 0], s[s["pathway"] == 0])
-    assert p[p["pathway"] == 0]["left"].notna().sum() > 50
+    pd.testing.assert_frame_equal(p[p["pathway"] == "p0"], s[s["pathway"] == "p0"])
+    assert p[p["pathway"] == "p0"]["left"].notna().sum() > 50
 
 
 def test_zero_assessors_do_not_block_discharge_to_assess():
@@ -268,7 +273,7 @@ def test_zero_assessors_do_not_block_discharge_to_assess():
     model, result = run(params)
     check_conservation(model, result)
     p = result.patients
-    assert p[p["pathway"] > 0]["left"].notna().sum() > 50
+    assert p[p["pathway"] != "p0"]["left"].notna().sum() > 50
     assert len(model.assessors.queue) > 50, "the assessments wait in the community instead"
 
 
@@ -305,7 +310,7 @@ def test_diverted_patients_never_get_a_bed(limit):
     Distribution("fixed", 0.0),
 ], ids=["empirical", "gamma", "fixed", "fixed-zero"])
 def test_acute_stay_distributions(dist):
-    updates = {f"pathways__p{k}__acute_stay": dist for k in range(4)}
+    updates = {f"pathways__{k}__acute_stay": dist for k in PATHWAYS}
     params = small_params(run__days=60.0, run__warmup_days=5.0, acute__beds=1000, **updates)
     model, result = run(params)
     check_conservation(model, result)

@@ -31,7 +31,7 @@ METRIC = "delayed_days_per_30d"
 DRAWN = ["arrival", "pathway", "acute_stay", "transfer", "assessment", "service", "amount",
          "stay", "onward", "onward_amount", "onward_stay"]
 """The patient attributes drawn on arrival: the same in every scenario of one replication."""
-CARER_HOURS = small_params().services["homecare"].capacity
+CARERS = small_params().services["homecare"].staff.count
 
 
 def _values(params, replications) -> np.ndarray:
@@ -58,7 +58,7 @@ def test_a_capacity_change_keeps_every_replications_random_numbers():
     0; the delays, which depend on capacity, do differ."""
     base_params = small_params(run__days=100.0)
     other_params = small_params(run__days=100.0, acute__beds=base_params.acute.beds - 10,
-                                services__homecare__capacity=2 * CARER_HOURS,
+                                services__homecare__staff__count=2 * CARERS,
                                 services__care_home__capacity=60)
     base = run_replications(base_params, 3, workers=1)
     other = run_replications(other_params, 3, workers=1)
@@ -74,12 +74,12 @@ def test_a_capacity_change_keeps_every_replications_random_numbers():
 
 
 def test_common_random_numbers_reduce_the_variance_of_a_difference():
-    """Two close scenarios (one more carer, 25 carer-hours a week): the variance of the paired difference is smaller
+    """Two close scenarios (one more carer): the variance of the paired difference is smaller
     than that of an unpaired one, significantly at the 5% level (F-test)."""
     n = 10
     base = _values(small_params(run__days=128.0), range(n))
-    more = _values(small_params(run__days=128.0,
-                                services__homecare__capacity=CARER_HOURS + 25), range(n))
+    more = _values(small_params(run__days=128.0, services__homecare__staff__count=CARERS + 1),
+                   range(n))
     paired = np.var(more - base, ddof=1)
     unpaired = np.var(more, ddof=1) + np.var(base, ddof=1)
     assert paired < unpaired * stats.f.ppf(0.05, n - 1, n - 1), (paired, unpaired)
@@ -119,7 +119,7 @@ def test_precision_target_adds_replications_until_the_interval_is_narrow():
 def test_store_refuses_results_of_another_configuration(tmp_path):
     ReplicationStore(tmp_path, small_params())
     with pytest.raises(StoreMismatch):
-        ReplicationStore(tmp_path, small_params(services__homecare__capacity=99.0))
+        ReplicationStore(tmp_path, small_params(services__homecare__staff__count=99))
     ReplicationStore(tmp_path, small_params(run__replications=9))  # more replications: fine
 
 
@@ -132,10 +132,12 @@ def test_store_refuses_results_of_another_model_version(tmp_path):
         ReplicationStore(tmp_path, small_params())
 
 
-SWEEP = ["homecare.carers=20,40", "run.days=80", "run.warmup_days=14", "run.replications=4",
-         "admissions.per_day=10", "acute.beds=106", "step_down.beds=16", "care_home.beds=80",
-         "homecare.community_referrals_per_day=0.8", "step_down.community_referrals_per_day=0.16",
-         "care_home.community_referrals_per_day=0.07", "assessment.staff=3",
+SWEEP = ["services.homecare.staff.count=20,40", "run.days=80", "run.warmup_days=14",
+         "run.replications=4", "admissions.per_day=10", "acute.beds=106",
+         "services.step_down.capacity=16", "services.care_home.capacity=80",
+         "services.homecare.community_referrals_per_day=0.8",
+         "services.step_down.community_referrals_per_day=0.16",
+         "services.care_home.community_referrals_per_day=0.07", "assessment.staff=3",
          "output.patients_csv=false", "output.charts=false"]
 
 

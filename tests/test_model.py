@@ -13,15 +13,16 @@ from sim.core.patient import PHASES
 from sim.reporting.stats import estimate
 
 from conftest import max_concurrent, small_params
+from test_correctness import check_conservation, drawn_admissions
 
 
-def test_conservation_of_patients(small_run):
-    p = small_run.patients
-    discharged = (~p["diverted"] & p["left"].notna()).sum()
-    still_in = (~p["diverted"] & p["left"].isna()).sum()
-    assert len(p) == discharged + p["diverted"].sum() + still_in
-    assert small_run.value("conservation_error") == 0
-    assert small_run.value("arrivals_total") == len(p) > 1000
+def test_conservation_of_patients():
+    """Every admission the admissions stream drew is in the log, and is discharged or still
+    in a bed or queueing for one, by the acute-bed pool's own count (independent counts)."""
+    model = Model(small_params())
+    result = model.run()
+    check_conservation(model, result)
+    assert len(result.patients) > 1000 and model.beds.in_use > 0
 
 
 def test_no_patient_in_two_places_at_once(small_run):
@@ -75,12 +76,13 @@ def test_no_care_home_discharge_at_weekends_while_the_rule_is_on():
     """With care homes taking no admissions at weekends, no pathway-3 patient leaves on a
     Saturday or Sunday; with the rule off, some do. (The discharge team works seven days here,
     so that the care-home rule is the only weekend rule left.)"""
-    many_p3 = dict(assessment__hours__enabled=False, pathways__p0__share=0.4, pathways__p1__share=0.3, pathways__p3__share=0.26,
-                   care_home__beds=400, care_home__initial_utilisation=0.0)
+    many_p3 = dict(assessment__hours__enabled=False, pathways__p0__share=0.4,
+                   pathways__p1__share=0.3, pathways__p3__share=0.26,
+                   services__care_home__capacity=400, services__care_home__initial_utilisation=0.0)
     on = simulate(small_params(**many_p3)).patients
     off = simulate(small_params(pathways__p3__rule__enabled=False, **many_p3)).patients
-    p3_on = on[(on["pathway"] == 3) & on["left"].notna()]
-    p3_off = off[(off["pathway"] == 3) & off["left"].notna()]
+    p3_on = on[(on["pathway"] == "p3") & on["left"].notna()]
+    p3_off = off[(off["pathway"] == "p3") & off["left"].notna()]
     assert len(p3_on) > 300 and len(p3_off) > 300
     assert not np.isin(_weekday(p3_on["left"]), [5, 6]).any()
     weekend_share = np.isin(_weekday(p3_off["left"]), [5, 6]).mean()
@@ -88,24 +90,39 @@ def test_no_care_home_discharge_at_weekends_while_the_rule_is_on():
 
 
 def test_zero_care_home_places_block_pathway_3_for_ever():
-    result = simulate(small_params(care_home__beds=0))
+    """No care-home places: no pathway-3 patient leaves; each waits in the care-home queue from
+    the assessment to the end, is counted as medically fit in hospital by the model's own
+    counter, and is delayed from becoming fit to the end of the run."""
+    params = small_params(services__care_home__capacity=0)
+    model = Model(params)
+    result = model.run()
+    check_conservation(model, result)
     p = result.patients
-    p3 = p[(p["pathway"] == 3) & p["fit"].notna()]
+    p3 = p[(p["pathway"] == "p3") & p["fit"].notna()]
     assert len(p3) > 5
     assert p3["left"].isna().all(), "no pathway-3 patient can leave without a care-home place"
-    assert (p3["ready"].isna()).all()
-    # Their delay grows: the count of fit pathway-3 patients in hospital never falls.
-    days = np.arange(int(small_params().run.days))
-    count = [((p3["fit"] <= d)).sum() for d in days]
-    assert np.all(np.diff(count) >= 0) and count[-1] == len(p3)
-    assert result.value("delayed_days_per_30d.p3") > 0
+    assert p3["ready"].isna().all()
+    # The care-home queue holds every assessed pathway-3 patient (and every community referral).
+    waits = result.service_waits
+    care_home = waits[waits["service"] == "care_home"]
+    assert care_home["granted"].isna().all()
+    queued = (care_home["source"] == "hospital").sum()
+    assert queued == p3["assessed"].notna().sum() > 0
+    assert len(model.pools["care_home"].queue) == len(care_home)
+    # The model's own count of fit patients in a bed includes every one of them at the end.
+    still_fit = p["fit"].notna() & p["left"].isna()
+    assert model.fit_in_hospital.level == still_fit.sum() >= len(p3)
+    # Their delay runs from becoming fit (or the warm-up's end) to the end of the run.
+    lo, hi = params.run.warmup_days, params.run.days
+    expected = (hi - np.maximum(p3["fit"], lo)).clip(lower=0).sum() * 30.0 / (hi - lo)
+    assert result.value("delayed_days_per_30d.p3") == pytest.approx(expected, rel=1e-9)
 
 
 def test_doubling_homecare_capacity_lowers_the_pathway_1_delay():
     """Paired over 8 replications on common random numbers: the mean pathway-1 delay falls,
     and the 95% CI of the difference lies above zero."""
-    base_params = small_params(homecare__carers=26)
-    double_params = small_params(homecare__carers=52)
+    base_params = small_params(services__homecare__staff__count=26)
+    double_params = small_params(services__homecare__staff__count=52)
     differences = []
     for k in range(8):
         base = simulate(base_params, k).value("delay_mean.p1")
@@ -116,9 +133,12 @@ def test_doubling_homecare_capacity_lowers_the_pathway_1_delay():
 
 
 def test_zero_admissions_run_is_empty_but_well_formed():
-    result = simulate(small_params(admissions__per_day=0.0))
-    assert len(result.patients) == 0
-    assert result.value("conservation_error") == 0
+    params = small_params(admissions__per_day=0.0)
+    model = Model(params)
+    result = model.run()
+    assert drawn_admissions(params) == 0 == len(result.patients)
+    assert model.beds.use.peak == 0 and len(model.beds.queue) == 0
+    assert result.value("arrivals_total") == 0
     assert result.value("delayed_days") == 0
 
 

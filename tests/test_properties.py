@@ -16,6 +16,7 @@ from sim.core.model import Model
 from sim.core.params import Distribution, Window
 
 from conftest import max_concurrent
+from test_correctness import check_conservation, first_open, hospital_requests, overlap
 
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -26,8 +27,7 @@ def floats(low: float, high: float) -> st.SearchStrategy[float]:
     return st.floats(low, high)
 
 
-DELAY_COLUMNS = ("delay", "delay_assessment", "delay_package", "delay_bed", "delay_transfer",
-                 "delay_rule")
+DELAY_COLUMNS = ("delay", "delay_assessment", "delay_service", "delay_transfer", "delay_rule")
 
 
 @st.composite
@@ -79,18 +79,18 @@ def configs(draw) -> Params:
         "assessment.staff": draw(st.integers(0, 10)),
         "assessment.hours": draw(window()),
         "assessment.in_hospital": draw(st.booleans()),
-        "homecare.carers": draw(st.integers(0, 20)),
-        "homecare.initial_utilisation": draw(floats(0.0, 1.0)),
-        "homecare.community_referrals_per_day": draw(floats(0.0, 2.0)),
-        "homecare.package_days": draw(stay(1.0, 30.0)),
-        "step_down.beds": draw(st.integers(0, 50)),
-        "step_down.initial_utilisation": draw(floats(0.0, 1.0)),
-        "step_down.community_referrals_per_day": draw(floats(0.0, 2.0)),
-        "step_down.stay": draw(stay(1.0, 30.0)),
-        "care_home.beds": draw(st.integers(0, 50)),
-        "care_home.initial_utilisation": draw(floats(0.0, 1.0)),
-        "care_home.community_referrals_per_day": draw(floats(0.0, 1.0)),
-        "care_home.stay": draw(stay(5.0, 200.0)),
+        "services.homecare.staff.count": draw(st.integers(0, 20)),
+        "services.homecare.initial_utilisation": draw(floats(0.0, 1.0)),
+        "services.homecare.community_referrals_per_day": draw(floats(0.0, 2.0)),
+        "services.homecare.stay": draw(stay(1.0, 30.0)),
+        "services.step_down.capacity": draw(st.integers(0, 50)),
+        "services.step_down.initial_utilisation": draw(floats(0.0, 1.0)),
+        "services.step_down.community_referrals_per_day": draw(floats(0.0, 2.0)),
+        "services.step_down.stay": draw(stay(1.0, 30.0)),
+        "services.care_home.capacity": draw(st.integers(0, 50)),
+        "services.care_home.initial_utilisation": draw(floats(0.0, 1.0)),
+        "services.care_home.community_referrals_per_day": draw(floats(0.0, 1.0)),
+        "services.care_home.stay": draw(stay(5.0, 200.0)),
     }
     for k, share in enumerate(draw(shares())):
         updates[f"pathways.p{k}.share"] = share
@@ -108,17 +108,14 @@ def run_model(params: Params):
 @given(configs())
 @PROPERTY
 def test_patients_are_conserved(params):
+    """Every admission the admissions stream drew is in the log and is discharged, diverted, in
+    a bed or queueing for one, by the bed pool's own count (test_correctness.check_conservation)."""
     model, result = run_model(params)
+    check_conservation(model, result)
     p = result.patients
     diverted = p["diverted"].to_numpy(bool)
     left = p["left"].notna().to_numpy()
     bed = p["bed"].notna().to_numpy()
-    discharged, still_in = int((~diverted & left).sum()), int((~diverted & ~left).sum())
-    assert result.value("conservation_error") == 0
-    assert result.value("arrivals_total") == len(p) == discharged + diverted.sum() + still_in
-    assert result.value("discharged_total") == discharged
-    assert result.value("diverted_total") == diverted.sum()
-    assert result.value("in_system_end") == still_in
     assert not bed[diverted].any() and bed[~diverted & left].all()
     # Still in = in a bed (the pool's count) + queueing for one (the pool's queue).
     assert model.beds.in_use == int((~diverted & ~left & bed).sum())
@@ -161,31 +158,71 @@ def test_delay_is_attributed_only_where_the_patient_waited(params):
     assert p.loc[never_fit, "delay"].isna().all()
     for column in DELAY_COLUMNS:
         assert not (p.loc[never_fit, column] > 0).any(), column
-    # Waiting for a package is pathway 1's, waiting for a bed or place pathways 2-3's.
-    assert (p.loc[p["delay_package"] > 0, "pathway"] == 1).all()
-    assert p.loc[p["delay_bed"] > 0, "pathway"].isin([2, 3]).all()
-    # Pathway 0 meets neither the team nor a community service.
-    p0 = p[(p["pathway"] == 0) & ~never_fit]
-    for column in ("delay_assessment", "delay_package", "delay_bed"):
+    # Only a patient whose pathway needs a community service waits for one.
+    assert (p.loc[p["delay_service"] > 0, "service"] != "").all()
+    # A pathway with neither an assessment nor a service (p0) meets neither the team nor a
+    # community service.
+    plain = [k for k, pw in params.pathways.items()
+             if not pw.needs_assessment and pw.service is None]
+    assert "p0" in plain
+    p0 = p[p["pathway"].isin(plain) & ~never_fit]
+    for column in ("delay_assessment", "delay_service"):
         assert (p0[column] == 0).all(), column
-    p0_unfit = p[(p["pathway"] == 0) & never_fit]
-    for column in ("delay_assessment", "delay_package", "delay_bed"):
+    p0_unfit = p[p["pathway"].isin(plain) & never_fit]
+    for column in ("delay_assessment", "delay_service"):
         assert not (p0_unfit[column] > 0).any(), column
 
 
 @given(configs())
 @PROPERTY
 def test_delayed_days_metric_matches_the_patient_log(params):
+    """Delayed days in the measured window, in all, by pathway and by cause (each service's
+    wait apart), equal the patient log's sums (NaN phase ends: the end of the run)."""
+    result = simulate(params)
+    p = result.patients[result.patients["fit"].notna()]
+    lo, hi = params.run.warmup_days, params.run.days
+    scale = 30.0 / (hi - lo)
+    col = {c: p[c].to_numpy(float) for c in ("fit", "assessed", "ready", "transferred", "left")}
+    start = {c: np.where(np.isnan(v), hi, v) for c, v in col.items()}
+    whole = overlap(col["fit"], col["left"], lo, hi)
+    cause = {"assessment": overlap(start["fit"], col["assessed"], lo, hi),
+             "transfer": overlap(start["ready"], col["transferred"], lo, hi),
+             "rule": overlap(start["transferred"], col["left"], lo, hi)}
+    waiting = overlap(start["assessed"], col["ready"], lo, hi)
+    service = p["service"].to_numpy(str)
+    for name in params.services:
+        cause[name] = np.where(service == name, waiting, 0.0)
+    expected = {"delayed_days": whole.sum(), "delayed_days_per_30d": whole.sum() * scale}
+    expected.update({f"delayed_days_per_30d.{c}": v.sum() * scale for c, v in cause.items()})
+    pathway = p["pathway"].to_numpy(str)
+    expected.update({f"delayed_days_per_30d.{k}": whole[pathway == k].sum() * scale
+                     for k in params.pathways})
+    for name, value in expected.items():
+        assert np.isclose(result.value(name), value, rtol=1e-9, atol=1e-9), (name, value)
+
+
+@given(configs())
+@PROPERTY
+def test_each_phase_lasts_what_was_drawn(params):
+    """The acute stay, the transfer and the rule's wait are what was drawn and what the rule
+    allows, in any system; a patient is ready when the service is granted."""
     result = simulate(params)
     p = result.patients
-    lo, hi = params.run.warmup_days, params.run.days
-    fit = p["fit"].to_numpy(float)
-    left = p["left"].fillna(hi).to_numpy(float)  # still in: delayed until the run's end
-    has_fit = ~np.isnan(fit)
-    inside = np.minimum(left[has_fit], hi) - np.maximum(fit[has_fit], lo)
-    expected = float(np.clip(inside, 0.0, None).sum())
-    assert np.isclose(result.value("delayed_days"), expected, rtol=1e-9, atol=1e-9), (
-        result.value("delayed_days"), expected)
+    fit = p[p["fit"].notna()]
+    np.testing.assert_allclose(fit["fit"] - fit["bed"], fit["acute_stay"], rtol=0, atol=1e-9)
+    moved = p[p["transferred"].notna()]
+    np.testing.assert_allclose(moved["transferred"] - moved["ready"], moved["transfer"],
+                               rtol=0, atol=1e-9)
+    out = p[p["left"].notna() & ~p["diverted"]]
+    expected = [first_open(params.pathways[k].rule, t)
+                for k, t in zip(out["pathway"], out["transferred"])]
+    np.testing.assert_allclose(out["left"].to_numpy(), np.array(expected, dtype=float),
+                               rtol=0, atol=1e-9)
+    if params.assessment.in_hospital:
+        j = hospital_requests(result)
+        granted = j[j["r_granted"].notna()]
+        np.testing.assert_allclose(granted["ready"], granted["r_granted"], rtol=0, atol=1e-9)
+        assert j.loc[j["r_granted"].isna(), "ready"].isna().all()
 
 
 @given(configs())

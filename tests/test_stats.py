@@ -79,6 +79,20 @@ def test_nans_are_dropped_and_degenerate_samples_have_no_interval():
     assert (flat.mean, flat.sd, flat.low, flat.high) == (4.0, 0.0, 4.0, 4.0)
 
 
+def test_an_interval_past_the_quantitys_bound_is_cut_there():
+    """[0, 0, 10] of a quantity >= 0: mean 3.333, sd 5.7735, half-width 4.3027 * 5.7735 /
+    sqrt(3) = 14.343, so the t-interval [-11.01, 17.68] is cut to [0, 17.68] and says so; an
+    interval inside the bound is left whole."""
+    cut = estimate([0.0, 0.0, 10.0], lower=0.0)
+    assert cut.at_bound and cut.low == 0.0
+    assert cut.mean == pytest.approx(10 / 3, rel=1e-12)
+    assert cut.high == pytest.approx(10 / 3 + 14.343, abs=2e-3)
+    whole = estimate([0.0, 0.0, 10.0])
+    assert not whole.at_bound and whole.low == pytest.approx(10 / 3 - 14.343, abs=2e-3)
+    inside = estimate([1, 2, 3, 4, 5], lower=0.0)
+    assert not inside.at_bound and inside == estimate([1, 2, 3, 4, 5])
+
+
 def test_t_interval_covers_the_true_mean_95_percent_of_the_time_even_for_three_values():
     """Coverage of 4000 intervals from 3 normal values each. The t-interval covers the true
     mean with probability 0.95 exactly; a 1.96 interval would cover it only 81% of the time.
@@ -102,8 +116,9 @@ def test_summarise_gives_each_metric_and_group_its_own_interval():
         "replication": [0, 1, 2] * 4,
         "value": [1, 2, 3, 10, 10, 10, 2, 4, 6, 0, 5, np.nan],
     })
-    s = summarise(tidy, by=["scenario"]).set_index(["scenario", "metric"])
-    assert list(s.columns) == ["unit", "mean", "sd", "ci_low", "ci_high", "replications"]
+    s = summarise(tidy, by=["scenario"], lower={"y": 0.0}).set_index(["scenario", "metric"])
+    assert list(s.columns) == ["unit", "mean", "sd", "ci_low", "ci_high", "replications",
+                               "ci_at_bound"]
     # a/x = [1, 2, 3]: sd 1, half-width 4.3027 / sqrt(3) = 2.4841
     assert s.loc[("a", "x"), "mean"] == 2.0 and s.loc[("a", "x"), "sd"] == 1.0
     assert s.loc[("a", "x"), "ci_high"] - 2.0 == pytest.approx(2.4841, abs=1e-4)
@@ -111,9 +126,13 @@ def test_summarise_gives_each_metric_and_group_its_own_interval():
     assert s.loc[("a", "y"), ["mean", "ci_low", "ci_high"]].tolist() == [10.0, 10.0, 10.0]
     # b/x = [2, 4, 6]: sd 2, half-width 4.9683
     assert s.loc[("b", "x"), "ci_high"] - 4.0 == pytest.approx(4.9683, abs=1e-4)
-    # b/y = [0, 5] (NaN dropped): sd 5 / sqrt(2), half-width 12.706 * 2.5 = 31.765
+    # b/y = [0, 5] (NaN dropped): sd 5 / sqrt(2), half-width 12.706 * 2.5 = 31.765; y cannot
+    # be negative, so the interval is cut at 0; x has no bound and keeps its whole interval.
     assert s.loc[("b", "y"), "replications"] == 2
     assert s.loc[("b", "y"), "ci_high"] - 2.5 == pytest.approx(31.765, rel=TABLE)
+    assert s.loc[("b", "y"), "ci_low"] == 0.0 and s.loc[("b", "y"), "ci_at_bound"]
+    assert s.loc[("b", "x"), "ci_low"] == pytest.approx(4.0 - 4.9683, abs=1e-4)
+    assert not s.loc[("b", "x"), "ci_at_bound"] and not s.loc[("a", "y"), "ci_at_bound"]
 
 
 def test_paired_differences_by_hand():

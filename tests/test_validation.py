@@ -48,7 +48,7 @@ def test_every_case_passes_with_a_narrow_interval(report):
 
 
 def test_report_chart_is_drawn_with_every_case(report, tmp_path):
-    from sim.reporting.analysis import validation_chart
+    from sim.reporting.charts import validation
     path = tmp_path / "validation.png"
-    validation_chart(report, path)
+    validation(report, path)
     assert path.stat().st_size > 10_000

@@ -6,23 +6,20 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from sim.reporting.analysis import AnalysisError, run_analysis
-from sim.config.schema import keys_that_do_not_change_results
+from sim.config.experiments import analyse
+from sim.config.schema import AppConfig, keys_that_do_not_change_results, to_app_config
+from sim.reporting.analysis import AnalysisError
 from sim.running.sweep import collect, job_folders
 
 
 class CollectSweep(Callback):
-    """``analysis``: none, ``scenario_comparison``, ``weekend_rules`` or ``response_curve``
-    (with ``parameter``, the swept key, e.g. ``services.homecare.staff.count``)."""
-
-    def __init__(self, analysis: Optional[str] = None, parameter: Optional[str] = None) -> None:
-        self.analysis = analysis
-        self.parameter = parameter
+    """Collects the sweep's finished replications into ``sweep_results.parquet`` / ``.csv``,
+    then runs the experiment's analysis (``experiment.analysis`` in the config), if any."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.time()
@@ -45,10 +42,13 @@ class CollectSweep(Callback):
             raise SystemExit(2)
         print(f"Collected {table['job'].nunique()} runs, {len(table):,} rows: "
               f"{sweep_dir / 'sweep_results.parquet'} (and .csv)")
-        if self.analysis:
+        app_config = to_app_config(OmegaConf.merge(
+            OmegaConf.structured(AppConfig), {k: v for k, v in config.items() if k != "hydra"}))
+        name = app_config.experiment.analysis
+        if name:
             try:
-                run_analysis(self.analysis, table, sweep_dir, self.parameter)
+                analyse(app_config, table, sweep_dir)
             except AnalysisError as error:
                 print(f"discharge-sim: error: {error}", file=sys.stderr)
                 raise SystemExit(2)
-            print(f"Analysis {self.analysis}: tables and chart in {sweep_dir}")
+            print(f"Analysis {name}: tables and chart in {sweep_dir}")

@@ -35,13 +35,32 @@ class Output:
 
 
 @dataclass
+class Experiment:
+    """An experiment (``configs/experiment/NAME.yaml``, run by ``experiments/run.py NAME``):
+    its results go to ``results/NAME/``. ``analysis`` is what is done: one of
+    :data:`sim.config.experiments.ANALYSES` on a sweep of the system, or a study that runs its
+    own cases (validation, calibration). ``parameter`` is the swept setting of a response curve;
+    ``baseline`` the scenario others are compared with; ``targets`` a targets file for a
+    calibration (``configs/targets/NAME.yaml``)."""
+
+    name: str = ""
+    analysis: str = ""
+    parameter: str = ""
+    baseline: str = "baseline"
+    targets: str = "england"
+
+
+@dataclass
 class AppConfig(Params):
-    """The full configuration of a run: the model's parameters, a scenario name, outputs."""
+    """The full configuration of a run: the model's parameters, a scenario name, outputs, and
+    the experiment it belongs to (if any)."""
 
     name: str = "baseline"
     output: Output = field(default_factory=Output)
+    experiment: Experiment = field(default_factory=Experiment)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.output.workers < 0:
             raise ParameterError("output.workers", self.output.workers,
                                  "an integer >= 0 (0 = all local cores)")

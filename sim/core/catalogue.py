@@ -28,9 +28,9 @@ PER = 30.0
 class Metric:
     """One metric: ``name`` as in metrics.csv, ``unit``, ``label`` for people, ``group`` (a
     heading of the summary), ``summary`` (``mean``: mean and 95% CI over replications;
-    ``total``: a count added over replications), ``percent`` (a fraction shown as a per cent)
-    and ``lower`` (the smallest value it can take, e.g. 0, for an interval that respects it;
-    None if unbounded)."""
+    ``total``: a count added over replications), ``percent`` (a fraction, at most 1, shown as
+    a per cent) and ``lower`` (the smallest value it can take, e.g. 0, for an interval that
+    respects it; None if unbounded)."""
 
     name: str
     unit: str
@@ -39,6 +39,11 @@ class Metric:
     summary: str = "mean"
     percent: bool = False
     lower: float | None = 0.0
+
+    @property
+    def upper(self) -> float | None:
+        """The largest value it can take: 1 for a fraction shown as a per cent, else none."""
+        return 1.0 if self.percent else None
 
 
 DELAYS, FLOW, BEDS, TEAM, SERVICES, CHECKS = (

@@ -294,9 +294,18 @@ class Pathway:
     service: Optional[str] = None
     transfer: Distribution = field(default_factory=lambda: Distribution("fixed", 0.0))
     rule: Window = field(default_factory=Window)
+    escalates_to: Dict[str, float] = field(default_factory=dict)
+    """Harm of waiting (used when ``harm.escalation.enabled``): the pathways a patient's need
+    escalates to, as shares (empty: it does not escalate), with ``escalation_per_day``, the
+    probability per day in hospital after becoming medically fit that it escalates."""
+    escalation_per_day: float = 0.0
 
     def __post_init__(self) -> None:
         _fraction("share", self.share)
+        _check(0.0 <= self.escalation_per_day < 1.0, "escalation_per_day",
+               self.escalation_per_day, "a daily probability in [0, 1)")
+        if self.escalates_to:
+            _shares("escalates_to", list(self.escalates_to.values()), len(self.escalates_to))
 
 
 def _pathway(share: float, stay_mean: float, stay_sd: float, service: Optional[str],
@@ -309,7 +318,7 @@ def _pathway(share: float, stay_mean: float, stay_sd: float, service: Optional[s
 def _pathways() -> Dict[str, Pathway]:
     """The four national discharge pathways: 0 home, 1 home with homecare, 2 step-down or rehab
     bed, 3 care home."""
-    return {
+    pathways = {
         "p0": _pathway(0.50, 6.5, 7.0, None, Distribution("exponential", 0.25), ALL_DAYS, 8, 20),
         "p1": _pathway(0.45, 10.0, 9.0, "homecare", Distribution("exponential", 0.5),
                        MONDAY_TO_SATURDAY, 8, 18),
@@ -318,6 +327,12 @@ def _pathways() -> Dict[str, Pathway]:
         "p3": _pathway(0.01, 14.0, 11.0, "care_home", Distribution("lognormal", 10.0, 7.0),
                        WEEKDAYS, 9, 17),
     }
+    # Deconditioning (used only when harm.escalation.enabled). Assumption, no published figure:
+    # 1% a day, so that about 1 in 10 patients delayed 10 days needs more care; pathway 1
+    # escalates mostly to rehabilitation (assumption: 70/30). Calibrate locally.
+    pathways["p0"].escalates_to, pathways["p0"].escalation_per_day = {"p1": 1.0}, 0.01
+    pathways["p1"].escalates_to, pathways["p1"].escalation_per_day = {"p2": 0.7, "p3": 0.3}, 0.01
+    return pathways
 
 
 @dataclass
@@ -338,6 +353,114 @@ class Assessment:
         _check(self.staff >= 0, "staff", self.staff, "an integer >= 0")
 
 
+def _daily_probability(name: str, value: float) -> None:
+    _check(math.isfinite(value) and 0.0 <= value < 1.0, name, value,
+           "a daily probability in [0, 1)")
+
+
+@dataclass
+class Escalation:
+    """Deconditioning: each day in hospital after becoming medically fit, a patient's need may
+    escalate to the next pathway with the pathway's ``escalation_per_day`` (the pathways'
+    ``escalates_to`` say where to). The patient withdraws any request for the old service, is
+    assessed again if the new pathway needs it, and waits for the new service. At most one
+    escalation per patient (assumption: a second one within one delay is rare at these rates)."""
+
+    enabled: bool = False
+
+
+@dataclass
+class UnwellAgain:
+    """New illness while delayed: each day after becoming medically fit, a patient may become
+    medically unfit again (infection, fall) for ``duration`` days; the days unfit are not
+    delayed days, and a patient unfit when due to leave leaves only after a new transfer. At
+    most one episode per patient (assumption)."""
+
+    enabled: bool = False
+    # Jasinarachchi et al. 2009: 7 of 58 delayed patients became unfit again during delays of
+    # 4.8 days on average: 1 - (1 - p)^4.8 = 7/58 gives p = 0.026 a day.
+    per_day: float = 0.026
+    # Assumption (no published figure): an episode of infection or a fall treated in the bed,
+    # 5 days on average, skewed.
+    duration: Distribution = field(default_factory=lambda: Distribution("lognormal", 5.0, 4.0))
+
+    def __post_init__(self) -> None:
+        _daily_probability("per_day", self.per_day)
+
+
+@dataclass
+class Death:
+    """Death in hospital: a daily probability during the acute stay (``acute_per_day``) and
+    another from becoming medically fit until leaving (``delayed_per_day``). A patient who dies
+    frees the bed and any service place granted or asked for."""
+
+    enabled: bool = False
+    # Jasinarachchi et al. 2009: 13 of 158 patients died outside a delay; over an acute stay of
+    # about 10 days (assumption: the length of stay is not given) p = 0.0085 a day.
+    acute_per_day: float = 0.0085
+    # Jasinarachchi et al. 2009: 5 of 58 delayed patients died during delays of 4.8 days on
+    # average: 1 - (1 - p)^4.8 = 5/58 gives p = 0.0186 a day (a frail group: an upper figure).
+    delayed_per_day: float = 0.0186
+
+    def __post_init__(self) -> None:
+        _daily_probability("acute_per_day", self.acute_per_day)
+        _daily_probability("delayed_per_day", self.delayed_per_day)
+
+
+@dataclass
+class Readmission:
+    """Readmission within ``within_days`` of a discharge (any pathway): a discharge is
+    incomplete (without medicines or a discharge summary) with ``incomplete_share``, or
+    ``incomplete_share_weekend`` on a Saturday or Sunday; it leads to a readmission with
+    ``probability``, times ``incomplete_relative_risk`` if incomplete and
+    ``weekend_relative_risk`` at a weekend (at most 1). The readmission is a new admission, at
+    a time drawn from an exponential with mean ``mean_days`` cut at ``within_days``."""
+
+    enabled: bool = False
+    within_days: float = 30.0
+    # Assumption (no figure in the project's references): 12% of older patients discharged
+    # completely on a weekday come back as an emergency within 30 days; check against local data.
+    probability: float = 0.12
+    # Li et al. 2013 (J Eval Clin Pract 19:76-9): 20.6% of discharges had no summary within a
+    # week. Weekends: assumption, half as many again (a rushed discharge).
+    incomplete_share: float = 0.206
+    incomplete_share_weekend: float = 0.31
+    # Li et al. 2013: no summary, 37% more readmissions within 28 days (95% CI 17% to 61%).
+    incomplete_relative_risk: float = 1.37
+    # Cloyd et al. 2015 (J Hosp Med 10:731): a weekend discharge itself, no effect (odds ratio
+    # 0.99-1.02), so its risk acts through incomplete discharges only.
+    weekend_relative_risk: float = 1.0
+    # Witherington et al. 2008 (Qual Saf Health Care 17:71): of readmissions of people 75+ within
+    # 28 days, 44% within 7 days; an exponential of mean 14 days cut at 30 gives 45%.
+    mean_days: float = 14.0
+
+    def __post_init__(self) -> None:
+        _positive("within_days", self.within_days)
+        _fraction("probability", self.probability)
+        _fraction("incomplete_share", self.incomplete_share)
+        _fraction("incomplete_share_weekend", self.incomplete_share_weekend)
+        _non_negative("incomplete_relative_risk", self.incomplete_relative_risk)
+        _non_negative("weekend_relative_risk", self.weekend_relative_risk)
+        _positive("mean_days", self.mean_days)
+
+
+@dataclass
+class Harm:
+    """The harm of waiting in a hospital bed, each mechanism switched on on its own (all off by
+    default: the model is then exactly what it was without them). See docs/harm.md."""
+
+    escalation: Escalation = field(default_factory=Escalation)
+    unwell_again: UnwellAgain = field(default_factory=UnwellAgain)
+    death: Death = field(default_factory=Death)
+    readmission: Readmission = field(default_factory=Readmission)
+
+    @property
+    def any(self) -> bool:
+        """Whether any mechanism is on."""
+        return (self.escalation.enabled or self.unwell_again.enabled or self.death.enabled
+                or self.readmission.enabled)
+
+
 @dataclass
 class Params:
     """Everything one run of the model needs (the seed is in ``run``).
@@ -353,6 +476,7 @@ class Params:
     pathways: Dict[str, Pathway] = field(default_factory=_pathways)
     assessment: Assessment = field(default_factory=Assessment)
     services: Dict[str, Service] = field(default_factory=_services)
+    harm: Harm = field(default_factory=Harm)
 
     def __post_init__(self) -> None:
         _check(len(self.pathways) > 0, "pathways", list(self.pathways), "at least one pathway")
@@ -363,6 +487,10 @@ class Params:
             if pathway.service is not None:
                 _check(pathway.service in self.services, f"pathways.{key}.service",
                        pathway.service, f"null (home) or a service: {known}")
+            for target in pathway.escalates_to:
+                _check(target in self.pathways and target != key,
+                       f"pathways.{key}.escalates_to", target,
+                       "another pathway: " + ", ".join(k for k in self.pathways if k != key))
         for name, service in self.services.items():
             for onward in service.then:
                 _check(onward == HOME or (onward in self.services and onward != name

@@ -30,6 +30,8 @@ STREAMS: tuple[str, ...] = (
     "step_down_referrals", "step_down_referral_stay",
     "care_home_referrals", "care_home_referral_stay",
     "initial_homecare", "initial_step_down", "initial_care_home",
+    # The harm of waiting (drawn only when its mechanism is on): each patient's clocks.
+    "harm_death", "harm_escalation", "harm_unwell", "harm_unwell_duration", "harm_readmission",
 )
 """Stream names, in spawn order. Append new names at the end so old streams keep their seeds.
 A name not in this list (a service or pathway added in config) gets a stream of its own too,
@@ -125,6 +127,18 @@ def choice_sampler(shares: list[float], rng: np.random.Generator) -> Callable[[]
             u = rng.random(BATCH)
             idx = np.searchsorted(cumulative, u, side="right")
             buffer.extend(np.minimum(idx, len(shares) - 1)[::-1].tolist())
+        return buffer.pop()
+
+    return draw
+
+
+def uniform_sampler(rng: np.random.Generator) -> Callable[[], float]:
+    """A function returning one uniform draw in [0, 1) per call, drawn in batches."""
+    buffer: list[float] = []
+
+    def draw() -> float:
+        if not buffer:
+            buffer.extend(rng.random(BATCH)[::-1].tolist())
         return buffer.pop()
 
     return draw

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.running.files import write_csv
+from sim.running.files import write_csv, write_csv_tables
 from sim.core.catalogue import causes, pathway_label
 from sim.core.params import Params
 from sim.running.runner import Replications
@@ -30,6 +30,10 @@ def _fmt(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+AT_BOUND = "†"
+"""Marks an interval cut at the smallest value its quantity can take (see below the summary)."""
+
+
 def _cell(summary: pd.DataFrame, metric: str, digits: int = 1, scale: float = 1.0) -> str:
     row = summary.loc[summary["metric"] == metric]
     if row.empty:
@@ -38,7 +42,18 @@ def _cell(summary: pd.DataFrame, metric: str, digits: int = 1, scale: float = 1.
     text = _fmt(r["mean"] * scale, digits)
     if r["replications"] > 1 and not math.isnan(r["ci_low"]):
         text += f" [{_fmt(r['ci_low'] * scale, digits)}, {_fmt(r['ci_high'] * scale, digits)}]"
+        if r.get("ci_at_bound", False):
+            text += AT_BOUND
     return text
+
+
+def _interval_note(lines: list[str]) -> list[str]:
+    """A note under the summary if any interval was cut at its bound."""
+    if not any(AT_BOUND in line for line in lines):
+        return []
+    return [f"{AT_BOUND} The 95% interval would reach below the smallest value the quantity can "
+            "take (0), so it is cut there: too few replications for a useful interval of this "
+            "quantity; run more (`run.replications`).", ""]
 
 
 def summary_markdown(results: Replications, name: str) -> str:
@@ -100,18 +115,20 @@ def summary_markdown(results: Replications, name: str) -> str:
         + ("**OK**" if errors == 0 else f"**FAILED by {errors} patients**"),
         "",
     ]
+    lines += _interval_note(lines)
     return "\n".join(lines)
 
 
 def write_tables(results: Replications, directory: Path, patients: bool = True) -> None:
     """``metrics.csv`` (one row per metric), ``replications.csv`` (per replication),
-    ``daily.csv`` (midnight counts) and, if asked, ``patients.csv`` (one row per patient, for the
-    replications simulated in this call: those loaded from a store keep no patient log)."""
+    ``daily.csv`` (midnight counts) and, if asked, ``patients.csv`` (one row per patient and
+    replication, every replication's log in turn: those kept in the replication store are read
+    from it, so a run started again into a finished folder writes the whole file again)."""
     summary = results.summary().rename(columns={"mean": "value"})
     summary = summary[["metric", "value", "unit", "sd", "ci_low", "ci_high", "replications"]]
     tables = {"metrics.csv": summary, "replications.csv": results.metrics,
               "daily.csv": results.daily}
-    if patients:
-        tables["patients.csv"] = results.patients
     for filename, table in tables.items():
         write_csv(table, directory / filename)
+    if patients:
+        write_csv_tables(results.patient_tables(), directory / "patients.csv")

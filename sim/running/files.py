@@ -37,14 +37,14 @@ def write_csv_tables(tables: Iterable[pd.DataFrame], path: Path) -> None:
     """Tables with the same columns as one CSV, atomically, holding one table in memory at a
     time (e.g. each replication's patient log in turn)."""
     def write(temporary: Path) -> None:
-        writer = None
+        writer, schema = None, None
         try:
             for table in tables:
                 batch = pa.Table.from_pandas(table, preserve_index=False)
                 if writer is None:
-                    writer = pyarrow.csv.CSVWriter(str(temporary), batch.schema)
-                elif batch.schema != writer.schema:
-                    batch = batch.select(writer.schema.names).cast(writer.schema)
+                    schema = batch.schema.remove_metadata()
+                    writer = pyarrow.csv.CSVWriter(str(temporary), schema)
+                batch = batch.select(schema.names).cast(schema)
                 writer.write_table(batch)
         finally:
             if writer is not None:

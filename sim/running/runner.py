@@ -90,14 +90,12 @@ def check_before_run(params: Params) -> None:
     ``run.precision_metric`` that is not a metric, and a system that cannot work or would not
     fit in memory (:mod:`sim.core.feasibility`). Raises :class:`ParameterError`."""
     from sim.core.catalogue import catalogue
-    from sim.core.feasibility import check_feasible
 
     name = params.run.precision_metric
     names = catalogue(params)
     if name not in names:
         examples = ", ".join(n for n in names if n.startswith("delayed_days_per_30d"))
         raise ParameterError("run.precision_metric", name, f"a metric of metrics.csv: {examples}, ...")
-    check_feasible(params)
 
 
 def _metric_values(runs: list[RunResult], params: Params) -> list[float]:

@@ -1,0 +1,178 @@
+"""Experiments: one way to define them and one way to run them.
+
+Every experiment is a named config, ``configs/experiment/NAME.yaml``, holding overrides of the
+baseline and an ``experiment:`` block (:class:`sim.config.schema.Experiment`), and is run by
+
+    .venv/bin/python experiments/run.py NAME [overrides]
+
+which writes everything to ``results/NAME/``. There are two kinds:
+
+* a **sweep** of the system (scenario comparison, response curves, weekend rules, warm-up,
+  the calibration check): a Hydra multirun over the experiment's ``hydra.sweeper.params``, its
+  jobs in parallel, each finished replication kept; when it ends the sweep is collected into
+  one tidy table and the experiment's analysis (:data:`ANALYSES`) writes its table and chart;
+* a **study** that runs its own cases (:data:`STUDIES`: validation against queueing theory and
+  a peer simulator), run directly with the experiment's config.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+
+from sim.config.schema import CONFIG_DIR, AppConfig
+from sim.core.catalogue import describe
+from sim.core.params import Run
+from sim.reporting import analysis, charts
+from sim.reporting.tables import write_table
+
+RESULTS = Path("results")
+"""Where every experiment writes: ``results/NAME/`` (relative to the working directory)."""
+
+
+def experiment_names() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+
+
+# ----------------------------------------------------------------------------- analyses of sweeps
+def _labelled(table: pd.DataFrame) -> pd.DataFrame:
+    """A table for people: each metric's plain-English label and unit beside its code name."""
+    entries = [describe(m) for m in table["metric"]]
+    labelled = table.copy()
+    labelled.insert(1, "measure", [e.label for e in entries])
+    if "unit" not in labelled.columns:
+        labelled.insert(2, "unit", [e.unit for e in entries])
+    return labelled
+
+
+def _scenario_comparison(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
+    baseline = config.experiment.baseline
+    table = analysis.scenario_comparison(tidy, baseline)
+    n = int(table["replications"].min())
+    write_table(_labelled(table), folder, "scenario_comparison",
+                f"# Scenario comparison\n\nMean and 95% CI over {n} replications per scenario; "
+                f"difference = scenario - {baseline}, paired on common random numbers, with its "
+                "95% CI. A difference whose CI excludes 0 is a real effect of the scenario.")
+    charts.scenario_comparison(table, folder / "scenario_comparison.png", baseline)
+
+
+def _response_curve(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
+    parameter = config.experiment.parameter
+    table = analysis.response_curve(tidy, parameter)
+    n = int(table["replications"].min())
+    write_table(_labelled(table), folder, "response_curve",
+                f"# Response to {parameter}\n\nMean and 95% CI over {n} replications per value.")
+    charts.response_curve(table, parameter, folder / "response_curve.png")
+
+
+def _weekend_rules(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
+    table = analysis.weekend_rules(tidy)
+    n = int(table["replications"].min())
+    write_table(table, folder, "weekend_rules",
+                "# Delay by the day patients became medically fit\n\nMean days from medically "
+                f"fit to leaving the acute bed, 95% CI over {n} replications.")
+    charts.weekend_rules(table, folder / "weekend_rules.png")
+
+
+def _warmup(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
+    """The daily counts of the sweep's one job, from an empty hospital (``run.warmup_days=0``)."""
+    jobs = sorted(set(tidy["job"]))
+    if len(jobs) != 1:
+        raise analysis.AnalysisError(f"analysis=warmup needs one job; this sweep has {len(jobs)}")
+    daily = pd.read_csv(folder / jobs[0] / "daily.csv")
+    series, suggested = analysis.warmup(daily)
+    configured = Run().warmup_days  # the default warm-up, to judge it (this run has none)
+    n = int(series["replications"].max())
+    enough = "long enough" if configured >= suggested else "too short"
+    write_table(series, folder, "warmup",
+                f"# Warm-up analysis: {config.name}\n\n{n} replications of {config.run.days:g} "
+                f"days from an empty hospital. MSER-5 suggests a warm-up of {suggested} days; "
+                f"the configured warm-up is {configured:g} days ({enough}).")
+    charts.warmup(series, suggested, configured, folder / "warmup.png")
+    print(f"MSER-5 warm-up: {suggested} days; configured: {configured:g} days ({enough})")
+
+
+Analysis = Callable[[pd.DataFrame, Path, AppConfig], None]
+ANALYSES: dict[str, Analysis] = {
+    "scenario_comparison": _scenario_comparison,
+    "response_curve": _response_curve,
+    "weekend_rules": _weekend_rules,
+    "warmup": _warmup,
+}
+"""Analyses of a collected sweep, by the name an experiment config gives."""
+
+
+def analyse(config: AppConfig, tidy: pd.DataFrame, folder: Path) -> None:
+    """Run the experiment's analysis on a collected sweep; raises AnalysisError if it does not
+    fit the sweep."""
+    name = config.experiment.analysis
+    if name not in ANALYSES:
+        raise analysis.AnalysisError(f"experiment.analysis={name!r} is not allowed for a sweep: "
+                                     "one of " + ", ".join(ANALYSES))
+    ANALYSES[name](tidy, Path(folder), config)
+
+
+# ----------------------------------------------------------------------------- studies
+def _validation(config: AppConfig, folder: Path) -> int:
+    """The model against queueing theory, Little's law and ciw; exit status 1 if a case fails."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sim.checks.validation import run_all
+    from sim.running.runner import default_workers
+
+    replications = config.run.replications
+    if replications < 2:
+        print(f"experiments/run.py: error: run.replications={replications} is not allowed: an "
+              "integer >= 2 (a confidence interval needs two)", file=sys.stderr)
+        return 2
+    with ProcessPoolExecutor(default_workers(replications)) as pool:
+        table = run_all(replications, workers=pool.map)
+    passed = int(table["pass"].sum())
+    write_table(table, folder, "validation",
+                f"# Validation\n\n{passed} of {len(table)} cases pass: the reference value lies "
+                "inside the simulation's confidence interval over replications (for ciw, the "
+                "interval of the difference of the two simulators' means; for Little's law, of "
+                "the paired difference). Each interval is at the Bonferroni level "
+                f"{table['ci_level'].iloc[0]:.4f}, so that all {len(table)} hold together with "
+                "99% confidence.")
+    charts.validation(table, folder / "validation.png")
+    print(table.to_string(index=False))
+    print(f"\n{passed} of {len(table)} cases pass. Report: {folder}/validation.md, validation.png")
+    return 0 if passed == len(table) else 1
+
+
+Study = Callable[[AppConfig, Path], int]
+STUDIES: dict[str, Study] = {"validation": _validation}
+"""Experiments that run their own cases rather than a sweep of the configured system; each
+returns the exit status."""
+
+
+# ----------------------------------------------------------------------------- the entry point
+def main(argv: Sequence[str] | None = None) -> None:
+    """``experiments/run.py NAME [overrides]``: run the named experiment."""
+    from sim.config.cli import config_or_exit
+    from sim.config.cli import main as discharge_sim
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = experiment_names()
+    if not argv or argv[0] not in names:
+        given = argv[0] if argv else "(none)"
+        print(f"experiments/run.py: error: experiment {given!r} is not allowed: one of "
+              + ", ".join(names), file=sys.stderr)
+        sys.exit(2)
+    name, overrides = argv[0], argv[1:]
+    config = config_or_exit([f"+experiment={name}", *overrides], "experiments/run.py")
+    if config.experiment.analysis in STUDIES:
+        folder = RESULTS / config.experiment.name
+        sys.exit(STUDIES[config.experiment.analysis](config, folder))
+    if config.experiment.analysis not in ANALYSES:
+        print(f"experiments/run.py: error: experiment.analysis={config.experiment.analysis!r} "
+              "is not allowed: one of " + ", ".join([*ANALYSES, *STUDIES]), file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [sys.argv[0], "-m", f"+experiment={name}", *overrides]
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    discharge_sim()

@@ -1,0 +1,120 @@
+"""Output folders: one run at a time in each, and plain words for what the file system refuses.
+
+Two runs into one folder would both do the same replications and overwrite each other's
+tables, so a run holds an exclusive lock on its folder (``flock`` on the folder itself, so no
+lock file is left behind, and the kernel releases it when the process ends, however it ends).
+A folder that cannot be written (read-only, a file in its place, a full disk) is an error in
+what the user asked for, told in one line with the setting to change; any other ``OSError`` is
+a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+class FolderBusy(RuntimeError):
+    """Another run is writing to the same output folder."""
+
+
+class OutputFolderError(RuntimeError):
+    """The output folder cannot be written; the message is one line for the user."""
+
+
+@contextmanager
+def exclusive(folder: Path, setting: str, wait: bool = False) -> Iterator[None]:
+    """Hold ``folder`` for this run: another run into it is refused (:class:`FolderBusy`),
+    or, with ``wait``, waits until this one ends."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock
+        yield
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise FolderBusy(
+                    f"{folder} is in use by another discharge-sim run: wait for it to end, or "
+                    f"choose another folder ({setting}=...)") from None
+            print(f"discharge-sim: waiting for another run to finish with {folder}",
+                  file=sys.stderr)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a file system without locks (some network ones): run unlocked
+        yield
+    finally:
+        os.close(descriptor)
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+NOT_A_FOLDER = (errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
+
+
+def _errno(error: BaseException) -> int | None:
+    """The errno of an OSError, also when a library (Arrow) gives it only in the message."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno
+    text = str(error)
+    for number in (*NO_SPACE, *NOT_WRITABLE):
+        if os.strerror(number) in text:
+            return number
+    return None
+
+
+def file_system_error(error: BaseException) -> OSError | None:
+    """The OSError behind ``error`` (itself, or what caused it, as when Python's logging cannot
+    open its file) if it is one the user can fix: no space, not writable, not a folder."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, OSError) and _errno(seen) in (*NO_SPACE, *NOT_WRITABLE, *NOT_A_FOLDER):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def describe(error: OSError, folder: Path | None, setting: str, kept: str = "") -> str:
+    """One line: what the file system refused, where, and what to do."""
+    number = _errno(error)
+    where = Path(error.filename) if error.filename else folder
+    if number in NO_SPACE:
+        return (f"no space left on the disk to write {where}{kept}; free some space (or choose "
+                f"another folder, {setting}=...) and run the same command again: it carries on "
+                "where this one stopped")
+    if number in NOT_WRITABLE:
+        return (f"cannot write to {where}: {os.strerror(number).lower()}; choose a folder you "
+                f"can write to ({setting}=...)")
+    blocking = _file_in_the_way(where)
+    return (f"cannot make the output folder {folder or where}: {blocking} is a file, not a "
+            f"folder; choose another folder ({setting}=...)")
+
+
+def _file_in_the_way(path: Path | None) -> Path | None:
+    """The file that stands where ``path`` or one of its parent folders should be."""
+    if path is None:
+        return None
+    for candidate in (path, *path.parents):
+        if candidate.exists() and not candidate.is_dir():
+            return candidate
+    return path
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove a folder that holds nothing but empty log files (what Hydra leaves in a new
+    folder before the run is refused); anything else is left as it is."""
+    try:
+        entries = list(folder.iterdir())
+        if all(e.is_file() and e.suffix == ".log" and e.stat().st_size == 0 for e in entries):
+            for entry in entries:
+                entry.unlink()
+            folder.rmdir()
+    except OSError:
+        pass

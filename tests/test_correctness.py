@@ -1,0 +1,443 @@
+"""Tests that would catch a wrong answer: each result of a run checked against a second,
+independent computation of the same quantity.
+
+- admissions against the admissions stream's own draws, and conservation against them and the
+  acute-bed pool's own count;
+- common random numbers: a change of capacity leaves every patient's drawn attributes unchanged;
+- each phase of a stay lasts what was drawn for it (acute stay, transfer, the community stay,
+  the step-down place held until onward care is granted);
+- the per-cause, per-pathway and per-patient delay metrics against sums over the patient log
+  in the measured window;
+- the pools' time-averages after the warm-up against integrals over the patient and request
+  logs.
+
+Every check holds exactly (to rounding) for any seed; the small system of conftest keeps each
+test to a second or two.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim import simulate
+from sim.core.model import Model
+from sim.core.params import Params, Window
+from sim.core.streams import replication_streams
+
+from conftest import small_params
+
+SEEDS = (20240101, 7)
+DRAWN = ["arrival", "pathway", "acute_stay", "transfer", "assessment", "service", "amount",
+         "stay", "onward", "onward_amount", "onward_stay"]
+"""Patient attributes drawn on arrival, from random streams of their own."""
+PER = 30.0
+SERVICES = ("homecare", "step_down", "care_home")
+EXACT = dict(rtol=1e-9, atol=1e-9)
+
+
+def stretched_params(**overrides) -> Params:
+    """The small system with care-home places short (full on the first day, three times the
+    community referrals), so that every community service has a queue and every cause of delay
+    occurs."""
+    care_home = small_params().services["care_home"]
+    settings = dict(services__care_home__initial_utilisation=1.0,
+                    services__care_home__community_referrals_per_day=(
+                        3 * care_home.community_referrals_per_day))
+    settings.update(overrides)
+    return small_params(**settings)
+
+
+# ---------------------------------------------------------------------------- independent counts
+def expected_admissions(params: Params, t: float) -> float:
+    """The integral of the admission rate from 0 to t, hour by hour, straight from the
+    definition in :class:`sim.core.params.Admissions`."""
+    a = params.admissions
+    total, hour = 0.0, 0
+    while hour < t * 24.0:
+        day = hour // 24
+        rate = a.per_day * a.day_of_week[day % 7] * a.hour_of_day[hour % 24]
+        if a.winter_start <= day % 365 < a.winter_end:
+            rate *= a.winter_multiplier
+        total += rate / 24.0 * min(1.0, t * 24.0 - hour)
+        hour += 1
+    return total
+
+
+def drawn_admissions(params: Params, replication: int = 0) -> int:
+    """How many admissions the replication's admissions stream holds before the run's end: the
+    unit-exponential running sums that fall below the expected number of admissions by then
+    (a Poisson process by time change)."""
+    rng = replication_streams(params.run.seed, replication)["admissions"]
+    limit = expected_admissions(params, params.run.days)
+    count, reached = 0, 0.0
+    while reached < limit:
+        sums = reached + np.cumsum(rng.exponential(1.0, 512))
+        count += int((sums < limit).sum())
+        reached = float(sums[-1])
+    return count
+
+
+def check_conservation(model: Model, result) -> None:
+    """Every admission drawn is in the patient log, and is discharged, diverted, in a bed or
+    queueing for one, by the acute-bed pool's own count and queue (not by the log's flags)."""
+    p = result.patients
+    drawn = drawn_admissions(model.params, model.replication)
+    assert len(p) == drawn == result.value("arrivals_total")
+    diverted = p["diverted"].to_numpy(bool)
+    left = p["left"].notna().to_numpy()
+    discharged = int((~diverted & left).sum())
+    assert discharged + int(diverted.sum()) + model.beds.in_use + len(model.beds.queue) == drawn
+    assert result.value("discharged_total") == discharged
+    assert result.value("diverted_total") == diverted.sum()
+    assert result.value("in_system_end") == model.beds.in_use + len(model.beds.queue)
+    # Discharges per day, counted by the daily table, add up to the same patients.
+    assert result.daily["discharges"].sum() == discharged
+
+
+def test_admission_times_are_the_streams_draws_scaled_by_a_flat_rate():
+    """With a flat profile the admissions are a Poisson process of rate per_day: arrival i is
+    at (E1 + ... + Ei) / per_day, the E's being the admissions stream's unit exponentials."""
+    params = small_params(admissions__day_of_week=[1.0] * 7, admissions__hour_of_day=[1.0] * 24)
+    arrivals = simulate(params).patients["arrival"].to_numpy()
+    rng = replication_streams(params.run.seed, 0)["admissions"]
+    times = np.cumsum(rng.exponential(1.0, 2 * arrivals.size + 1000)) / params.admissions.per_day
+    expected = times[times < params.run.days]
+    assert arrivals.size == expected.size > 2000
+    np.testing.assert_allclose(arrivals, expected, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_patients_are_conserved_against_the_admissions_drawn_and_the_bed_pool(seed):
+    """Few beds and a limit on the wait for one, so that every state occurs at the end: some
+    patients discharged, some diverted, some in a bed, some queueing."""
+    params = small_params(run__seed=seed, acute__beds=60, acute__max_wait_for_bed=1.0,
+                          run__days=60.0, run__warmup_days=10.0)
+    model = Model(params)
+    result = model.run()
+    check_conservation(model, result)
+    p = result.patients
+    assert p["diverted"].sum() > 10 and model.beds.in_use == 60
+    # Conservation of beds: the pool's count equals the patients the log has in a bed.
+    in_bed = p["bed"].notna() & p["left"].isna()
+    assert model.beds.in_use == in_bed.sum()
+
+
+def test_the_expected_admissions_follow_the_profiles():
+    """The hour-by-hour integral used above, checked by hand: a week of the default profile
+    at 10 a day is 70 (profiles have mean 1), and a winter of 3 days at x2 adds 30."""
+    params = small_params(admissions__per_day=10.0)
+    assert expected_admissions(params, 7.0) == pytest.approx(70.0, rel=1e-12)
+    winter = small_params(admissions__per_day=10.0, admissions__winter_multiplier=2.0,
+                          admissions__winter_start=1, admissions__winter_end=4)
+    dow = params.admissions.day_of_week
+    assert expected_admissions(winter, 7.0) == pytest.approx(70.0 + 10.0 * sum(dow[1:4]),
+                                                             rel=1e-12)
+
+
+# ---------------------------------------------------------------------------- common random numbers
+@pytest.mark.parametrize("replication", [0, 1])
+def test_a_change_of_capacity_leaves_every_drawn_attribute_identical(replication):
+    """Common random numbers: every capacity changed (acute beds, the team, each community
+    service, whose initial fill then draws a different number of residents) and yet every
+    patient, and every community referral, draws exactly the same numbers; only what depends on
+    capacity (when they got a bed, a place, left) moves."""
+    base_params = stretched_params()
+    services = base_params.services
+    changed = stretched_params(
+        acute__beds=base_params.acute.beds - 8,
+        assessment__staff=base_params.assessment.staff + 1,
+        services__homecare__staff__count=services["homecare"].staff.count * 3 // 2,
+        services__step_down__capacity=services["step_down"].capacity + 3,
+        services__care_home__capacity=services["care_home"].capacity - 20)
+    a, b = simulate(base_params, replication), simulate(changed, replication)
+    pd.testing.assert_frame_equal(a.patients[DRAWN], b.patients[DRAWN])
+    for service in SERVICES:
+        assert (a.patients["service"] == service).sum() > 10, service
+    assert (a.patients["onward"] != "").sum() > 5
+
+    def referrals(result):
+        w = result.service_waits
+        w = w[w["source"] == "community"]
+        return w.sort_values(["service", "requested"], kind="stable").reset_index(drop=True)
+
+    ra, rb = referrals(a), referrals(b)
+    pd.testing.assert_frame_equal(ra[["service", "requested", "amount"]],
+                                  rb[["service", "requested", "amount"]])
+    both = ra["granted"].notna() & rb["granted"].notna()
+    np.testing.assert_array_equal(ra.loc[both, "stay"], rb.loc[both, "stay"])
+    # ... while the outcomes do differ, so the runs are not simply the same run.
+    assert not a.patients["left"].equals(b.patients["left"])
+
+
+# ---------------------------------------------------------------------------- phase lengths
+def first_open(window: Window, t: float) -> float:
+    """The first moment >= t that ``window`` allows, by walking the days (independent of
+    :class:`sim.core.calendar.Calendar`)."""
+    if not window.enabled:
+        return t
+    day = math.floor(t)
+    for d in range(day, day + 8):
+        if d % 7 in window.days:
+            opens, closes = d + window.start_hour / 24.0, d + window.end_hour / 24.0
+            if t < closes:
+                return max(t, opens)
+    raise AssertionError("a window that never opens")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_each_phase_of_the_hospital_stay_lasts_what_was_drawn(seed):
+    """fit - bed is the acute stay; transferred - ready is the transfer; the patient leaves at
+    the first moment the pathway's rule allows after the transfer; a pathway with no
+    assessment or no service skips that phase; an assessment takes at least its working time."""
+    params = stretched_params(run__seed=seed)
+    result = simulate(params)
+    p = result.patients[~result.patients["diverted"]]
+    fit = p[p["fit"].notna()]
+    np.testing.assert_allclose(fit["fit"] - fit["bed"], fit["acute_stay"], **EXACT)
+
+    moved = p[p["transferred"].notna()]
+    assert len(moved) > 2000
+    np.testing.assert_allclose(moved["transferred"] - moved["ready"], moved["transfer"], **EXACT)
+    # A transfer is missing only where it would end after the run.
+    missing = p[p["ready"].notna() & p["transferred"].isna()]
+    assert (missing["ready"] + missing["transfer"] > params.run.days).all()
+
+    out = p[p["left"].notna()]
+    rules = {k: pw.rule for k, pw in params.pathways.items()}
+    expected = [first_open(rules[k], t) for k, t in zip(out["pathway"], out["transferred"])]
+    np.testing.assert_allclose(out["left"], expected, **EXACT)
+    assert (out["left"] > out["transferred"] + 1e-6).sum() > 100, "the rules do delay some"
+    waiting = p[p["transferred"].notna() & p["left"].isna()]
+    assert all(first_open(rules[k], t) >= params.run.days - 1e-9
+               for k, t in zip(waiting["pathway"], waiting["transferred"]))
+
+    for key, pathway in params.pathways.items():
+        mine = fit[fit["pathway"] == key]
+        assert len(mine) > 10, key
+        done = mine[mine["assessed"].notna()]
+        if not pathway.needs_assessment:
+            np.testing.assert_array_equal(done["assessed"], done["fit"])
+        else:
+            assert (done["assessed"] - done["fit"] >= done["assessment"] - 1e-9).all(), key
+        ready = mine[mine["ready"].notna()]
+        if pathway.service is None:
+            np.testing.assert_array_equal(ready["ready"], ready["assessed"])
+            assert (mine["service"] == "").all()
+        else:
+            assert (mine["service"] == pathway.service).all()
+
+
+def hospital_requests(result) -> pd.DataFrame:
+    """Each patient who asked for a community service, joined to the request made: it was made
+    the moment the patient was assessed, for the patient's service and amount."""
+    p = result.patients
+    asked = p[(p["service"] != "") & p["assessed"].notna()]
+    w = result.service_waits
+    w = w[w["source"] == "hospital"].add_prefix("r_")
+    joined = asked.merge(w, left_on=["service", "assessed"],
+                         right_on=["r_service", "r_requested"], how="left", validate="1:1")
+    assert joined["r_requested"].notna().all(), "a patient's request is missing from the log"
+    assert len(w) == len(asked), "a request no patient made"
+    return joined
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_patient_is_ready_when_the_service_is_granted_and_holds_it_for_the_stay(seed):
+    """The request log against the patient log: a patient is ready the moment the service is
+    granted, asks for the amount drawn, and (with no onward step) frees the service exactly
+    the drawn stay after leaving the acute bed."""
+    params = stretched_params(run__seed=seed)
+    result = simulate(params)
+    j = hospital_requests(result)
+    np.testing.assert_allclose(j["r_amount"], j["amount"], **EXACT)
+    granted = j[j["r_granted"].notna()]
+    np.testing.assert_allclose(granted["ready"], granted["r_granted"], **EXACT)
+    assert j.loc[j["r_granted"].isna(), "ready"].isna().all()
+    assert (granted["r_granted"] > granted["r_requested"]).sum() > 10, "some patients wait"
+
+    simple = j[(j["onward"] == "") & j["left"].notna()]
+    for service in SERVICES:
+        assert (simple["service"] == service).sum() > 5, service
+    ends = simple["left"] + simple["stay"]
+    released = simple["r_released"]
+    np.testing.assert_allclose(released[ends < params.run.days], ends[ends < params.run.days],
+                               **EXACT)
+    assert released[ends >= params.run.days].isna().all()
+    # Community referrals too hold their place for exactly their stay.
+    w = result.service_waits
+    done = w[(w["source"] == "community") & w["released"].notna()]
+    assert len(done) > 100
+    np.testing.assert_allclose(done["released"] - done["granted"], done["stay"], **EXACT)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_step_down_place_is_held_until_onward_care_is_granted(seed):
+    """After a step-down stay a patient who needs homecare or a care home asks for it at the
+    end of the stay, and keeps the step-down place until it is granted: the place is freed at
+    that grant, not at the end of the stay nor at once. One going home frees it at the end of
+    the stay."""
+    params = stretched_params(run__seed=seed)
+    result = simulate(params)
+    days = params.run.days
+    j = hospital_requests(result)
+    stepped = j[(j["service"] == "step_down") & j["left"].notna()].copy()
+    stepped["stay_end"] = stepped["left"] + stepped["stay"]
+    stepped = stepped[stepped["stay_end"] < days]
+
+    home = stepped[stepped["onward"] == ""]
+    assert len(home) > 5
+    np.testing.assert_allclose(home["r_released"], home["stay_end"], **EXACT)
+
+    onward = stepped[stepped["onward"] != ""]
+    w = result.service_waits
+    moves = w[w["source"] == "step_down"].add_prefix("o_")
+    linked = onward.merge(moves, left_on=["onward", "stay_end"],
+                          right_on=["o_service", "o_requested"], how="left", validate="1:1")
+    assert linked["o_requested"].notna().all(), "an onward request is missing"
+    assert len(moves) == len(linked), "an onward request nobody made"
+    assert set(linked["onward"]) == {"homecare", "care_home"}
+    np.testing.assert_allclose(linked["o_amount"], linked["onward_amount"], **EXACT)
+    granted = linked[linked["o_granted"].notna()]
+    np.testing.assert_allclose(granted["r_released"], granted["o_granted"], **EXACT)
+    assert linked.loc[linked["o_granted"].isna(), "r_released"].isna().all()
+    assert (granted["o_granted"] > granted["o_requested"] + 1e-6).sum() > 3, "some wait onward"
+    finished = granted[granted["o_granted"] + granted["onward_stay"] < days]
+    np.testing.assert_allclose(finished["o_released"] - finished["o_granted"],
+                               finished["onward_stay"], **EXACT)
+    np.testing.assert_allclose(finished["o_stay"], finished["onward_stay"], **EXACT)
+
+
+# ---------------------------------------------------------------------------- delay metrics
+def overlap(start: np.ndarray, end: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Days of [start, end) inside [lo, hi); a missing end (NaN) is the run's end."""
+    end = np.where(np.isnan(end), hi, end)
+    return np.clip(np.minimum(end, hi) - np.maximum(start, lo), 0.0, None)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_delay_metrics_are_the_patient_logs_sums_over_the_measured_window(seed):
+    """Delayed bed-days per 30 days by cause (assessment, the wait for each service, transfer,
+    rule) and by pathway, summed over the patient log between the warm-up and the end, equal
+    the metrics; each cause occurs, so a swap of two causes would show."""
+    params = stretched_params(run__seed=seed)
+    result = simulate(params)
+    p = result.patients[result.patients["fit"].notna()]
+    lo, hi = params.run.warmup_days, params.run.days
+    scale = PER / (hi - lo)
+    col = {c: p[c].to_numpy(float) for c in ("fit", "assessed", "ready", "transferred", "left")}
+    # A phase not reached by the end of the run starts at the end: it adds nothing.
+    start = {c: np.where(np.isnan(v), hi, v) for c, v in col.items()}
+    cause = {
+        "assessment": overlap(start["fit"], col["assessed"], lo, hi),
+        "service": overlap(start["assessed"], col["ready"], lo, hi),
+        "transfer": overlap(start["ready"], col["transferred"], lo, hi),
+        "rule": overlap(start["transferred"], col["left"], lo, hi),
+    }
+    whole = overlap(col["fit"], col["left"], lo, hi)
+    np.testing.assert_allclose(sum(cause.values()), whole, **EXACT)
+
+    def metric(name: str, days: np.ndarray) -> None:
+        assert days.sum() > 0, f"{name}: no delay of this kind, the check has no teeth"
+        assert result.value(name) == pytest.approx(days.sum() * scale, rel=1e-9), name
+
+    metric("delayed_days_per_30d", whole)
+    assert result.value("delayed_days") == pytest.approx(whole.sum(), rel=1e-9)
+    for name in ("assessment", "transfer", "rule"):
+        metric(f"delayed_days_per_30d.{name}", cause[name])
+    service = p["service"].to_numpy(str)
+    for name in SERVICES:
+        metric(f"delayed_days_per_30d.{name}", cause["service"][service == name])
+    pathway = p["pathway"].to_numpy(str)
+    for key in params.pathways:
+        metric(f"delayed_days_per_30d.{key}", whole[pathway == key])
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_per_patient_delay_metrics_are_those_of_the_patients_discharged_in_the_window(seed):
+    """Mean and 90th-percentile delay (left - fit) and the share of discharges, per pathway
+    and by the weekday the patient became fit, over patients discharged after the warm-up."""
+    params = stretched_params(run__seed=seed)
+    result = simulate(params)
+    p = result.patients
+    out = p[~p["diverted"] & p["left"].notna() & (p["left"] >= params.run.warmup_days)]
+    assert result.value("discharged") == len(out)
+    delay = (out["left"] - out["fit"]).to_numpy()
+    assert result.value("delay_mean.all") == pytest.approx(delay.mean(), rel=1e-9)
+    assert result.value("delay_p90.all") == pytest.approx(np.percentile(delay, 90), rel=1e-9)
+    for key in params.pathways:
+        mine = delay[(out["pathway"] == key).to_numpy()]
+        assert mine.size > 5, key
+        assert result.value(f"delay_mean.{key}") == pytest.approx(mine.mean(), rel=1e-9)
+        assert result.value(f"delay_p90.{key}") == pytest.approx(np.percentile(mine, 90), rel=1e-9)
+        assert result.value(f"discharge_share.{key}") == pytest.approx(mine.size / len(out),
+                                                                       rel=1e-12)
+    weekday = np.floor(out["fit"].to_numpy()).astype(int) % 7
+    for day, name in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")):
+        assert result.value(f"delay_mean.fit_{name}") == pytest.approx(
+            delay[weekday == day].mean(), rel=1e-9)
+
+
+def test_the_delay_columns_of_the_log_are_the_phase_lengths(small_run):
+    """Each delay column is the length of its phase, and together they make the whole delay."""
+    p = small_run.patients
+    done = p[p["left"].notna() & p["transferred"].notna() & ~p["diverted"]]
+    assert len(done) > 1000
+    pairs = {"delay_assessment": ("fit", "assessed"), "delay_service": ("assessed", "ready"),
+             "delay_transfer": ("ready", "transferred"), "delay_rule": ("transferred", "left"),
+             "delay": ("fit", "left")}
+    for column, (a, b) in pairs.items():
+        np.testing.assert_allclose(done[column], done[b] - done[a], **EXACT)
+        assert (done[column] > 0).any(), column
+    parts = done[["delay_assessment", "delay_service", "delay_transfer", "delay_rule"]]
+    np.testing.assert_allclose(parts.sum(axis=1), done["delay"], **EXACT)
+
+
+# ---------------------------------------------------------------------------- time-averages
+@pytest.mark.parametrize("seed", SEEDS)
+def test_time_averages_after_the_warm_up_equal_the_logs_integrals(seed):
+    """The pools integrate their own levels; the logs say who held what when. Over the window
+    after the warm-up they must agree: occupied acute beds, medically fit patients in
+    hospital, each service's units in use and its queue, the waits, the midnight counts."""
+    params = stretched_params(run__seed=seed)
+    result = simulate(params)
+    lo, hi = params.run.warmup_days, params.run.days
+    window = hi - lo
+    p = result.patients
+    in_bed = p[p["bed"].notna()]
+    beds = overlap(in_bed["bed"].to_numpy(), in_bed["left"].to_numpy(), lo, hi).sum() / window
+    assert result.value("acute_occupied_beds") == pytest.approx(beds, rel=1e-9)
+    assert result.value("acute_occupancy") == pytest.approx(beds / params.acute.beds, rel=1e-9)
+    fit = p[p["fit"].notna()]
+    fit_mean = overlap(fit["fit"].to_numpy(), fit["left"].to_numpy(), lo, hi).sum() / window
+    assert result.value("fit_in_hospital_mean") == pytest.approx(fit_mean, rel=1e-9)
+
+    midnights = np.arange(math.ceil(lo), math.ceil(hi))
+    counts = [((fit["fit"] <= d) & ~(fit["left"] <= d)).sum() for d in midnights]
+    assert result.value("fit_in_hospital_midnight") == pytest.approx(np.mean(counts), rel=1e-12)
+
+    arrived = p[(p["arrival"] >= lo) & (p["arrival"] < hi) & p["bed"].notna()]
+    wait = (arrived["bed"] - arrived["arrival"]).to_numpy()
+    assert result.value("bed_wait_mean") == pytest.approx(wait.mean(), rel=1e-9)
+
+    w = result.service_waits
+    for name, service in params.services.items():
+        mine = w[w["service"] == name]
+        held = mine[mine["granted"].notna()]
+        in_use = (held["amount"].to_numpy() * overlap(
+            held["granted"].to_numpy(), held["released"].to_numpy(), lo, hi)).sum() / window
+        queue = overlap(mine["requested"].to_numpy(), mine["granted"].to_numpy(), lo, hi).sum()
+        assert queue > 0, f"nobody queued for {name}: the check has no teeth"
+        assert result.value(f"{name}.in_use") == pytest.approx(in_use, rel=1e-9), name
+        assert result.value(f"{name}.utilisation") == pytest.approx(
+            in_use / service.size, rel=1e-9), name
+        assert result.value(f"{name}.queue_mean") == pytest.approx(queue / window, rel=1e-9), name
+        assert result.value(f"{name}.queue_end") == mine["granted"].isna().sum(), name
+        for source in ("hospital", "community"):
+            asked = mine[(mine["source"] == source) & (mine["requested"] >= lo)]
+            waited = asked["granted"].fillna(hi) - asked["requested"]
+            assert result.value(f"{name}.wait_mean.{source}") == pytest.approx(
+                waited.mean(), rel=1e-9), (name, source)
