@@ -32,7 +32,7 @@ def test_run_writes_every_output_and_prints_the_summary(tmp_path):
     assert {"metric", "value", "unit"} <= set(metrics.columns)
     assert (metrics.loc[metrics["metric"] == "conservation_error", "value"] == 0).all()
     patients = pd.read_csv(out / "patients.csv")
-    assert {"arrival", "fit", "left", "pathway", "delay", "delay_package", "delay_rule"} <= set(
+    assert {"arrival", "fit", "left", "pathway", "delay", "delay_service", "delay_rule"} <= set(
         patients.columns)
     assert set(patients["replication"]) == {0, 1}
     assert (out / "summary.md").read_text().strip() in done.stdout
@@ -97,7 +97,7 @@ def test_a_bad_job_in_a_sweep_fails_the_sweep_but_keeps_the_others(tmp_path):
                          f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert done.returncode == 2
     assert "services.homecare.staff.count=-1 is not allowed" in done.stderr and "Traceback" not in done.stderr
-    good = [p for p in sweep.iterdir() if p.name.startswith("acute.beds") and "carers=30" in p.name]
+    good = [p for p in sweep.iterdir() if p.name.startswith("acute.beds") and "staff.count=30" in p.name]
     assert len(good) == 1 and len(list((good[0] / "replications").glob("*.metrics.csv"))) == 2
 
 

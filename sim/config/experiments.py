@@ -11,8 +11,10 @@ which writes everything to ``results/NAME/``. There are two kinds:
   the calibration check): a Hydra multirun over the experiment's ``hydra.sweeper.params``, its
   jobs in parallel, each finished replication kept; when it ends the sweep is collected into
   one tidy table and the experiment's analysis (:data:`ANALYSES`) writes its table and chart;
-* a **study** that runs its own cases (:data:`STUDIES`: validation against queueing theory and
-  a peer simulator), run directly with the experiment's config.
+* a **study** that runs its own cases (:data:`STUDIES`): validation against queueing theory
+  and a peer simulator; the calibration check (the configured system against a targets file,
+  ``configs/targets/``); and the calibration itself (Optuna fits the targets file's parameters,
+  resumably, and saves the best sets as scenarios).
 """
 
 from __future__ import annotations
@@ -145,8 +147,83 @@ def _validation(config: AppConfig, folder: Path) -> int:
     return 0 if passed == len(table) else 1
 
 
+def _targets(config: AppConfig) -> Path:
+    return CONFIG_DIR / "targets" / f"{config.experiment.targets}.yaml"
+
+
+def _active_targets(config: AppConfig) -> list:
+    """The targets the model can express; one line says how many others the file lists."""
+    from sim.running.calibration import load_targets
+
+    targets = load_targets(_targets(config), config.params, include_skipped=True, notices=False)
+    active = [t for t in targets if t.active]
+    if len(active) < len(targets):
+        print(f"{len(targets) - len(active)} of the {len(targets)} targets in "
+              f"{_targets(config).name} have no model metric yet (metric: null; each says why)")
+    return active
+
+
+def _calibration_check(config: AppConfig, folder: Path) -> int:
+    """The configured system's outputs against a targets file: the fit table and its chart."""
+    from sim.running.calibration import fit_table
+    from sim.running.runner import run_replications
+
+    params = config.params
+    targets = _active_targets(config)
+    results = run_replications(params, progress=True)
+    by_replication = results.metrics.pivot(index="replication", columns="metric", values="value")
+    values = {t.name: [t.evaluate(row) for row in by_replication.to_dict("records")]
+              for t in targets}
+    table = fit_table(targets, values, {t.name: t.unit(params) for t in targets})
+    return _write_fit(table, folder, f"Calibration check: {config.name} against "
+                      f"{_targets(config).name}", len(results.runs))
+
+
+def _calibration(config: AppConfig, folder: Path) -> int:
+    """Fit the targets file's parameters to its targets (Optuna; resumable in the folder), and
+    save the best sets as scenarios."""
+    from sim.running.calibration import calibrate, load_parameters, write_scenario
+
+    params, experiment, path = config.params, config.experiment, _targets(config)
+    targets = _active_targets(config)
+    parameters = load_parameters(path, params)
+    result = calibrate(params, targets, parameters, trials=experiment.trials,
+                       replications=config.run.replications, seed=config.run.seed,
+                       store_folder=folder, keep=experiment.keep,
+                       time_limit=experiment.time_limit_minutes * 60, progress=True)
+    write_table(result.trials, folder, "trials",
+                f"# Calibration trials\n\n{len(result.trials)} trials of {path.name}, "
+                f"{result.replications} replications each on common random numbers.")
+    write_table(result.best_sets, folder, "best_sets",
+                f"# The {len(result.best_sets)} best parameter sets\n\nEach is saved as a "
+                "scenario beside this file (calibrated.yaml, calibrated_2.yaml, ...): copy one to "
+                "configs/scenario/ and run it with scenario=<its name>.")
+    for rank, values in enumerate(result.sets(), start=1):
+        stem = "calibrated" if rank == 1 else f"calibrated_{rank}"
+        write_scenario(values, folder / f"{stem}.yaml", stem,
+                       f"Calibrated to {path.name}: rank {rank} of the best sets, "
+                       f"{result.replications} replications. Only the fitted parameters are "
+                       "set; every other setting is the baseline's.")
+    return _write_fit(result.fit, folder, f"Calibration fit to {path.name}: best of "
+                      f"{len(result.trials)} trials (loss {result.best_loss:.4g})",
+                      result.replications)
+
+
+def _write_fit(table: pd.DataFrame, folder: Path, title: str, replications: int) -> int:
+    within = int(table["within_tolerance"].sum())
+    write_table(table, folder, "fit",
+                f"# {title}\n\nModel mean and 95% CI over {replications} replications; "
+                f"{within} of {len(table)} targets within tolerance (absolute, in the target's "
+                "unit).")
+    charts.calibration_fit(table, folder / "fit.png", replications, title)
+    print(table.drop(columns=["source"]).to_string(index=False))
+    print(f"\n{within} of {len(table)} targets within tolerance. Report: {folder}/fit.md, fit.png")
+    return 0
+
+
 Study = Callable[[AppConfig, Path], int]
-STUDIES: dict[str, Study] = {"validation": _validation}
+STUDIES: dict[str, Study] = {"validation": _validation, "calibration": _calibration,
+                             "calibration_check": _calibration_check}
 """Experiments that run their own cases rather than a sweep of the configured system; each
 returns the exit status."""
 
@@ -154,7 +231,7 @@ returns the exit status."""
 # ----------------------------------------------------------------------------- the entry point
 def main(argv: Sequence[str] | None = None) -> None:
     """``experiments/run.py NAME [overrides]``: run the named experiment."""
-    from sim.config.cli import config_or_exit
+    from sim.config.cli import USER_ERRORS, config_or_exit, one_line
     from sim.config.cli import main as discharge_sim
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -168,7 +245,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = config_or_exit([f"+experiment={name}", *overrides], "experiments/run.py")
     if config.experiment.analysis in STUDIES:
         folder = RESULTS / config.experiment.name
-        sys.exit(STUDIES[config.experiment.analysis](config, folder))
+        try:
+            status = STUDIES[config.experiment.analysis](config, folder)
+        except USER_ERRORS as error:
+            print(f"experiments/run.py: error: {one_line(error)}", file=sys.stderr)
+            status = 2
+        sys.exit(status)
     if config.experiment.analysis not in ANALYSES:
         print(f"experiments/run.py: error: experiment.analysis={config.experiment.analysis!r} "
               "is not allowed: one of " + ", ".join([*ANALYSES, *STUDIES]), file=sys.stderr)

@@ -9,6 +9,7 @@ Notebooks, apps and tests use :func:`load_config` (Hydra's Compose API); the com
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -41,13 +42,17 @@ class Experiment:
     :data:`sim.config.experiments.ANALYSES` on a sweep of the system, or a study that runs its
     own cases (validation, calibration). ``parameter`` is the swept setting of a response curve;
     ``baseline`` the scenario others are compared with; ``targets`` a targets file for a
-    calibration (``configs/targets/NAME.yaml``)."""
+    calibration (``configs/targets/NAME.yaml``), with the number of ``trials``, the best sets to
+    ``keep`` and a time limit."""
 
     name: str = ""
     analysis: str = ""
     parameter: str = ""
     baseline: str = "baseline"
     targets: str = "england"
+    trials: int = 100
+    keep: int = 5
+    time_limit_minutes: float = 30.0
 
 
 @dataclass
@@ -83,6 +88,54 @@ def job_folder_name(overrides: str) -> str:
     return f"{overrides[:80]}-{hashlib.sha1(overrides.encode()).hexdigest()[:12]}"
 
 
+def _changes(override_dirname: str) -> str:
+    """Hydra's ``override_dirname`` (the overrides that change results, ``key=value`` joined
+    by commas) without the scenario and its name, which the run's name already says."""
+    items = [item for item in override_dirname.split(",") if item]
+    return ",".join(item for item in items
+                    if item.partition("=")[0].lstrip("+~") not in ("scenario", "name"))
+
+
+def run_folder_name(name: str, override_dirname: str = "") -> str:
+    """A single run's folder name (under ``outputs/``): the scenario, then the overrides that
+    change its results, e.g. ``baseline+acute.beds=400``; shortened like a sweep job's."""
+    changes = _changes(override_dirname)
+    return job_folder_name(f"{name}+{changes}") if changes else name
+
+
+def run_title(name: str, override_dirname: str = "") -> str:
+    """A run's title in its summary: ``baseline with acute.beds=400, run.days=365``."""
+    changes = _changes(override_dirname)
+    return f"{name} with {changes.replace(',', ', ')}" if changes else name
+
+
+def settle_distribution_kinds(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """The config with each distribution whose ``kind`` the overrides change, and whose other
+    fields they leave alone, made consistent with its new kind: a ``fixed`` or ``exponential``
+    distribution has no ``sd`` (so ``pathways.p3.acute_stay.kind=exponential`` alone keeps the
+    mean and drops the lognormal's sd), and only an ``empirical`` one has ``values``. A field
+    given in the overrides is left as given (and checked as usual)."""
+    given = {str(item).partition("=")[0].lstrip("+~"): str(item).partition("=")[2]
+             for item in overrides}
+    changes = {}
+    for key, value in given.items():
+        if not key.endswith(".kind"):
+            continue
+        node = key[:-len(".kind")]
+        kind = value.strip("'\"")
+        if kind in ("fixed", "exponential") and f"{node}.sd" not in given:
+            changes[f"{node}.sd"] = 0.0
+        if kind != "empirical" and f"{node}.values" not in given:
+            changes[f"{node}.values"] = []
+    if not changes:
+        return cfg
+    settled = copy.deepcopy(cfg)
+    for key, value in changes.items():
+        if OmegaConf.select(settled, key, default=None) is not None:
+            OmegaConf.update(settled, key, value, merge=False)
+    return settled
+
+
 def keys_that_do_not_change_results() -> list[str]:
     """Settings that do not change what a replication computes (how many to run, what to
     write): left out of sweep job folder names (and so of sweep tables), as they are left out
@@ -97,6 +150,7 @@ def register() -> None:
     ``configs/config.yaml`` uses (all idempotent)."""
     ConfigStore.instance().store(name="schema", node=AppConfig)
     OmegaConf.register_new_resolver("job_folder", job_folder_name, replace=True)
+    OmegaConf.register_new_resolver("run_folder", run_folder_name, replace=True)
     OmegaConf.register_new_resolver("keys_that_do_not_change_results",
                                     keys_that_do_not_change_results, replace=True)
 
@@ -147,4 +201,4 @@ def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> A
     register()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=list(overrides))
-    return to_app_config(cfg)
+    return to_app_config(settle_distribution_kinds(cfg, overrides))

@@ -48,6 +48,8 @@ class Metric:
 
 DELAYS, FLOW, BEDS, TEAM, SERVICES, CHECKS = (
     "delays", "flow", "acute beds", "discharge team", "community services", "conservation")
+HARM = "harm"
+"""The harm of waiting (sim.core.params.Harm; defined in sim.core.metrics._harm_metrics)."""
 
 _PER_30 = "bed-days per 30 days"
 _DAYS = "days per discharged patient"
@@ -56,9 +58,10 @@ _FIXED: tuple[Metric, ...] = (
     Metric("arrivals_total", "patients", "patients who arrived (whole run)", CHECKS, "total"),
     Metric("discharged_total", "patients", "patients discharged (whole run)", CHECKS, "total"),
     Metric("diverted_total", "patients", "patients diverted (whole run)", CHECKS, "total"),
+    Metric("died_total", "patients", "patients who died in hospital (whole run)", CHECKS, "total"),
     Metric("in_system_end", "patients", "patients still in hospital at the end", CHECKS, "total"),
     Metric("conservation_error", "patients",
-           "arrivals not accounted for as discharged, diverted or still in", CHECKS, "total",
+           "arrivals not accounted for as discharged, diverted, dead or still in", CHECKS, "total",
            lower=None),
     Metric("window_days", "days", "days measured", FLOW),
     Metric("arrivals", "patients", "arrivals", FLOW),
@@ -86,6 +89,31 @@ _FIXED: tuple[Metric, ...] = (
     Metric("assessors_utilisation",
            "fraction of staff, all hours (an assessment paused overnight counts)",
            "discharge-team utilisation", TEAM, percent=True),
+)
+
+
+_PATIENTS_30 = "patients per 30 days"
+
+_HARM: tuple[Metric, ...] = (
+    Metric("harm.escalations", _PATIENTS_30, "escalations of need while delayed", HARM),
+    Metric("harm.escalation_days", _PER_30,
+           "bed-days after an escalation of need (on the escalated pathway)", HARM),
+    Metric("harm.returns_to_unfit", _PATIENTS_30, "returns to medically unfit while delayed",
+           HARM),
+    Metric("harm.returns_to_unfit_share", "fraction of patients medically fit",
+           "patients medically fit who became unfit again", HARM, percent=True),
+    Metric("harm.unfit_again_days", _PER_30,
+           "bed-days medically unfit again (unwell again; not delayed days)", HARM),
+    Metric("harm.deaths_in_hospital", _PATIENTS_30, "deaths in hospital", HARM),
+    Metric("harm.deaths_during_delay", _PATIENTS_30,
+           "deaths in hospital after becoming medically fit", HARM),
+    Metric("harm.deaths_during_delay_share", "fraction of deaths in hospital",
+           "deaths in hospital that happened during a delay", HARM, percent=True),
+    Metric("harm.readmissions", _PATIENTS_30, "readmissions within 30 days of a discharge",
+           HARM),
+    Metric("harm.readmission_share", "fraction of discharges",
+           "discharges followed by a readmission", HARM, percent=True),
+    Metric("harm.readmission_days", _PER_30, "bed-days of readmitted patients", HARM),
 )
 
 
@@ -137,11 +165,13 @@ def _families(params: Params) -> Iterator[Metric]:
         for source, label in sources(params, name).items():
             yield Metric(f"{name}.wait_mean.{source}", "days (censored at run end)",
                          f"mean wait for {what}, {label}", SERVICES)
+        yield Metric(f"harm.escalated_to.{name}", _PATIENTS_30,
+                     f"escalations of need to a pathway needing {what}", HARM)
 
 
 def catalogue(params: Params) -> dict[str, Metric]:
     """Every metric of a system with these pathways and services, by code name."""
-    return {m.name: m for m in (*_FIXED, *_families(params))}
+    return {m.name: m for m in (*_FIXED, *_families(params), *_HARM)}
 
 
 def describe(name: str, params: Params | None = None) -> Metric:

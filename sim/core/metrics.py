@@ -8,7 +8,7 @@ patients still in hospital is the figure the NHS publishes daily.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -41,13 +41,17 @@ def compute_daily(patients: pd.DataFrame, params: Params) -> pd.DataFrame:
     discharged = ~diverted & ~np.isnan(left)
     # A patient waits for a bed from arrival until given a bed or diverted.
     wait_end = np.where(np.isnan(bed), np.where(diverted, left, np.nan), bed)
-    in_bed_left = np.where(np.isnan(bed), np.nan, left)
+    gone = _bed_left(patients)
+    in_bed_left = np.where(np.isnan(bed), np.nan, gone)
+    # Medically fit: from fit to leaving, less any time medically unfit again.
+    unfit_again = patients["unfit_again"].to_numpy(float)
     daily = pd.DataFrame({
         "day": days.astype(int),
         "weekday": days.astype(int) % 7,
         "warmup": days < run.warmup_days,
         "in_hospital": _count_at(bed, in_bed_left, days),
-        "fit_in_hospital": _count_at(fit, np.where(np.isnan(fit), np.nan, left), days),
+        "fit_in_hospital": _count_at(fit, np.where(np.isnan(fit), np.nan, gone), days)
+        - _count_at(unfit_again, patients["unfit_again_end"].to_numpy(float), days),
         "waiting_for_bed": _count_at(arrival, wait_end, days),
     })
     discharge_day = np.floor(left[discharged]).astype(int)
@@ -63,21 +67,57 @@ def _overlap(start: np.ndarray, end: np.ndarray, lo: float, hi: float) -> np.nda
     return np.clip(np.minimum(end, hi) - np.maximum(start, lo), 0.0, None)
 
 
+def _bed_left(patients: pd.DataFrame) -> np.ndarray:
+    """When each patient left the bed: discharged (``left``) or died (NaN: not yet)."""
+    left = patients["left"].to_numpy(float)
+    return np.where(np.isnan(left), patients["died"].to_numpy(float), left)
+
+
 def delay_phases(patients: pd.DataFrame, params: Params) -> dict[str, np.ndarray]:
     """Per patient, delayed days in the measured window by cause, in the order of
-    :func:`sim.core.catalogue.causes` (NaN phase ends = run end). The wait for a community
-    service is attributed to the service the patient's pathway needs."""
+    :func:`sim.core.catalogue.causes` (NaN phase ends = the patient left the bed, or the run's
+    end). The wait for a community service is attributed to the service the patient's pathway
+    needs. Harm of waiting: days medically unfit again are not delayed days (they are taken out
+    of the phase they fall in); a patient whose need escalated has the phases reached on the
+    old pathway, from fit to the escalation (the wait then counted for the old service), and
+    those on the new pathway from the escalation on."""
     lo, hi = params.run.warmup_days, params.run.days
-    t = {c: np.nan_to_num(patients[c].to_numpy(float), nan=hi)
-         for c in ("fit", "assessed", "ready", "transferred", "left")}
-    has_fit = ~np.isnan(patients["fit"].to_numpy(float))
-    service = patients["service"].to_numpy(str)
-    waiting = _overlap(t["assessed"], t["ready"], lo, hi) * has_fit
-    phases = {"assessment": _overlap(t["fit"], t["assessed"], lo, hi) * has_fit}
-    for name in params.services:
-        phases[name] = np.where(service == name, waiting, 0.0)
-    phases["transfer"] = _overlap(t["ready"], t["transferred"], lo, hi) * has_fit
-    phases["rule"] = _overlap(t["transferred"], t["left"], lo, hi) * has_fit
+    column = lambda name: patients[name].to_numpy(float)  # noqa: E731
+    fit = column("fit")
+    has_fit = ~np.isnan(fit)
+    gone = _bed_left(patients)
+    stop = np.where(np.isnan(gone), hi, gone)
+    unfit_from, unfit_to = column("unfit_again"), column("unfit_again_end")
+
+    def delayed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        days = _overlap(a, b, lo, hi)
+        # (NaN where there was no episode: np.maximum and np.minimum keep it)
+        unfit = np.nan_to_num(_overlap(np.maximum(a, unfit_from), np.minimum(b, unfit_to),
+                                       lo, hi))
+        return (days - unfit) * has_fit
+
+    def attempt(start: np.ndarray, ends: list[str], end: np.ndarray,
+                service: np.ndarray) -> dict[str, np.ndarray]:
+        t = [start, *(np.fmin(np.where(np.isnan(x), end, x), end) for x in map(column, ends)),
+             end]
+        waiting = delayed(t[1], t[2])
+        phases = {"assessment": delayed(t[0], t[1])}
+        for name in params.services:
+            phases[name] = np.where(service == name, waiting, 0.0)
+        phases["transfer"] = delayed(t[2], t[3])
+        phases["rule"] = delayed(t[3], t[4])
+        return phases
+
+    escalated = column("escalated")
+    phases = attempt(np.where(np.isnan(escalated), np.nan_to_num(fit, nan=hi), escalated),
+                     ["assessed", "ready", "transferred"], stop,
+                     patients["service"].to_numpy(str))
+    if not np.isnan(escalated).all():  # the old pathway's phases, until the escalation
+        before = attempt(np.nan_to_num(fit, nan=hi), ["first_assessed", "first_ready",
+                                                      "first_transferred"],
+                         np.where(np.isnan(escalated), np.nan_to_num(fit, nan=hi), escalated),
+                         patients["first_service"].to_numpy(str))
+        phases = {cause: days + before[cause] for cause, days in phases.items()}
     assert list(phases) == list(causes(params))
     return phases
 
@@ -105,13 +145,16 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
     pathway = patients["pathway"].to_numpy(str)
     discharged = ~diverted & ~np.isnan(left)
 
-    # Conservation over the whole run: every arrival is diverted, discharged or still here.
-    in_system_end = int((~diverted & np.isnan(left)).sum())
+    # Conservation over the whole run: every arrival is diverted, discharged, dead or still here.
+    died = ~np.isnan(patients["died"].to_numpy(float))
+    in_system_end = int((~diverted & np.isnan(left) & ~died).sum())
     add("arrivals_total", len(patients))
     add("discharged_total", discharged.sum())
     add("diverted_total", diverted.sum())
+    add("died_total", died.sum())
     add("in_system_end", in_system_end)
-    add("conservation_error", len(patients) - discharged.sum() - diverted.sum() - in_system_end)
+    add("conservation_error", len(patients) - discharged.sum() - diverted.sum() - died.sum()
+        - in_system_end)
 
     # Flow in the measured window.
     in_window = (arrival >= lo) & (arrival < hi)
@@ -137,7 +180,7 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
     for cause, days in phases.items():
         add(f"delayed_days_per_30d.{cause}", days.sum() / window * PER)
 
-    delay = (left - fit)[out]
+    delay = patients["delay"].to_numpy(float)[out]  # less any days medically unfit again
     delay_pathway = pathway[out]
     for label, mask in [("all", np.ones(delay.size, bool))] + [
             (k, delay_pathway == k) for k in params.pathways]:
@@ -168,7 +211,8 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
         if assessors.capacity else np.nan)
     requested = waits["requested"].to_numpy(float)
     granted = waits["granted"].to_numpy(float)
-    wait = np.nan_to_num(granted, nan=hi) - requested
+    ended = np.where(np.isnan(granted), waits["cancelled"].to_numpy(float), granted)
+    wait = np.nan_to_num(ended, nan=hi) - requested  # a withdrawn request waited until then
     for service, pool in pools.items():
         add(f"{service}.in_use", pool.use.mean(hi))
         add(f"{service}.utilisation", pool.use.mean(hi) / pool.capacity if pool.capacity else np.nan)
@@ -179,4 +223,71 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
                 requested >= lo)
             if mask.any():
                 add(f"{service}.wait_mean.{source}", wait[mask].mean())
+
+    _harm_metrics(add, params, patients)
     return pd.DataFrame(rows, columns=["metric", "value", "unit"])
+
+
+def _harm_metrics(add: Callable[[str, float], None], params: Params,
+                  patients: pd.DataFrame) -> None:
+    """The harm of waiting (:class:`sim.core.params.Harm`) in the measured window, counts and
+    bed-days per 30 days; all 0 (shares NaN) when its mechanisms are off.
+
+    - escalations: patients whose need escalated in the window; ``escalated_to.{service}``
+      those whose new pathway needs that service (the community demand escalation adds);
+      ``escalation_days``: bed-days in the window from an escalation until the patient left the
+      bed (or died, or the run ended): the time spent on the escalated pathway.
+    - returns_to_unfit: patients who became medically unfit again in the window;
+      ``unfit_again_days``: bed-days in the window spent unfit again (not delayed days);
+      ``returns_to_unfit_share``: of the patients who became medically fit in the window, the
+      share who became unfit again (Jasinarachchi et al. 2009: 7 of 58 delayed patients).
+    - deaths_in_hospital: deaths in an acute bed in the window; deaths_during_delay those after
+      becoming medically fit; ``deaths_during_delay_share`` the second as a share of the first
+      (Jasinarachchi et al. 2009: 5 of 18).
+    - readmissions: readmissions arriving in the window; ``readmission_days`` the bed-days in
+      the window of readmitted patients' stays; ``readmission_share``: of the patients
+      discharged from the window's start until ``within_days`` before its end (so that every
+      readmission is seen), the share readmitted.
+
+    The net effect of the harm on every other metric (delays, occupancy, waits) is the paired
+    difference between a scenario with the harm on and the same one with it off.
+    """
+    lo, hi = params.run.warmup_days, params.run.days
+    per = PER / (hi - lo)
+    column = lambda name: patients[name].to_numpy(float)  # noqa: E731
+    inside = lambda t: (t >= lo) & (t < hi)  # noqa: E731  (NaN: False)
+    fit, escalated, died = column("fit"), column("escalated"), column("died")
+    gone = _bed_left(patients)
+    stop = np.where(np.isnan(gone), hi, gone)
+
+    service = patients["service"].to_numpy(str)
+    escalations = inside(escalated)
+    add("harm.escalations", escalations.sum() * per)
+    for name in params.services:
+        add(f"harm.escalated_to.{name}", (escalations & (service == name)).sum() * per)
+    add("harm.escalation_days", np.nansum(_overlap(escalated, stop, lo, hi)) * per)
+
+    unfit = column("unfit_again")
+    fit_inside = inside(fit)
+    add("harm.returns_to_unfit", inside(unfit).sum() * per)
+    add("harm.returns_to_unfit_share", (fit_inside & ~np.isnan(unfit)).sum() / fit_inside.sum()
+        if fit_inside.any() else np.nan)
+    add("harm.unfit_again_days",
+        np.nansum(_overlap(unfit, column("unfit_again_end"), lo, hi)) * per)
+
+    dead = inside(died)
+    during_delay = dead & ~np.isnan(fit)
+    add("harm.deaths_in_hospital", dead.sum() * per)
+    add("harm.deaths_during_delay", during_delay.sum() * per)
+    add("harm.deaths_during_delay_share",
+        during_delay.sum() / dead.sum() if dead.any() else np.nan)
+
+    of = patients["readmission_of"].to_numpy(int)
+    readmitted = of >= 0
+    add("harm.readmissions", (readmitted & inside(column("arrival"))).sum() * per)
+    add("harm.readmission_days", np.nansum(_overlap(column("bed"), stop, lo, hi)[readmitted]) * per)
+    left = column("left")
+    seen = ~patients["diverted"].to_numpy(bool) & (left >= lo) & (
+        left < hi - params.harm.readmission.within_days)
+    came_back = np.isin(patients["id"].to_numpy(int), of[readmitted])
+    add("harm.readmission_share", (seen & came_back).sum() / seen.sum() if seen.any() else np.nan)

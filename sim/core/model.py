@@ -27,10 +27,10 @@ import simpy
 from sim.core.calendar import Calendar
 from sim.core.metrics import compute_daily, compute_metrics
 from sim.core.params import HOME, Distribution, Params
-from sim.core.patient import Patient, Request
+from sim.core.patient import HarmDraws, Needs, Patient, Request
 from sim.core.resources import CapacityPool, TimeWeighted
 from sim.core.streams import (BATCH, batch_draw, choice_sampler, length_biased_draw,
-                         replication_streams, sampler)
+                         replication_streams, sampler, uniform_sampler)
 
 
 @dataclass
@@ -57,6 +57,120 @@ class RunResult:
         return float(rows.iloc[0])
 
 
+NEEDS = [f.name for f in fields(Needs)]
+"""The patient's attributes that a :class:`Needs` sets (and an escalation replaces)."""
+
+
+def _rate(per_day: float) -> float:
+    """The hazard rate (per day) of a daily probability: over d days, 1 - (1 - p)^d."""
+    return -math.log1p(-per_day)
+
+
+class _NeedsSampler:
+    """Samplers of what a patient on a pathway needs once medically fit, each from the stream
+    ``prefix`` + its purpose (prefix "": the streams ordinary admissions always had)."""
+
+    def __init__(self, params: Params, rng: Any, prefix: str) -> None:
+        self.pathways = params.pathways
+        self.transfer = {k: sampler(p.transfer, rng[f"{prefix}transfer_{k}"])
+                         for k, p in params.pathways.items()}
+        self.assessment = sampler(params.assessment.duration, rng[f"{prefix}assessment"])
+        self.amount = {name: sampler(s.amount, rng[f"{prefix}{name}_amount"])
+                       for name, s in params.services.items()}
+        self.stay = {name: sampler(s.stay, rng[f"{prefix}{name}_stay"])
+                     for name, s in params.services.items()}
+        self.then = {name: (list(s.then),
+                            choice_sampler(list(s.then.values()), rng[f"{prefix}{name}_then"]))
+                     for name, s in params.services.items() if s.then}
+
+    def draw(self, k: str) -> Needs:
+        pathway = self.pathways[k]
+        needs = Needs(k, self.transfer[k]())
+        if pathway.needs_assessment:
+            needs.assessment = self.assessment()
+        if pathway.service is not None:
+            service = needs.service = pathway.service
+            needs.amount, needs.stay = self.amount[service](), self.stay[service]()
+            if service in self.then:
+                names, choose = self.then[service]
+                onward = names[choose()]
+                if onward != HOME:
+                    needs.onward = onward
+                    needs.onward_amount, needs.onward_stay = self.amount[onward](), self.stay[onward]()
+        return needs
+
+
+class _Draws:
+    """Everything a patient gets on arrival, each purpose from its own stream: the pathway,
+    the acute stay, the needs and, for each harm mechanism that is on, the patient's clocks
+    (and the needs after an escalation, drawn whether or not it happens, so that scenarios
+    compare on common random numbers). ``prefix`` "" is ordinary admissions; readmissions use
+    "readmission." so that they do not shift the numbers ordinary admissions get."""
+
+    def __init__(self, params: Params, rng: Any, prefix: str = "") -> None:
+        pathways, harm = params.pathways, params.harm
+        self.keys = list(pathways)
+        self.pathway = choice_sampler([p.share for p in pathways.values()], rng[f"{prefix}pathway"])
+        self.acute_stay = {k: sampler(p.acute_stay, rng[f"{prefix}acute_stay_{k}"])
+                           for k, p in pathways.items()}
+        self.needs = _NeedsSampler(params, rng, prefix)
+        self.any_harm = harm.any
+        unit = Distribution("exponential", 1.0)
+        on = lambda enabled, make: make() if enabled else None  # noqa: E731
+        self.death = on(harm.death.enabled, lambda: sampler(unit, rng[f"{prefix}harm_death"]))
+        self.escalation = on(harm.escalation.enabled,
+                             lambda: sampler(unit, rng[f"{prefix}harm_escalation"]))
+        self.escalated = on(harm.escalation.enabled,
+                            lambda: _NeedsSampler(params, rng, f"{prefix}escalated."))
+        self.escalates_to = {k: (list(p.escalates_to), choice_sampler(
+            list(p.escalates_to.values()), rng[f"{prefix}escalated.to_{k}"]))
+            for k, p in pathways.items() if harm.escalation.enabled and p.escalates_to}
+        self.unwell = on(harm.unwell_again.enabled,
+                         lambda: sampler(unit, rng[f"{prefix}harm_unwell"]))
+        self.unwell_days = on(harm.unwell_again.enabled, lambda: sampler(
+            harm.unwell_again.duration, rng[f"{prefix}harm_unwell_duration"]))
+        self.readmission = on(harm.readmission.enabled,
+                              lambda: uniform_sampler(rng[f"{prefix}harm_readmission"]))
+
+    def patient(self, id: int, now: float, readmission_of: int) -> tuple[Patient, HarmDraws | None]:
+        k = self.keys[self.pathway()]
+        p = Patient(id=id, arrival=now, pathway=k, acute_stay=self.acute_stay[k](), transfer=0.0,
+                    readmission_of=readmission_of)
+        needs = self.needs.draw(k)
+        for name in NEEDS:
+            setattr(p, name, getattr(needs, name))
+        if not self.any_harm:
+            return p, None
+        harm = HarmDraws()
+        if self.death is not None:
+            harm.death = self.death()
+        if self.escalation is not None:
+            harm.escalation = self.escalation()
+            if k in self.escalates_to:
+                names, choose = self.escalates_to[k]
+                harm.escalated = self.escalated.draw(names[choose()])
+        if self.unwell is not None:
+            harm.unwell, harm.unwell_days = self.unwell(), self.unwell_days()
+        if self.readmission is not None:
+            harm.readmission = (self.readmission(), self.readmission(), self.readmission())
+        return p, harm
+
+
+class _Hold:
+    """What a patient holds while waiting to leave (when harm is on): an assessor (``True``,
+    or the pending request event), a service request (``request``; ``event`` while pending),
+    and the medically unfit episode, if any."""
+
+    __slots__ = ("assessor", "request", "event", "unfit_start", "unfit_end", "unfit")
+
+    def __init__(self) -> None:
+        self.assessor: Any = None
+        self.request: Request | None = None
+        self.event: simpy.Event | None = None
+        self.unfit_start = self.unfit_end = math.inf
+        self.unfit = False
+
+
 class Model:
     """One replication of the discharge system, built on a SimPy environment.
 
@@ -81,18 +195,17 @@ class Model:
         self.rules = {key: Calendar(p.rule) for key, p in pathways.items()}
         self.team_hours = Calendar(params.assessment.hours)
 
-        self._pathway_keys = list(pathways)
-        self._pathway = choice_sampler([p.share for p in pathways.values()], rng["pathway"])
-        self._acute_stay = {k: sampler(p.acute_stay, rng[f"acute_stay_{k}"])
-                            for k, p in pathways.items()}
-        self._transfer = {k: sampler(p.transfer, rng[f"transfer_{k}"]) for k, p in pathways.items()}
-        self._assessment = sampler(params.assessment.duration, rng["assessment"])
-        self._amount = {name: sampler(s.amount, rng[f"{name}_amount"])
-                        for name, s in params.services.items()}
-        self._stay = {name: sampler(s.stay, rng[f"{name}_stay"])
-                      for name, s in params.services.items()}
-        self._then = {name: (list(s.then), choice_sampler(list(s.then.values()), rng[f"{name}_then"]))
-                      for name, s in params.services.items() if s.then}
+        self._draws = _Draws(params, rng)
+        harm = params.harm
+        self._readmission_draws = (_Draws(params, rng, "readmission.")
+                                   if harm.readmission.enabled else None)
+        """Readmissions draw from streams of their own, so ordinary admissions keep theirs."""
+        # The harm of waiting: daily probabilities as hazard rates (0: the mechanism is off).
+        self._death_acute = _rate(harm.death.acute_per_day) if harm.death.enabled else 0.0
+        self._death_delayed = _rate(harm.death.delayed_per_day) if harm.death.enabled else 0.0
+        self._unwell_rate = _rate(harm.unwell_again.per_day) if harm.unwell_again.enabled else 0.0
+        self._escalation_rate = {k: _rate(p.escalation_per_day) if harm.escalation.enabled
+                                 and p.escalates_to else 0.0 for k, p in pathways.items()}
 
         self.patients: list[Patient] = []
         self.requests: list[Request] = []
@@ -147,30 +260,16 @@ class Model:
                 if t >= end:
                     return
                 yield self.env.timeout(t - self.env.now)
-                patient = self._new_patient()
-                self.patients.append(patient)
-                self.env.process(self._hospital_stay(patient))
+                self._admit(self._draws)
 
-    def _new_patient(self) -> Patient:
-        k = self._pathway_keys[self._pathway()]
-        pathway = self.params.pathways[k]
-        p = Patient(id=len(self.patients), arrival=self.env.now, pathway=k,
-                    acute_stay=self._acute_stay[k](), transfer=self._transfer[k]())
-        if pathway.needs_assessment:
-            p.assessment = self._assessment()
-        if pathway.service is not None:
-            p.service = pathway.service
-            p.amount, p.stay = self._amount[p.service](), self._stay[p.service]()
-            if p.service in self._then:
-                names, choose = self._then[p.service]
-                onward = names[choose()]
-                if onward != HOME:
-                    p.onward = onward
-                    p.onward_amount, p.onward_stay = self._amount[onward](), self._stay[onward]()
-        return p
+    def _admit(self, draws: "_Draws", readmission_of: int = -1) -> None:
+        """A patient arrives now, with attributes drawn from ``draws``."""
+        patient, harm = draws.patient(len(self.patients), self.env.now, readmission_of)
+        self.patients.append(patient)
+        self.env.process(self._hospital_stay(patient, harm))
 
     # ------------------------------------------------------------------ the acute stay
-    def _hospital_stay(self, p: Patient) -> Generator:
+    def _hospital_stay(self, p: Patient, harm: HarmDraws | None = None) -> Generator:
         env = self.env
         if not self.beds.try_take():
             bed = self.beds.request()
@@ -185,58 +284,209 @@ class Model:
                     p.diverted, p.left = True, env.now
                     return
         p.bed = env.now
+        if harm is not None and harm.death < self._death_acute * p.acute_stay:
+            yield env.timeout(harm.death / self._death_acute)  # dies before medically fit
+            self._die(p, None)
+            return
         yield env.timeout(p.acute_stay)
         p.fit = env.now
         self.fit_in_hospital.set(env.now, self.fit_in_hospital.level + 1)
 
-        assess_in_hospital = self.params.assessment.in_hospital
-        needs_assessment = self.params.pathways[p.pathway].needs_assessment
-        if needs_assessment and assess_in_hospital:
-            yield from self._assess(p.assessment)
-        p.assessed = env.now
-
-        if p.service:
-            request = yield from self._request(p.service, "hospital", p.amount)
-        p.ready = env.now
-        # Transfer, then the first moment the pathway's rule allows: one wait for both.
-        p.transferred = env.now + p.transfer
-        leaves = self.rules[p.pathway].next_open(p.transferred)
-        if leaves > env.now:
-            yield env.timeout(leaves - env.now)
+        if harm is None:
+            request = yield from self._discharge(p)
+        else:
+            hold = _Hold()
+            request = yield from self._discharge_with_harm(p, harm, hold)
+            if not math.isnan(p.died):
+                return
         p.left = env.now
         self.beds.release()
         self.fit_in_hospital.set(env.now, self.fit_in_hospital.level - 1)
+        if harm is not None and self._readmission_draws is not None:
+            self._maybe_readmit(p, harm)
 
+        assess_in_hospital = self.params.assessment.in_hospital
+        needs_assessment = self.params.pathways[p.pathway].needs_assessment
         if needs_assessment and not assess_in_hospital:
             env.process(self._assess(p.assessment))
         if p.service:
-            if p.service in self._then:
+            if self.params.services[p.service].then:
                 env.process(self._stay_then_onward(request, p.stay, p.onward, p.onward_amount,
                                                    p.onward_stay))
             else:
                 self._hold(request, p.stay)
 
-    def _assess(self, duration: float) -> Generator:
+    def _discharge(self, p: Patient, hold: "_Hold | None" = None) -> Generator[Any, Any, Request | None]:
+        """From medically fit to the moment the patient may leave: the assessment, the wait for
+        the pathway's service (returns its granted request), the transfer and the rule. With
+        ``hold``, records what the patient holds, so that it can be let go (harm of waiting)."""
+        env = self.env
+        if self.params.pathways[p.pathway].needs_assessment and self.params.assessment.in_hospital:
+            yield from self._assess(p.assessment, hold)
+        p.assessed = env.now
+
+        request = None
+        if p.service:
+            request = yield from self._request(p.service, "hospital", p.amount, hold)
+        p.ready = env.now
+        # Transfer, then the first moment the pathway's rule allows: one wait for both.
+        p.transferred = env.now + p.transfer
+        if (hold is not None and hold.unfit_end > env.now
+                and hold.unfit_start < self.rules[p.pathway].next_open(p.transferred)):
+            p.transferred = hold.unfit_end + p.transfer  # unfit when due to go: transfer again
+        leaves = self.rules[p.pathway].next_open(p.transferred)
+        if leaves > env.now:
+            yield env.timeout(leaves - env.now)
+        return request
+
+    def _assess(self, duration: float, hold: "_Hold | None" = None) -> Generator:
         """An assessment by one of the discharge team, in the team's working hours: the patient
         joins the team's queue when the team is at work, and the work pauses out of hours."""
         opens = self.team_hours.next_open(self.env.now)
         if opens > self.env.now:
             yield self.env.timeout(opens - self.env.now)
         if not self.assessors.try_take():
-            yield self.assessors.request()
+            event = self.assessors.request()
+            if hold is not None:
+                hold.assessor = event
+            yield event
+        if hold is not None:
+            hold.assessor = True
         now = self.env.now
         done = self.team_hours.add_open_time(self.team_hours.next_open(now), duration)
         if done > now:
             yield self.env.timeout(done - now)
         self.assessors.release()
+        if hold is not None:
+            hold.assessor = None
+
+    # ------------------------------------------------------------------ the harm of waiting
+    def _discharge_with_harm(self, p: Patient, harm: HarmDraws,
+                             hold: _Hold) -> Generator[Any, Any, Request | None]:
+        """:meth:`_discharge`, exposed from medically fit to leaving to death, escalation of
+        need and an unfit episode, at times set now from the patient's clocks (drawn on
+        arrival): an event at cumulative hazard E of a rate r comes E / r days on."""
+        env, now, end = self.env, self.env.now, self.params.run.days
+        process = env.active_process
+
+        def at(t: float, action: Callable[[], None]) -> None:
+            if t < end:
+                env.timeout(t - env.now).callbacks.append(lambda _: action())
+
+        def interrupt(cause: str) -> None:
+            if math.isnan(p.left) and math.isnan(p.died) and process.is_alive:
+                process.interrupt(cause)
+
+        if self._death_delayed > 0:
+            remaining = harm.death - self._death_acute * p.acute_stay
+            at(now + remaining / self._death_delayed, lambda: interrupt("death"))
+        rate = self._escalation_rate[p.pathway]
+        if rate > 0 and harm.escalated is not None:
+            at(now + harm.escalation / rate, lambda: interrupt("escalation"))
+        if self._unwell_rate > 0:
+            hold.unfit_start = now + harm.unwell / self._unwell_rate
+            hold.unfit_end = hold.unfit_start + harm.unwell_days
+            at(hold.unfit_start, lambda: self._unfit_again(p, hold))
+            at(hold.unfit_end, lambda: self._fit_again(hold))
+        while True:
+            try:
+                request = yield from self._discharge(p, hold)
+                self._fit_again(hold)  # (an episode that ends at this very moment)
+                return request
+            except simpy.Interrupt as interruption:
+                self._let_go(hold)
+                if interruption.cause == "death":
+                    self._die(p, hold)
+                    return None
+                assert harm.escalated is not None
+                self._escalate(p, harm.escalated)
+
+    def _unfit_again(self, p: Patient, hold: _Hold) -> None:
+        """The patient, still in hospital, becomes medically unfit until ``hold.unfit_end``."""
+        if math.isnan(p.left) and math.isnan(p.died):
+            p.unfit_again, p.unfit_again_end = self.env.now, hold.unfit_end
+            hold.unfit = True
+            self.fit_in_hospital.set(self.env.now, self.fit_in_hospital.level - 1)
+
+    def _fit_again(self, hold: _Hold) -> None:
+        if hold.unfit:
+            hold.unfit = False
+            self.fit_in_hospital.set(self.env.now, self.fit_in_hospital.level + 1)
+
+    def _let_go(self, hold: _Hold) -> None:
+        """Free (or withdraw the request for) the assessor and service place the patient holds."""
+        now = self.env.now
+        if hold.assessor is not None:
+            if hold.assessor is True or hold.assessor.triggered:
+                self.assessors.release()
+            else:
+                self.assessors.cancel(hold.assessor)
+        request = hold.request
+        if request is not None:
+            if hold.event is not None and not hold.event.triggered:
+                self.pools[request.service].cancel(hold.event)
+                request.cancelled = now
+            else:  # granted (perhaps this very moment): freed unused
+                if math.isnan(request.granted):
+                    request.granted = now
+                request.stay = 0.0
+                self._release(request)
+        hold.assessor = hold.request = hold.event = None
+
+    def _die(self, p: Patient, hold: _Hold | None) -> None:
+        """The patient dies in the bed: it is freed (and what the patient held, by the caller)."""
+        now = self.env.now
+        p.died = now
+        self.beds.release()
+        if hold is not None and hold.unfit:
+            hold.unfit = False
+            p.unfit_again_end = now
+        elif not math.isnan(p.fit):
+            self.fit_in_hospital.set(now, self.fit_in_hospital.level - 1)
+
+    def _escalate(self, p: Patient, needs: Needs) -> None:
+        """The patient's need escalates now to ``needs`` (drawn on arrival): the phase ends
+        reached so far are kept as ``first_*``, and the discharge starts again."""
+        now = self.env.now
+        p.escalated, p.escalated_from, p.first_service = now, p.pathway, p.service
+        p.first_assessed, p.first_ready = p.assessed, p.ready
+        p.first_transferred = p.transferred if p.transferred <= now else math.nan
+        p.assessed = p.ready = p.transferred = math.nan
+        for name in NEEDS:
+            setattr(p, name, getattr(needs, name))
+
+    def _maybe_readmit(self, p: Patient, harm: HarmDraws) -> None:
+        """At discharge: the patient may come back as a new admission within the window."""
+        r = self.params.harm.readmission
+        incomplete, readmitted, when = harm.readmission
+        now = self.env.now
+        weekend = math.floor(now) % 7 >= 5
+        p.incomplete_discharge = incomplete < (r.incomplete_share_weekend if weekend
+                                               else r.incomplete_share)
+        chance = (r.probability * (r.incomplete_relative_risk if p.incomplete_discharge else 1.0)
+                  * (r.weekend_relative_risk if weekend else 1.0))
+        if readmitted < chance:
+            # exponential of mean r.mean_days cut at r.within_days, by inversion
+            days = -r.mean_days * math.log1p(when * math.expm1(-r.within_days / r.mean_days))
+            if now + days < self.params.run.days:
+                draws = self._readmission_draws
+                self.env.timeout(days).callbacks.append(lambda _: self._admit(draws, p.id))
 
     # ------------------------------------------------------------------ community services
-    def _request(self, service: str, source: str, amount: float) -> Generator[Any, Any, Request]:
+    def _request(self, service: str, source: str, amount: float,
+                 hold: "_Hold | None" = None) -> Generator[Any, Any, Request]:
         """Wait for ``amount`` of a community service; returns the granted request."""
         request = self._log_request(service, source, amount)
         pool = self.pools[service]
+        if hold is not None:
+            hold.request = request
         if not pool.try_take(amount):
-            yield pool.request(amount)
+            event = pool.request(amount)
+            if hold is not None:
+                hold.event = event
+            yield event
+            if hold is not None:
+                hold.event = None
         request.granted = self.env.now
         return request
 
@@ -333,26 +583,69 @@ def _residual_stay(dist: Distribution, rng: np.random.Generator) -> float:
 
 class _AdmissionRate:
     """The piecewise-constant admission rate, by hour of the week and day of the year, with its
-    cumulative integral over every hour of the run."""
+    cumulative integral hour by hour.
+
+    Only a year of hours is held at a time (a window that moves forward as admissions are
+    drawn), so memory does not grow with the run's length; the running sum is carried from one
+    window to the next in the same order of additions, so every admission time is the same, to
+    the last bit, as from one cumulative sum over the whole run.
+    """
+
+    WINDOW = 365 * 24
+    """Hours held at a time."""
 
     def __init__(self, params: Params, days: float) -> None:
         a = params.admissions
-        weekly = np.array([a.per_day * a.day_of_week[h // 24] * a.hour_of_day[h % 24]
-                           for h in range(168)], dtype=float)
-        hours = np.arange(max(1, math.ceil(days * 24.0)))
-        in_winter = ((hours // 24) % 365 >= a.winter_start) & ((hours // 24) % 365 < a.winter_end)
-        self.per_day = weekly[hours % 168] * np.where(in_winter, a.winter_multiplier, 1.0)
-        self.cumulative = np.cumsum(self.per_day / 24.0)  # expected admissions by each hour's end
+        self._admissions = a
+        self._weekly = np.array([a.per_day * a.day_of_week[h // 24] * a.hour_of_day[h % 24]
+                                 for h in range(168)], dtype=float)
+        self.hours = max(1, math.ceil(days * 24.0))
+        self._none = not self._weekly.any()  # no admissions at all: nothing to invert
+        self._load(0, 0.0)
+
+    def hour_rates(self, start: int, stop: int) -> np.ndarray:
+        """The rate (admissions per day) in each hour from ``start`` to ``stop``."""
+        a = self._admissions
+        hours = np.arange(start, stop)
+        day_of_year = (hours // 24) % 365
+        in_winter = (day_of_year >= a.winter_start) & (day_of_year < a.winter_end)
+        return self._weekly[hours % 168] * np.where(in_winter, a.winter_multiplier, 1.0)
+
+    @property
+    def per_day(self) -> np.ndarray:
+        """The rate in every hour of the run (built on demand, for checks)."""
+        return self.hour_rates(0, self.hours)
+
+    @property
+    def cumulative(self) -> np.ndarray:
+        """The expected admissions by the end of every hour of the run (on demand, for checks)."""
+        return np.cumsum(self.per_day / 24.0)
+
+    def _load(self, start: int, before: float) -> None:
+        """Hold the window of hours from ``start``, after ``before`` expected admissions."""
+        self._start, self._before = start, before
+        self._rates = self.hour_rates(start, min(start + self.WINDOW, self.hours))
+        steps = self._rates / 24.0
+        steps[0] = before + steps[0]  # so the running sum continues exactly
+        self._cumulative = np.cumsum(steps)  # expected admissions by each hour's end
 
     def inverse(self, targets: np.ndarray) -> np.ndarray:
-        """The times (days) at which the expected number of admissions reaches ``targets``;
-        infinity beyond the last hour."""
-        hour = np.searchsorted(self.cumulative, targets, side="right")
-        inside = hour < self.cumulative.size
-        h = hour[inside]
-        before = np.where(h > 0, self.cumulative[h - 1], 0.0)
+        """The times (days) at which the expected number of admissions reaches ``targets`` (in
+        increasing order, as the model draws them); infinity beyond the last hour."""
         times = np.full(targets.shape, np.inf)
-        times[inside] = h / 24.0 + (targets[inside] - before) / self.per_day[h]
+        pending = np.arange(targets.size)
+        while pending.size and not self._none:
+            hour = np.searchsorted(self._cumulative, targets[pending], side="right")
+            inside = hour < self._cumulative.size
+            h = hour[inside]
+            before = np.where(h > 0, self._cumulative[h - 1], self._before)
+            times[pending[inside]] = ((self._start + h) / 24.0
+                                      + (targets[pending[inside]] - before) / self._rates[h])
+            pending = pending[~inside]
+            end = self._start + self._cumulative.size
+            if not pending.size or end >= self.hours:
+                break
+            self._load(end, float(self._cumulative[-1]))  # targets beyond: the next window
         return times
 
 
@@ -374,10 +667,15 @@ def patient_table(patients: list[Patient], until: float = math.inf) -> pd.DataFr
     that would end after ``until`` (the end of the run) has not happened: NaN."""
     names = [f.name for f in fields(Patient)]
     table = pd.DataFrame([[getattr(p, n) for n in names] for p in patients], columns=names)
-    kinds = {"id": int, "pathway": str, "service": str, "onward": str, "diverted": bool}
+    kinds = {"id": int, "pathway": str, "service": str, "onward": str, "diverted": bool,
+             "escalated_from": str, "first_service": str, "readmission_of": int,
+             "incomplete_discharge": bool}
     table = table.astype({n: kinds.get(n, float) for n in names})
     table["transferred"] = table["transferred"].where(table["transferred"] <= until)
-    table["delay"] = table["left"] - table["fit"]
+    # Days medically unfit again (harm of waiting), up to the run's end: not delayed days.
+    table["unfit_again_end"] = np.minimum(table["unfit_again_end"], until)  # NaN stays NaN
+    table["unfit_again_days"] = (table["unfit_again_end"] - table["unfit_again"]).fillna(0.0)
+    table["delay"] = table["left"] - table["fit"] - table["unfit_again_days"]
     table["delay_assessment"] = table["assessed"] - table["fit"]
     table["delay_service"] = table["ready"] - table["assessed"]
     table["delay_transfer"] = table["transferred"] - table["ready"]

@@ -64,6 +64,14 @@ def _shares(name: str, values: List[float], length: int) -> None:
            f"shares that sum to 1 (they sum to {sum(values):.12g})")
 
 
+LARGEST = 1e6
+"""The largest mean or value of a distribution (days, or an amount such as carer-hours a week):
+far beyond any real stay, and far below where its draws, or sums of them over a run, overflow."""
+SPREAD = (1e-6, 1e3)
+"""A lognormal's or gamma's sd, as multiples of its mean: beyond these its parameters
+((sd/mean)**2, (mean/sd)**2) overflow or its draws are all 0 or infinite."""
+
+
 @dataclass
 class Distribution:
     """A duration (or amount) distribution, described by mean and sd so planners can read it.
@@ -84,8 +92,8 @@ class Distribution:
             _check(len(self.values) > 0, "values", list(self.values),
                    "a non-empty list of numbers >= 0 for kind=empirical")
             for v in self.values:
-                _check(math.isfinite(v) and v >= 0, "values", list(self.values),
-                       "numbers >= 0 for kind=empirical")
+                _check(math.isfinite(v) and 0 <= v <= LARGEST, "values", list(self.values),
+                       f"numbers in [0, {LARGEST:g}] for kind=empirical")
             return
         _check(not self.values, "values", list(self.values),
                f"empty unless kind=empirical (kind is {self.kind})")
@@ -93,8 +101,13 @@ class Distribution:
             _non_negative("mean", self.mean)
         else:
             _positive("mean", self.mean)
+        _check(self.mean <= LARGEST, "mean", self.mean, f"a number <= {LARGEST:g}")
         if self.kind in ("lognormal", "gamma"):
             _positive("sd", self.sd)
+            low, high = self.mean * SPREAD[0], self.mean * SPREAD[1]
+            _check(low <= self.sd <= high, "sd", self.sd,
+                   f"a number in [{low:g}, {high:g}] ({SPREAD[0]:g} to {SPREAD[1]:g} times the "
+                   f"mean, {self.mean:g})")
         else:
             _check(self.sd == 0, "sd", self.sd, f"0 (unused) for kind={self.kind}")
 

@@ -45,6 +45,55 @@ class Patient:
     transferred: float = NAN
     left: float = NAN
     diverted: bool = False
+    # The harm of waiting (sim.core.params.Harm); NaN / "" / -1 when it did not happen.
+    died: float = NAN
+    """When the patient died in hospital (``left`` stays NaN: a death is not a discharge)."""
+    escalated: float = NAN
+    """When the patient's need escalated; the pathway and service columns are then the new
+    ones, ``escalated_from`` and ``first_service`` the old, and ``first_assessed``,
+    ``first_ready``, ``first_transferred`` the phase ends reached on the old pathway."""
+    escalated_from: str = ""
+    first_service: str = ""
+    first_assessed: float = NAN
+    first_ready: float = NAN
+    first_transferred: float = NAN
+    unfit_again: float = NAN
+    """When the patient became medically unfit again, until ``unfit_again_end``."""
+    unfit_again_end: float = NAN
+    readmission_of: int = -1
+    """The id of the patient whose discharge this admission is a readmission of."""
+    incomplete_discharge: bool = False
+    """Discharged without medicines or a discharge summary (drawn when readmission is on)."""
+
+
+@dataclass(slots=True)
+class Needs:
+    """What a patient on ``pathway`` needs once medically fit: drawn on arrival, for the
+    pathway and, when escalation is on, for the pathway the need may escalate to."""
+
+    pathway: str
+    transfer: float
+    assessment: float = 0.0
+    service: str = ""
+    amount: float = 0.0
+    stay: float = 0.0
+    onward: str = ""
+    onward_amount: float = 0.0
+    onward_stay: float = 0.0
+
+
+@dataclass(slots=True)
+class HarmDraws:
+    """A patient's harm clocks, drawn on arrival (infinite: the mechanism is off). ``death``,
+    ``escalation`` and ``unwell`` are unit exponentials (the cumulative hazard at which the event
+    happens); ``readmission`` three uniforms (incomplete discharge, readmitted, when)."""
+
+    death: float = float("inf")
+    escalation: float = float("inf")
+    escalated: Needs | None = None
+    unwell: float = float("inf")
+    unwell_days: float = 0.0
+    readmission: tuple[float, float, float] = (1.0, 1.0, 0.0)
 
 
 @dataclass(slots=True)
@@ -60,3 +109,5 @@ class Request:
     granted: float = NAN
     released: float = NAN
     stay: float = NAN
+    cancelled: float = NAN
+    """When the request was withdrawn before it was granted (the patient died or escalated)."""

@@ -1,10 +1,22 @@
 """Every chart of the project, drawn from result tables only (the only module that draws).
-Each chart states its units, the number of replications and the uncertainty shown; labels and
-units come from the metric catalogue (:mod:`sim.core.catalogue`)."""
+
+One style for all of them, made to be read projected on a wall: large type, a colour-blind-safe
+palette (Okabe and Ito), plain-English labels (from the metric catalogue,
+:mod:`sim.core.catalogue`, and :data:`SETTING_LABELS`), a title, axes with units, and a note
+under every chart giving the number of replications and the uncertainty shown.
+
+Each chart function returns its :class:`matplotlib.figure.Figure`; given a ``path`` it also
+writes a PNG there (atomically) and frees the figure. :func:`to_png` gives a figure's PNG bytes
+(for the app and the HTML report).
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import io
 from pathlib import Path
+from typing import Callable, Mapping
 
 import matplotlib
 
@@ -12,180 +24,693 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from cycler import cycler  # noqa: E402
+from matplotlib.patches import Patch, PathPatch, Rectangle  # noqa: E402
+from matplotlib.path import Path as CurvePath  # noqa: E402
 
-from sim.core.catalogue import describe  # noqa: E402
+from sim.core.catalogue import WEEKDAY_NAMES, describe  # noqa: E402
 from sim.running.files import write_atomic  # noqa: E402
 from sim.reporting.stats import summarise  # noqa: E402
+
+# ----------------------------------------------------------------------------- the one style
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+           "#000000")
+"""Okabe-Ito colours, distinguishable with the common colour-vision deficiencies."""
+BASELINE_COLOUR = "#6E6E6E"
+BETTER, WORSE, NO_CHANGE = "#0072B2", "#D55E00", "#BBBBBB"
+"""The change from baseline: blue fewer (better), vermilion more (worse), grey no detectable
+change (blue/orange rather than green/red, which many people cannot tell apart)."""
+
+STYLE = {
+    "font.size": 15, "axes.titlesize": 18, "axes.titleweight": "bold", "axes.labelsize": 15,
+    "xtick.labelsize": 14, "ytick.labelsize": 14, "legend.fontsize": 13,
+    "figure.titlesize": 19, "figure.titleweight": "bold", "axes.spines.top": False,
+    "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.35, "grid.linewidth": 0.8,
+    "axes.prop_cycle": cycler(color=PALETTE), "lines.linewidth": 2.5, "errorbar.capsize": 6,
+    "legend.frameon": False, "axes.titlepad": 12,
+}
+LEVEL_COLOUR = "#4A4A6A"
+"""Bars of a level (not a change): one neutral colour, so that colour means only the change."""
+DPI = 110
+
+SETTING_LABELS = {
+    "services.homecare.staff.count": "domiciliary carers (staff)",
+    "homecare.carers": "domiciliary carers (staff)",
+    "services.homecare.staff.hours_each": "hours a week each carer works with clients",
+    "services.care_home.capacity": "care-home places",
+    "services.step_down.capacity": "step-down beds",
+    "assessment.staff": "discharge-team staff",
+    "assessment.in_hospital": "assessment in hospital (false: discharge to assess)",
+    "assessment.hours.days": "days the discharge team works",
+    "admissions.per_day": "emergency admissions per day",
+    "admissions.winter_multiplier": "winter admissions multiplier",
+    "admissions.winter_start": "winter starts (day of year)",
+    "admissions.winter_end": "winter ends (day of year)",
+    "acute.beds": "acute beds",
+    "run.replications": "replications",
+    "run.days": "simulated days (with warm-up)",
+    "run.warmup_days": "warm-up days (not measured)",
+    "run.seed": "random seed",
+}
+"""Plain-English names of the settings people change (any other is shown by its code name)."""
+
+
+def setting_label(key: str) -> str:
+    """A setting as people read it: ``services.care_home.capacity`` -> ``care-home places``;
+    pathway rules get theirs (``pathways.p1.rule.days`` -> ``pathway 1: days discharges may
+    happen``); any other setting keeps its code name."""
+    if key in SETTING_LABELS:
+        return SETTING_LABELS[key]
+    parts = key.split(".")
+    if len(parts) >= 3 and parts[0] == "pathways" and parts[2] == "rule":
+        what = {"days": "days discharges may happen", "enabled": "discharge rule applies",
+                "start_hour": "discharges from (hour)", "end_hour": "discharges until (hour)"}
+        return f"pathway {parts[1][1:]}: {what.get(parts[-1], parts[-1])}"
+    return key
+
+
+def scenario_label(name: str, labels: Mapping[str, str] | None = None) -> str:
+    """A scenario's name for people: from ``labels`` if given, else ``extra_homecare`` ->
+    ``Extra homecare``."""
+    if labels and name in labels:
+        return labels[name]
+    text = str(name).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def styled(draw: Callable[..., plt.Figure]) -> Callable[..., plt.Figure]:
+    """Draw a chart in the one style; write it to ``path`` if one is given (and free it)."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            fig = draw(*args, **kwargs)
+        path = inspect.signature(draw).bind(*args, **kwargs).arguments.get("path")
+        if path is not None:
+            save_figure(fig, Path(path))
+        return fig
+    return wrapper
+
+
+def note(fig: plt.Figure, text: str) -> None:
+    """The line under a chart: replications and the uncertainty shown."""
+    fig.text(0.01, -0.01, text, ha="left", va="top", fontsize=13, color="#444444", wrap=True)
+
+
+def uncertainty(n: int, what: str = "error bars") -> str:
+    """``5 replications; error bars: 95% confidence interval`` (or why there is none)."""
+    if n < 2:
+        return f"{n} replication: no interval (run 2 or more)"
+    return f"{n} replications; {what}: 95% confidence interval"
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
     """Save a chart as PNG, atomically, and free it."""
-    write_atomic(path, lambda p: fig.savefig(p, dpi=120, bbox_inches="tight", format="png"))
+    write_atomic(path, lambda p: fig.savefig(p, dpi=DPI, bbox_inches="tight", format="png"))
     plt.close(fig)
 
 
+def to_png(fig: plt.Figure, close: bool = True) -> bytes:
+    """A chart's PNG bytes (and free it, unless ``close`` is false)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=DPI, bbox_inches="tight", format="png")
+    if close:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def _errors(mean, low, high):
+    mean, low, high = (np.asarray(v, dtype=float) for v in (mean, low, high))
+    if np.isnan(low).all():
+        return None
+    return np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
+
+
+def _weekly(daily: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Weekly means of a daily count, per replication (whole weeks only), then their mean and
+    95% CI over replications: columns ``week``, ``day`` (mid-week), ``mean``, ``ci_low``,
+    ``ci_high``, ``replications``."""
+    d = daily if "replication" in daily.columns else daily.assign(replication=0)
+    d = d.assign(week=d["day"] // 7)
+    d = d[d.groupby(["week", "replication"])["day"].transform("size") == 7]
+    per_rep = d.groupby(["week", "replication"], as_index=False)[column].mean()
+    tidy = per_rep.rename(columns={column: "value"}).assign(metric=column, unit="")
+    s = summarise(tidy, by=["week"]).sort_values("week").reset_index(drop=True)
+    s["day"] = s["week"] * 7 + 3.5
+    return s
+
+
+def _colours(names: list[str], baseline: str = "baseline") -> dict[str, str]:
+    """A colour per scenario, the baseline grey, the others in palette order."""
+    others = iter(PALETTE)
+    return {name: BASELINE_COLOUR if name == baseline else next(others) for name in names}
+
+
+def _as_mapping(tables, name: str = "") -> dict[str, pd.DataFrame]:
+    return dict(tables) if isinstance(tables, Mapping) else {name: tables}
+
+
 def delayed_days_by_pathway(metrics: pd.DataFrame, pathways: dict[str, str], path: Path,
-                            title: str) -> None:
-    """Bar chart of delayed bed-days per 30 days by pathway (``pathways``: key -> label), with
-    95% CI error bars."""
-    s = summarise(metrics).set_index("metric")
-    keys = [f"delayed_days_per_30d.{k}" for k in pathways]
-    mean = s.loc[keys, "mean"].to_numpy()
-    low = s.loc[keys, "ci_low"].to_numpy()
-    high = s.loc[keys, "ci_high"].to_numpy()
-    n = int(s.loc[keys[0], "replications"])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    errors = None if n < 2 else np.vstack([mean - low, high - mean])
-    ax.bar(list(pathways.values()), mean, yerr=errors, capsize=6, color="#3b6ea5")
-    ax.set_ylabel("delayed bed-days per 30 days")
-    ci = "error bars: 95% CI" if n > 1 else "one replication: no interval"
-    ax.set_title(f"{title}\nDelayed discharge bed-days by pathway ({n} replications; {ci})",
-                 fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    save_figure(fig, path)
+                            title: str) -> plt.Figure:
+    """Delayed bed-days per 30 days by pathway (``pathways``: key -> label) for one run, with
+    95% CI error bars (see :func:`delayed_days_by_scenario`)."""
+    return delayed_days_by_scenario({title: metrics}, pathways, path=path)
 
 
-def fit_in_hospital_over_time(daily: pd.DataFrame, warmup_days: float, path: Path,
-                              title: str) -> None:
-    """The midnight count of medically fit patients still in hospital, day by day: mean over
-    replications with a 95% CI band, warm-up shaded."""
-    tidy = daily.rename(columns={"fit_in_hospital": "value"}).assign(metric="fit", unit="patients")
-    s = summarise(tidy, by=["day"])
-    n = int(s["replications"].max())
-    fig, ax = plt.subplots(figsize=(9, 4))
-    ax.plot(s["day"], s["mean"], color="#a53b3b", lw=1.2, label="mean over replications")
-    if n > 1:
-        ax.fill_between(s["day"], s["ci_low"], s["ci_high"], color="#a53b3b", alpha=0.25,
-                        label="95% CI")
-    ax.axvspan(0, warmup_days, color="grey", alpha=0.15, label="warm-up (not measured)")
-    ax.set_xlabel("day of the run")
-    ax.set_ylabel("medically fit patients in hospital at midnight")
-    ax.set_title(f"{title}\nMedically fit but still in hospital, midnight count ({n} replications)",
-                 fontsize=10)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-    save_figure(fig, path)
+def fit_in_hospital_over_time(daily, warmup_days: float, path: Path | None = None,
+                              title: str = "", labels: Mapping[str, str] | None = None,
+                              baseline: str = "baseline") -> plt.Figure:
+    """Medically fit patients still in hospital at midnight, as weekly means with a 95% CI
+    band over replications, the warm-up shaded; ``daily`` is one run's daily table or a
+    mapping scenario -> daily table (several lines on one chart)."""
+    return _weekly_counts(_as_mapping(daily, title), "fit_in_hospital", warmup_days, path=path,
+                          labels=labels, baseline=baseline,
+                          ylabel="medically fit patients in hospital",
+                          heading="Medically fit but still in hospital")
 
 
-def scenario_comparison(table: pd.DataFrame, path: Path, baseline: str = "baseline") -> None:
+@styled
+def scenario_comparison(table: pd.DataFrame, path: Path | None = None,
+                        baseline: str = "baseline",
+                        labels: Mapping[str, str] | None = None) -> plt.Figure:
     """Delayed bed-days per 30 days by scenario (mean, 95% CI), and each scenario's paired
-    change from the baseline (95% CI), coloured by whether the interval excludes zero."""
+    change from the baseline (95% CI), coloured by whether the interval excludes zero, with
+    a legend for the colours. ``table``: :func:`sim.reporting.analysis.scenario_comparison`."""
     metric = "delayed_days_per_30d"
     entry = describe(metric)
-    rows = table[table["metric"] == metric]
+    rows = table[table["metric"] == metric].reset_index(drop=True)
     n = int(rows["replications"].min())
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    x = np.arange(len(rows))
-    left.bar(x, rows["mean"], yerr=[rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]],
-             capsize=5, color=["#777777"] + ["#3b6ea5"] * (len(rows) - 1))
-    left.set_xticks(x, [str(s) for s in rows["scenario"]], rotation=30, ha="right")
-    left.set_ylabel(entry.unit)
-    left.set_title(f"{entry.label.capitalize()} (mean, 95% CI)", fontsize=10)
-    others = rows[rows["scenario"] != baseline]
-    xo = np.arange(len(others))
-    colours = ["#3a8a4a" if h < 0 else "#a53b3b" if lo > 0 else "#999999"
-               for lo, h in zip(others["diff_ci_low"], others["diff_ci_high"])]
-    right.bar(xo, others["difference"], color=colours,
-              yerr=[others["difference"] - others["diff_ci_low"],
-                    others["diff_ci_high"] - others["difference"]], capsize=5)
-    right.axhline(0, color="black", lw=0.8)
-    right.set_xticks(xo, [str(s) for s in others["scenario"]], rotation=30, ha="right")
-    right.set_ylabel(f"change in {entry.unit}")
-    right.set_title(f"Change from {baseline} (paired difference, 95% CI)", fontsize=10)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(16, 1.0 * len(rows) + 3), sharey=True,
+                                      gridspec_kw={"width_ratios": [1, 1.15]})
+    y = np.arange(len(rows))[::-1]
+    names = [scenario_label(s, labels) for s in rows["scenario"]]
+    colours = [BASELINE_COLOUR if s == baseline else LEVEL_COLOUR for s in rows["scenario"]]
+    left.barh(y, rows["mean"], color=colours, xerr=_errors(rows["mean"], rows["ci_low"],
+                                                           rows["ci_high"]), capsize=5)
+    for yi, value in zip(y, rows["mean"]):
+        left.text(value * 0.02, yi, f"{value:,.0f}", va="center", ha="left", color="white",
+                  fontweight="bold")
+    left.set_yticks(y, names)
+    left.set_xlabel(entry.unit)
+    left.set_title("Delayed bed-days per 30 days")
+    _change_bars(right, rows[rows["scenario"] != baseline], y[rows["scenario"] != baseline],
+                 entry.unit)
+    right.set_title(f"Change from {scenario_label(baseline, labels).lower()}")
     for ax in (left, right):
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Scenario comparison: {n} replications per scenario on common random numbers",
-                 fontsize=11)
-    save_figure(fig, path)
+        ax.grid(axis="y", visible=False)
+    fig.suptitle("What each scenario does to delayed discharges")
+    fig.tight_layout()
+    note(fig, f"{uncertainty(n)}. The change is paired replication by replication (common "
+         "random numbers).")
+    return fig
 
 
-def response_curve(summary: pd.DataFrame, parameter: str, path: Path) -> None:
-    """Each metric of a response curve against the swept ``parameter``, with 95% CI bands."""
+@styled
+def response_curve(summary: pd.DataFrame, parameter: str, path: Path | None = None,
+                   marks: Mapping[str, float] | None = None) -> plt.Figure:
+    """Each metric of a response curve against the swept ``parameter``, with 95% CI bands;
+    ``marks``: labelled values of the parameter to mark (e.g. ``{"baseline": 175}``)."""
     metrics = list(dict.fromkeys(summary["metric"]))
     n = int(summary["replications"].min())
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 6), squeeze=False)
+    for ax, metric, colour in zip(axes[0], metrics, PALETTE):
         entry = describe(metric)
-        s = summary[summary["metric"] == metric]
-        ax.plot(s[parameter], s["mean"], marker="o", color="#3b6ea5")
-        ax.fill_between(s[parameter], s["ci_low"], s["ci_high"], alpha=0.25, color="#3b6ea5",
-                        label="95% CI")
-        ax.set_xlabel(parameter)
-        ax.set_ylabel(f"{entry.label} ({entry.unit})", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"Response to {parameter} ({n} replications per point; band: 95% CI)",
-                 fontsize=11)
+        scale = 100 if entry.percent else 1
+        s = summary[summary["metric"] == metric].sort_values(parameter)
+        ax.plot(s[parameter], s["mean"] * scale, marker="o", markersize=8, color=colour)
+        if n > 1:
+            ax.fill_between(s[parameter], s["ci_low"] * scale, s["ci_high"] * scale, alpha=0.25,
+                            color=colour, lw=0)
+        for label, value in (marks or {}).items():
+            ax.axvline(value, color="#444444", ls=":", lw=1.5)
+            ax.annotate(label, (value, 1), xycoords=("data", "axes fraction"), fontsize=12,
+                        ha="left", va="top", xytext=(4, -4), textcoords="offset points")
+        ax.set_xlabel(setting_label(parameter))
+        unit = "%" if entry.percent else entry.unit
+        ax.set_title(_wrap(entry.label[:1].upper() + entry.label[1:], 32), fontsize=16)
+        ax.set_ylabel(unit)
+    fig.suptitle(f"Response to the number of {setting_label(parameter)}")
     fig.tight_layout()
-    save_figure(fig, path)
+    note(fig, uncertainty(n, "band") + " at each value (line: mean).")
+    return fig
 
 
-def weekend_rules(table: pd.DataFrame, path: Path) -> None:
-    """Mean delay by the weekday patients became medically fit, a bar per scenario."""
+@styled
+def weekend_rules(table: pd.DataFrame, path: Path | None = None,
+                  labels: Mapping[str, str] | None = None,
+                  baseline: str = "baseline") -> plt.Figure:
+    """Mean delay by the weekday patients became medically fit, a bar per scenario with its
+    95% CI (``table``: :func:`sim.reporting.analysis.weekend_rules`)."""
     n = int(table["replications"].min())
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(13, 6.5))
     scenarios = list(dict.fromkeys(table["scenario"]))
-    weekdays = list(dict.fromkeys(table["weekday"]))
+    colours = _colours(scenarios, baseline)
+    weekdays = [d for d in WEEKDAY_NAMES if d in set(table["weekday"])]
     width = 0.8 / max(len(scenarios), 1)
     for i, scenario in enumerate(scenarios):
-        s = table[table["scenario"] == scenario]
+        s = table[table["scenario"] == scenario].set_index("weekday").reindex(weekdays)
         x = np.arange(len(weekdays)) + (i - (len(scenarios) - 1) / 2) * width
-        ax.bar(x, s["mean"], width, yerr=[s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]],
-               capsize=3, label=scenario)
-    ax.set_xticks(np.arange(len(weekdays)), weekdays)
+        ax.bar(x, s["mean"], width * 0.95, color=colours[scenario],
+               yerr=_errors(s["mean"], s["ci_low"], s["ci_high"]), capsize=3,
+               label=scenario_label(scenario, labels))
+    names = {"Mon": "Monday", "Tue": "Tuesday", "Wed": "Wednesday", "Thu": "Thursday",
+             "Fri": "Friday", "Sat": "Saturday", "Sun": "Sunday"}
+    ax.set_xticks(np.arange(len(weekdays)), [names.get(d, d) for d in weekdays])
     ax.set_xlabel("day of the week the patient became medically fit")
     ax.set_ylabel("mean delay to discharge (days)")
-    ax.set_title(f"Delay by day of becoming medically fit ({n} replications; 95% CI)", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    save_figure(fig, path)
+    ax.set_title("Delay by the day a patient became medically fit")
+    ax.grid(axis="x", visible=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    note(fig, "Days from medically fit to leaving the acute bed. " + uncertainty(n) + ".")
+    return fig
 
 
-def warmup(series: pd.DataFrame, suggested: int, configured: float, path: Path) -> None:
+@styled
+def delayed_days_by_scenario(metrics: Mapping[str, pd.DataFrame], pathways: Mapping[str, str],
+                             path: Path | None = None, labels: Mapping[str, str] | None = None,
+                             baseline: str = "baseline") -> plt.Figure:
+    """Delayed bed-days per 30 days by pathway, a bar per scenario (``metrics``: scenario ->
+    its tidy per-replication metrics), with 95% CI error bars."""
+    names = list(metrics)
+    colours = _colours(names, baseline)
+    keys = list(pathways)
+    fig, ax = plt.subplots(figsize=(12, 6.5))
+    width = 0.8 / len(names)
+    n = 0
+    for i, name in enumerate(names):
+        s = summarise(metrics[name]).set_index("metric")
+        rows = s.reindex([f"delayed_days_per_30d.{k}" for k in keys])
+        n = int(rows["replications"].max())
+        x = np.arange(len(keys)) + (i - (len(names) - 1) / 2) * width
+        ax.bar(x, rows["mean"], width * 0.95, color=colours[name],
+               yerr=_errors(rows["mean"], rows["ci_low"], rows["ci_high"]),
+               label=scenario_label(name, labels), capsize=4)
+    ax.set_xticks(np.arange(len(keys)), [pathways[k].replace(": ", ":\n") for k in keys])
+    ax.set_ylabel("delayed bed-days per 30 days")
+    ax.set_title("Delayed-discharge bed-days by pathway")
+    ax.grid(axis="x", visible=False)
+    if len(names) > 1 or names[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    note(fig, "Days that medically fit patients spent in an acute bed, per 30 days. "
+         + uncertainty(n) + ".")
+    return fig
+
+
+def acute_occupancy(daily, beds: int, warmup_days: float, path: Path | None = None,
+                    labels: Mapping[str, str] | None = None,
+                    baseline: str = "baseline") -> plt.Figure:
+    """Patients in acute beds at midnight (weekly means, 95% CI band) against the number of
+    acute beds; ``daily`` as for :func:`fit_in_hospital_over_time`."""
+    return _weekly_counts(_as_mapping(daily), "in_hospital", warmup_days, path=path,
+                          labels=labels, baseline=baseline,
+                          ylabel="patients in acute beds", heading="Acute beds: occupancy "
+                          "against capacity", capacity=beds)
+
+
+@styled
+def _weekly_counts(dailies: Mapping[str, pd.DataFrame], column: str, warmup_days: float,
+                   path: Path | None = None, labels: Mapping[str, str] | None = None,
+                   baseline: str = "baseline", ylabel: str = "", heading: str = "",
+                   capacity: float | None = None) -> plt.Figure:
+    colours = _colours(list(dailies), baseline)
+    fig, ax = plt.subplots(figsize=(13, 6.5))
+    n = 0
+    for name, daily in dailies.items():
+        s = _weekly(daily, column)
+        n = int(s["replications"].max())
+        label = scenario_label(name, labels) or "mean"
+        first = name == baseline or len(dailies) == 1
+        ax.plot(s["day"], s["mean"], color=colours[name], label=label, zorder=5 if first else 3,
+                ls="--" if first and len(dailies) > 1 else "-")
+        if n > 1:
+            ax.fill_between(s["day"], s["ci_low"], s["ci_high"], color=colours[name], alpha=0.2,
+                            lw=0)
+    if capacity is not None:
+        ax.axhline(capacity, color="black", ls="--", lw=2,
+                   label=f"capacity: {capacity:,.0f} beds")
+    if warmup_days > 0:
+        ax.axvspan(0, warmup_days, color="#999999", alpha=0.15, lw=0,
+                   label="warm-up (not measured)")
+    ax.set_xlim(left=0)
+    if capacity is not None:
+        ax.set_ylim(bottom=0, top=capacity * 1.08)
+    else:
+        ax.set_ylim(bottom=0)
+    ax.set_xlabel("day of the simulated period (weekly means)")
+    ax.set_ylabel(f"{ylabel}\n(midnight count)")
+    ax.set_title(heading)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    note(fig, "Each line: the mean over replications of each week's mean midnight count; "
+         + uncertainty(n, "band") + ".")
+    return fig
+
+
+@styled
+def change_from_baseline(table: pd.DataFrame, path: Path | None = None,
+                         baseline: str = "baseline", labels: Mapping[str, str] | None = None,
+                         metric: str = "delayed_days_per_30d") -> plt.Figure:
+    """Each scenario's paired change in ``metric`` from the baseline with its 95% CI, coloured
+    (with a legend) by whether the interval excludes zero."""
+    entry = describe(metric)
+    rows = table[(table["metric"] == metric) & (table["scenario"] != baseline)]
+    rows = rows.reset_index(drop=True)
+    n = int(rows["replications"].min()) if len(rows) else 0
+    fig, ax = plt.subplots(figsize=(12, 1.0 * len(rows) + 3.2))
+    y = np.arange(len(rows))[::-1]
+    _change_bars(ax, rows, y, entry.unit, scale=100 if entry.percent else 1)
+    ax.set_yticks(y, [scenario_label(s, labels) for s in rows["scenario"]])
+    ax.grid(axis="y", visible=False)
+    ax.set_title(f"Change from {scenario_label(baseline, labels).lower()}: {entry.label}")
+    note(fig, f"{uncertainty(n)}. Paired replication by replication (common random numbers).")
+    return fig
+
+
+def _change_bars(ax: plt.Axes, rows: pd.DataFrame, y: np.ndarray, unit: str,
+                 scale: float = 1.0) -> None:
+    diff = rows["difference"].to_numpy(float) * scale
+    low = rows["diff_ci_low"].to_numpy(float) * scale
+    high = rows["diff_ci_high"].to_numpy(float) * scale
+    colours = [BETTER if h < 0 else WORSE if lo > 0 else NO_CHANGE for lo, h in zip(low, high)]
+    ax.barh(y, diff, color=colours, xerr=_errors(diff, low, high), capsize=5)
+    ax.axvline(0, color="black", lw=1.2)
+    span = max(np.nanmax(np.abs(np.concatenate([low, high, diff]))) if len(diff) else 1, 1e-9)
+    for yi, d, lo, hi in zip(y, diff, low, high):
+        text = f"{d:+,.0f}" if span >= 20 else f"{d:+.2g}"
+        if not np.isnan(lo):
+            text += (f"  ({lo:+,.0f} to {hi:+,.0f})" if span >= 20
+                     else f"  ({lo:+.2g} to {hi:+.2g})")
+        ax.text(max(hi if not np.isnan(hi) else d, 0) + span * 0.04, yi, text, va="center",
+                fontsize=13)
+    ax.set_xlim(min(np.nanmin(np.concatenate([low, diff, [0]])) * 1.15, -span * 0.1),
+                max(np.nanmax(np.concatenate([high, diff, [0]])), 0) + span * 0.9)
+    ax.set_xlabel(f"change in {unit} (scenario minus baseline)")
+    ax.legend(handles=[Patch(color=BETTER, label="fewer\n(95% CI below 0)"),
+                       Patch(color=WORSE, label="more\n(95% CI above 0)"),
+                       Patch(color=NO_CHANGE, label="no change the\nsimulation can detect\n"
+                             "(95% CI includes 0)")],
+              loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=13, labelspacing=1.0)
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+    return "\n".join(textwrap.wrap(text, width))
+
+
+@styled
+def delay_by_cause(tidy: pd.DataFrame, causes: Mapping[str, str], path: Path | None = None,
+                   labels: Mapping[str, str] | None = None) -> plt.Figure:
+    """Where the delayed bed-days come from: a bar per scenario stacked by cause (means), with
+    the 95% CI of the total. ``tidy``: per-replication metrics with a ``scenario`` column;
+    ``causes``: cause -> label (:func:`sim.core.catalogue.causes`)."""
+    s = summarise(tidy, by=["scenario"])
+    scenarios = list(dict.fromkeys(tidy["scenario"]))
+    total = s[s["metric"] == "delayed_days_per_30d"].set_index("scenario").reindex(scenarios)
+    n = int(total["replications"].min())
+    fig, ax = plt.subplots(figsize=(14, 1.0 * len(scenarios) + 3))
+    y = np.arange(len(scenarios))[::-1]
+    left = np.zeros(len(scenarios))
+    for (cause, label), colour in zip(causes.items(), PALETTE):
+        values = (s[s["metric"] == f"delayed_days_per_30d.{cause}"].set_index("scenario")
+                  .reindex(scenarios)["mean"].fillna(0).to_numpy())
+        ax.barh(y, values, left=left, color=colour, label=_wrap(label[:1].upper() + label[1:], 26),
+                edgecolor="white", lw=0.8)
+        left += values
+    ax.errorbar(total["mean"], y, xerr=_errors(total["mean"], total["ci_low"], total["ci_high"]),
+                fmt="none", color="black", capsize=6, lw=1.5)
+    ends = total["ci_high"].fillna(total["mean"]).to_numpy()
+    for yi, value, end in zip(y, total["mean"], ends):
+        ax.text(end + ends.max() * 0.02, yi, f"{value:,.0f}", va="center", fontsize=14,
+                fontweight="bold")
+    ax.set_xlim(0, ends.max() * 1.15)
+    ax.set_yticks(y, [scenario_label(x, labels) for x in scenarios])
+    ax.set_xlabel("delayed bed-days per 30 days")
+    ax.set_title("Where the delay comes from")
+    ax.grid(axis="y", visible=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=13, labelspacing=0.8)
+    note(fig, "Each delayed day is attributed to what the patient was waiting for. Segments: "
+         f"means; black bar: 95% CI of the total; {n} replications.")
+    return fig
+
+
+@styled
+def patient_flow(flows: pd.DataFrame, path: Path | None = None, title: str = "",
+                 replications: int = 0, days: float = 0.0) -> plt.Figure:
+    """A patient-flow (Sankey-style) diagram: bands from admission through the discharge
+    pathways to where patients went, their widths the number of patients. ``flows``: columns
+    ``stage`` (0, 1, ...), ``source``, ``target``, ``patients`` (mean per replication)."""
+    stages = sorted(flows["stage"].unique())
+    columns: list[list[str]] = [list(dict.fromkeys(flows.loc[flows["stage"] == stages[0],
+                                                             "source"]))]
+    for stage in stages:
+        columns.append(list(dict.fromkeys(flows.loc[flows["stage"] == stage, "target"])))
+    size: dict[tuple[int, str], float] = {}
+    for c, nodes in enumerate(columns):
+        for node in nodes:
+            out = flows[(flows["stage"] == c) & (flows["source"] == node)]["patients"].sum() \
+                if c < len(stages) else 0.0
+            into = flows[(flows["stage"] == c - 1) & (flows["target"] == node)]["patients"].sum() \
+                if c > 0 else 0.0
+            size[c, node] = max(out, into)
+    total = max(sum(size[c, n] for n in nodes) for c, nodes in enumerate(columns))
+    gap = 0.07 * total
+    width = 0.05 * (len(columns) - 1)
+    heights = [sum(size[c, n] for n in nodes) + gap * (len(nodes) - 1)
+               for c, nodes in enumerate(columns)]
+    tallest = max(heights)
+    top: dict[tuple[int, str], float] = {}
+    for c, nodes in enumerate(columns):
+        cursor = (tallest + heights[c]) / 2
+        for node in nodes:
+            top[c, node] = cursor
+            cursor -= size[c, node] + gap
+    # Bands leave a node in the order of their targets and enter in the order of their
+    # sources, so that they do not cross more than they must.
+    order = {(c, node): i for c, nodes in enumerate(columns) for i, node in enumerate(nodes)}
+    start: dict[tuple[int, str, str], float] = {}
+    end: dict[tuple[int, str, str], float] = {}
+    for stage in stages:
+        rows = flows[(flows["stage"] == stage) & (flows["patients"] > 0)]
+        for key, sort, place, side in (("source", "target", start, stage),
+                                       ("target", "source", end, stage + 1)):
+            for node, group in rows.groupby(key, sort=False):
+                other = stage + 1 if key == "source" else stage
+                cursor = top[side, node]
+                for row in sorted(group.itertuples(index=False),
+                                  key=lambda r: order[other, getattr(r, sort)]):
+                    place[stage, row.source, row.target] = cursor
+                    cursor -= row.patients
+    middle = 1 if len(columns) > 2 else 0
+    colour = {node: PALETTE[i % len(PALETTE)] for i, node in enumerate(columns[middle])}
+    fig, ax = plt.subplots(figsize=(15, 8))
+    for stage in stages:
+        for row in flows[flows["stage"] == stage].itertuples(index=False):
+            h = row.patients
+            if h <= 0:
+                continue
+            y0 = start[stage, row.source, row.target]
+            y1 = end[stage, row.source, row.target]
+            x0, x1 = stage + width, stage + 1
+            xm = (x0 + x1) / 2
+            verts = [(x0, y0), (xm, y0), (xm, y1), (x1, y1), (x1, y1 - h), (xm, y1 - h),
+                     (xm, y0 - h), (x0, y0 - h), (x0, y0)]
+            codes = [CurvePath.MOVETO, CurvePath.CURVE4, CurvePath.CURVE4, CurvePath.CURVE4,
+                     CurvePath.LINETO, CurvePath.CURVE4, CurvePath.CURVE4, CurvePath.CURVE4,
+                     CurvePath.CLOSEPOLY]
+            key = row.target if stage + 1 == middle else row.source
+            ax.add_patch(PathPatch(CurvePath(verts, codes), facecolor=colour.get(key, "#999999"),
+                                   alpha=0.45, lw=0))
+    admitted = sum(size[0, n] for n in columns[0])
+    for c, nodes in enumerate(columns):
+        for node in nodes:
+            h = size[c, node]
+            ax.add_patch(Rectangle((c, top[c, node] - h), width, h, color="#333333"))
+            share = f" ({h / admitted:.0%})" if admitted and c > 0 else ""
+            text = f"{node}\n{h:,.0f}{share}"
+            if c == len(columns) - 1:
+                ax.text(c + width + 0.02, top[c, node] - h / 2, text, va="center", ha="left",
+                        fontsize=13)
+            elif c == 0:
+                ax.text(c - 0.02, top[c, node] - h / 2, text, va="center", ha="right",
+                        fontsize=14, fontweight="bold")
+            else:
+                ax.text(c + width + 0.02, top[c, node] - h / 2, text, va="center", ha="left",
+                        fontsize=13, bbox={"facecolor": "white", "alpha": 0.85, "lw": 0,
+                                           "pad": 1.5})
+    ax.set_xlim(-0.45, len(columns) - 1 + 0.75)
+    ax.set_ylim(-gap * 0.5, tallest + gap * 1.6)
+    ax.axis("off")
+    heads = ["Admitted", "Discharge pathway", "Where they went"]
+    for c in range(len(columns)):
+        ax.text(c + width / 2, tallest + gap * 0.5, heads[c] if c < len(heads) else "",
+                ha="center", va="bottom", fontsize=15, fontweight="bold", color="#444444")
+    ax.set_title("Patient flow" + (f": {title}" if title else ""))
+    period = f"admitted in the {days:g} measured days" if days else "admitted"
+    note(fig, f"Band widths: patients {period}, mean per replication over {replications} "
+         "replications (step-down patients' onward place as planned).")
+    return fig
+
+
+@styled
+def warmup(series: pd.DataFrame, suggested: int, configured: float, path: Path) -> plt.Figure:
     """The daily midnight count of medically fit patients from an empty hospital (mean over
     replications, 95% CI band), its 7-day moving average and cumulative mean, the MSER-5
     warm-up and the configured one."""
     n = int(series["replications"].max())
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    ax.plot(series["day"], series["mean"], color="#bbbbbb", lw=0.8,
+    fig, ax = plt.subplots(figsize=(13, 6.5))
+    ax.plot(series["day"], series["mean"], color="#BBBBBB", lw=1,
             label="daily mean over replications")
-    ax.fill_between(series["day"], series["ci_low"], series["ci_high"], color="#bbbbbb",
-                    alpha=0.3, label="95% CI")
-    ax.plot(series["day"], series["weekly_mean"], color="#3b6ea5", lw=1.5,
-            label="7-day moving average")
-    ax.plot(series["day"], series["cumulative_mean"], color="#a53b3b", lw=1.5,
+    ax.fill_between(series["day"], series["ci_low"], series["ci_high"], color="#BBBBBB",
+                    alpha=0.3, lw=0, label="95% CI")
+    ax.plot(series["day"], series["weekly_mean"], color=PALETTE[0], label="7-day moving average")
+    ax.plot(series["day"], series["cumulative_mean"], color=PALETTE[5],
             label="cumulative mean from day 0")
     ax.axvline(suggested, color="black", ls="--", label=f"MSER-5 warm-up: {suggested} days")
-    ax.axvline(configured, color="#3a8a4a", ls=":", label=f"configured: {configured:g} days")
-    ax.set_xlabel("day of the run")
-    ax.set_ylabel("medically fit patients in hospital at midnight")
-    ax.set_title(f"Warm-up analysis ({n} replications; band: 95% CI)", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    save_figure(fig, path)
+    ax.axvline(configured, color=PALETTE[2], ls=":", lw=3,
+               label=f"configured: {configured:g} days")
+    ax.set_xlabel("day of the simulated period")
+    ax.set_ylabel("medically fit patients in hospital\n(midnight count)")
+    ax.set_title("Warm-up: how long until the hospital is typically full")
+    ax.legend(loc="lower right")
+    note(fig, uncertainty(n, "band") + " of the daily mean.")
+    return fig
 
 
-def validation(table: pd.DataFrame, path: Path) -> None:
+@styled
+def validation(table: pd.DataFrame, path: Path) -> plt.Figure:
     """Each validation case's simulated mean relative to its reference value, with its
-    (Bonferroni-adjusted) confidence interval; green when the reference lies inside it."""
+    (Bonferroni-adjusted) confidence interval; blue when the reference lies inside it."""
     scale = table["reference"].abs().where(table["reference"].abs() > 0, 1.0)
     error = (table["simulated_mean"] - table["reference"]) / scale * 100
     low = (table["simulated_mean"] - table["ci_low"]) / scale * 100
     high = (table["ci_high"] - table["simulated_mean"]) / scale * 100
     y = np.arange(len(table))[::-1]
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(table) + 1.5))
+    fig, ax = plt.subplots(figsize=(14, 0.55 * len(table) + 2))
     passed = table["pass"].to_numpy(bool)
-    for mask, colour in [(passed, "#3a8a4a"), (~passed, "#a53b3b")]:
+    for mask, colour, label in [(passed, BETTER, "passes"), (~passed, WORSE, "fails")]:
         if mask.any():
             ax.errorbar(error[mask], y[mask], xerr=[low[mask], high[mask]], fmt="o",
-                        color=colour, capsize=3)
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, [f"{c}: {q}" for c, q in zip(table["case"], table["quantity"])], fontsize=7)
+                        color=colour, capsize=3, label=label)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(y, [f"{c}: {q}" for c, q in zip(table["case"], table["quantity"])], fontsize=11)
     level = float(table["ci_level"].iloc[0]) * 100
-    ax.set_xlabel(f"simulated minus reference, % of reference (bar: {level:.2f}% CI per case, "
-                  "so 99% that all hold together)")
+    ax.set_xlabel("simulated minus reference (% of reference)")
     n = int(table["replications"].min())
-    ax.set_title(f"Validation: {int(table['pass'].sum())} of {len(table)} cases pass "
-                 f"(at least {n} replications each)", fontsize=10)
-    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"Validation: {int(table['pass'].sum())} of {len(table)} cases pass")
+    ax.grid(axis="y", visible=False)
+    ax.legend(loc="lower right")
+    note(fig, f"At least {n} replications per case; bars: {level:.2f}% confidence interval per "
+         "case, so that all hold together with 99% confidence.")
+    return fig
+
+
+def calibration_fit(fit_table: pd.DataFrame, path: Path, replications: int,
+                    title: str = "Calibration fit") -> None:
+    """One row per calibration target (the fit table of :mod:`sim.running.calibration`): the
+    model mean with its 95% CI (dot and bar; blue within tolerance, vermilion not) against the
+    target value (black line) and its tolerance band (grey), each row on its own axis in the
+    target's unit."""
+    rows = fit_table.to_dict("records")
+    fig, axes = plt.subplots(len(rows), 1, figsize=(8, 0.85 * len(rows) + 1.3), squeeze=False)
+    for ax, row in zip(axes[:, 0], rows):
+        value, tolerance, mean = row["value"], row["tolerance"], row["model_mean"]
+        low, high = row["ci_low"], row["ci_high"]
+        ax.axvspan(value - tolerance, value + tolerance, color="grey", alpha=0.25, lw=0)
+        ax.axvline(value, color="black", lw=1.2)
+        has_ci = np.isfinite(low) and np.isfinite(high)
+        colour = "#0072B2" if row["within_tolerance"] else "#D55E00"
+        ax.errorbar([mean], [0], xerr=[[mean - low], [high - mean]] if has_ci else None,
+                    fmt="o", color=colour, capsize=4)
+        shown = [value - tolerance, value + tolerance, mean] + ([low, high] if has_ci else [])
+        shown = [x for x in shown if np.isfinite(x)]
+        span = max(shown) - min(shown) or abs(value) or 1.0
+        ax.set_xlim(min(shown) - 0.1 * span, max(shown) + 0.1 * span)
+        ax.set_ylim(-1, 1)
+        ax.set_yticks([])
+        unit = row.get("unit") or ""
+        ax.set_title(f"{row['target']}: target {value:.4g} ± {tolerance:.4g}, model "
+                     f"{mean:.4g}" + (f"  [{unit}]" if unit else ""), loc="left", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    within = int(fit_table["within_tolerance"].sum())
+    fig.suptitle(f"{title}: {within} of {len(rows)} targets within tolerance\nmodel mean and 95% "
+                 f"CI over {replications} replications (dot, bar) against the target (line) "
+                 "and its tolerance (band)", fontsize=9)
+    fig.tight_layout()
     save_figure(fig, path)
+
+
+def harm_circle(summary_table: pd.DataFrame, path: Path, replications: int) -> None:
+    """The circle of harm (issue 12): delay -> escalation of need -> more demand for scarce
+    places -> longer delay, each step with its metric's mean and 95% CI over ``replications``.
+
+    ``summary_table``: one row per metric (and per scenario, if it has a ``scenario`` column),
+    with ``metric``, ``mean``, ``ci_low``, ``ci_high`` (as :func:`sim.reporting.stats.summarise`
+    gives). Self-contained (matplotlib only); written atomically."""
+    import os
+    import tempfile
+
+    import matplotlib.pyplot as plt
+
+    table = summary_table.copy()
+    if "scenario" not in table.columns:
+        table["scenario"] = ""
+    scenarios = list(dict.fromkeys(table["scenario"]))
+    escalated_to = sorted(m for m in table["metric"].unique() if m.startswith("harm.escalated_to."))
+    scarce = [m.rsplit(".", 1)[1] for m in escalated_to
+              if (table.loc[table["metric"] == m, "mean"] > 0).any()] or \
+        [m.rsplit(".", 1)[1] for m in escalated_to]
+
+    def lines(metric: str, label: str) -> list[str]:
+        out = [label]
+        for scenario in scenarios:
+            row = table[(table["metric"] == metric) & (table["scenario"] == scenario)]
+            if row.empty:
+                continue
+            r = row.iloc[0]
+            number = lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"  # noqa: E731
+            interval = (f" [{number(r['ci_low'])}, {number(r['ci_high'])}]"
+                        if replications > 1 and pd.notna(r["ci_low"]) else "")
+            out.append(f"  {scenario + ': ' if scenario else ''}{number(r['mean'])}{interval}")
+        return out
+
+    steps = [
+        ("1. Delay", lines("delayed_days_per_30d", "delayed bed-days per 30 days")),
+        ("2. Escalation of need", lines("harm.escalations", "escalations, patients per 30 days")
+         + lines("harm.escalation_days", "bed-days after escalation, per 30 days")),
+        ("3. More demand for scarce places",
+         [t for s in scarce for t in lines(f"harm.escalated_to.{s}",
+                                           f"escalated to {s.replace('_', ' ')}, "
+                                           "patients per 30 days")]),
+        ("4. Longer delay",
+         [t for s in scarce for t in lines(f"{s}.wait_mean.hospital",
+                                           f"mean wait for {s.replace('_', ' ')}, "
+                                           "hospital patients, days")]),
+    ]
+    fig, ax = plt.subplots(figsize=(11, 8.5))
+    ax.set_xlim(-1.6, 1.6)
+    ax.set_ylim(-1.45, 1.45)
+    ax.axis("off")
+    where = [(0.0, 0.95), (1.0, 0.0), (0.0, -0.95), (-1.0, 0.0)]
+    for (title, body), (x, y) in zip(steps, where):
+        ax.text(x, y, "\n".join([title, *body]), ha="center", va="center", fontsize=8.5,
+                family="monospace",
+                bbox=dict(boxstyle="round,pad=0.5", facecolor="#f3f3f3", edgecolor="#a53b3b"))
+    for (x0, y0), (x1, y1) in zip(where, where[1:] + where[:1]):
+        ax.annotate("", xy=(x1 * 0.55 + x0 * 0.1, y1 * 0.55 + y0 * 0.1),
+                    xytext=(x0 * 0.55 + x1 * 0.1, y0 * 0.55 + y1 * 0.1),
+                    arrowprops=dict(arrowstyle="-|>", color="#a53b3b", lw=1.8,
+                                    connectionstyle="arc3,rad=-0.35"))
+    uncertainty = "mean [95% CI]" if replications > 1 else "one replication: no interval"
+    ax.set_title("The circle of harm: delay, escalation of need, more demand for scarce places, "
+                 f"longer delay\n{replications} replications per scenario; {uncertainty}",
+                 fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(handle)
+    try:
+        fig.savefig(temporary, dpi=120, bbox_inches="tight", format="png")
+        os.replace(temporary, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(temporary):
+            os.remove(temporary)

@@ -4,9 +4,10 @@ A *targets file* (YAML, e.g. ``configs/targets/england.yaml``) lists published f
 with its source, value, tolerance and the model metric it matches; optionally it also lists the
 uncertain *parameters* to fit, each a dotted name as accepted by :func:`sim.core.params.override`
 with a range. :func:`calibrate` searches the ranges with Optuna's TPE sampler and returns the
-trials, the best parameter sets and a fit table; :func:`write_results` saves the tables and the
-best sets as Hydra scenarios (``configs/scenario/<stem>.yaml`` -> ``discharge-sim
-scenario=<stem>``); :func:`sim.reporting.charts.calibration_fit` draws the fit.
+trials, the best parameter sets and a fit table; :func:`write_scenario` saves a set as a Hydra
+scenario (``configs/scenario/<stem>.yaml`` -> ``discharge-sim scenario=<stem>``). The
+experiments ``calibration`` and ``calibration_check`` (:mod:`sim.config.experiments`) write the
+tables, and :func:`sim.reporting.charts.calibration_fit` draws the fit.
 
 Conventions:
 
@@ -30,6 +31,11 @@ Conventions:
 - With a ``store_folder``, the study lives in ``<folder>/optuna.db`` (SQLite): a rerun with the
   same folder keeps every finished trial and runs only the rest (``trials`` is the total);
   trials that were running when it was interrupted are run again with the same parameters.
+- Cost: ``trials x replications`` runs of the system. The default (100 x 8 of the default
+  system, 1.4-2.3 CPU-seconds a run) takes about 10-15 minutes on 2 free cores; ``time_limit``
+  stops starting new batches after a given time, and a rerun with the store folder goes on.
+- The ``keep`` best parameter sets are returned (and written as scenarios), so that
+  conclusions can be rerun on each of them.
 
 This module imports neither Hydra nor matplotlib.
 """
@@ -42,6 +48,7 @@ import hashlib
 import json
 import math
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,7 +58,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from sim.core.catalogue import catalogue
+from sim.core.catalogue import catalogue, describe
 from sim.core.model import simulate
 from sim.core.params import ParameterError, Params, Run, override
 from sim.reporting.stats import estimate
@@ -117,6 +124,16 @@ class Target:
         """The metric names this target reads."""
         return tuple(m for m in (self.metric, self.per) if m is not None)
 
+    def unit(self, params: Params | None = None) -> str:
+        """The unit of the model quantity (and so of ``value`` and ``tolerance``)."""
+        unit = describe(self.metric, params).unit
+        if self.per is None:
+            return unit
+        below = describe(self.per, params)
+        if below.unit == unit:  # e.g. bed-days per 30 days over bed-days per 30 days
+            return f"fraction of {below.label.replace(' per 30 days', '')}"
+        return f"{unit} per {below.unit}"
+
     def evaluate(self, metrics: Mapping[str, float]) -> float:
         """The model quantity in one replication, from its metrics by name (NaN if undefined)."""
         x = metrics.get(self.metric, math.nan)
@@ -170,18 +187,21 @@ def _number(where: _Where, entry: str, data: Mapping, key: str, *, positive: boo
     value = data[key]
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or (positive and value <= 0):
-        raise where.error(entry, key, value, "a finite number > 0" if positive else "a finite number")
+        raise where.error(entry, key, value,
+                          "a finite number > 0" if positive else "a finite number")
     return float(value)
 
 
-def _text(where: _Where, entry: str, data: Mapping, key: str, *, required: bool = True) -> str:
+def _text(where: _Where, entry: str, data: Mapping, key: str, *, required: bool = True,
+          prefix: str = "") -> str:
     value = data.get(key)
     if isinstance(value, (_dt.date, _dt.datetime)):
         value = value.isoformat()  # YAML reads 2023-03-01 as a date
     if value is None and not required:
         return ""
     if not isinstance(value, str) or not value.strip():
-        raise where.error(entry, key, value, "a non-empty text" + ("" if required else " or absent"))
+        raise where.error(entry, prefix + key, value,
+                          "a non-empty text" + ("" if required else " or absent"))
     return value.strip()
 
 
@@ -220,7 +240,8 @@ def _read(path: Path) -> dict:
 def _target(where: _Where, index: int, data: Any) -> Target:
     entry = f"targets[{index}]"
     if not isinstance(data, dict):
-        raise where.error(entry, "entry", data, "a mapping with name, metric, value, tolerance, source")
+        raise where.error(entry, "entry", data,
+                          "a mapping with name, metric, value, tolerance, source")
     if isinstance(data.get("name"), str) and data["name"].strip():
         entry = f"targets[{index}] ({data['name'].strip()})"
     _unknown_keys(where, entry, data, _TARGET_KEYS)
@@ -244,10 +265,8 @@ def _target(where: _Where, index: int, data: Any) -> Target:
         raise where.error(entry, "source", raw, "a mapping with title, publisher, date, quote")
     _unknown_keys(where, entry, {f"source.{k}": v for k, v in raw.items()},
                   {f"source.{k}" for k in _SOURCE_KEYS})
-    texts = {k: _text(where, entry, raw, k, required=k != "url") for k in _SOURCE_KEYS}
-    missing = [k for k in ("title", "publisher", "date", "quote") if not texts[k]]
-    if missing:  # unreachable: _text raised; kept for clarity
-        raise where.error(entry, f"source.{missing[0]}", None, "a non-empty text")
+    texts = {k: _text(where, entry, raw, k, required=k != "url", prefix="source.")
+             for k in ("title", "publisher", "date", "quote", "url")}
     return Target(name=name, metric=metric.strip() if metric else None, value=value,
                   tolerance=tolerance, source=Source(**texts),
                   per=per.strip() if per else None, note=note)
@@ -387,27 +406,30 @@ class CalibrationResult:
     fit: pd.DataFrame
     best_sets: pd.DataFrame
     folder: Path | None = None
+    units: dict[str, str] = field(default_factory=dict)
     _values: dict[int, dict[str, list[float]]] = field(default_factory=dict, repr=False)
 
     def fit_for(self, trial: int) -> pd.DataFrame:
         """The fit table of any evaluated trial (e.g. each of ``best_sets``)."""
-        return fit_table(self.targets, self._values[trial])
+        return fit_table(self.targets, self._values[trial], self.units)
 
     def sets(self) -> list[dict[str, int | float]]:
         """The best parameter sets, best first, by dotted name."""
-        return [{p.name: row[p.name] for p in self.parameters}
+        return [{p.name: p.convert(row[p.name]) for p in self.parameters}
                 for row in self.best_sets.to_dict("records")]
 
 
-def fit_table(targets: Sequence[Target], values: Mapping[str, Sequence[float]]) -> pd.DataFrame:
-    """Each target: its value and tolerance, the model mean over the replications with its 95%
-    t-interval, the error in tolerances ((mean - value) / tolerance) and whether the mean is
-    within tolerance, with the source."""
+def fit_table(targets: Sequence[Target], values: Mapping[str, Sequence[float]],
+              units: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Each target: the model quantity and its unit, the target's value and tolerance, the
+    model mean over the replications with its 95% t-interval, the error in tolerances
+    ((mean - value) / tolerance) and whether the mean is within tolerance, with the source."""
     rows = []
     for t in targets:
         e = estimate(values[t.name])
         rows.append({
-            "target": t.name, "quantity": t.quantity, "value": t.value, "tolerance": t.tolerance,
+            "target": t.name, "quantity": t.quantity, "unit": (units or {}).get(t.name, ""),
+            "value": t.value, "tolerance": t.tolerance,
             "model_mean": e.mean, "ci_low": e.low, "ci_high": e.high, "replications": e.n,
             "error_in_tolerances": (e.mean - t.value) / t.tolerance,
             "within_tolerance": bool(abs(e.mean - t.value) <= t.tolerance),
@@ -474,10 +496,10 @@ def _batch_sampler(seed: int, done: int):
 
 
 def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Parameter],
-              trials: int = 120, replications: int = 8, workers: int | None = None,
+              trials: int = 100, replications: int = 8, workers: int | None = None,
               seed: int = 0, store_folder: str | Path | None = None, *,
-              batch: int = DEFAULT_BATCH, keep: int = 5, progress: bool = False
-              ) -> CalibrationResult:
+              batch: int = DEFAULT_BATCH, keep: int = 5, time_limit: float | None = None,
+              progress: bool = False) -> CalibrationResult:
     """Fit ``parameters`` to ``targets`` with Optuna (TPE), ``trials`` trials in all.
 
     Each trial runs replications 0..``replications``-1 of ``params`` with the trial's values
@@ -486,8 +508,12 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
     replications run on ``workers`` processes (default: all cores). ``seed`` seeds the sampler
     only (the model's random numbers come from ``params.run.seed``): the same seed gives the
     same trials. With ``store_folder`` the study is kept in ``<folder>/optuna.db`` and a rerun
-    resumes it. Targets with ``metric: null`` are skipped with a notice; unknown metrics and
-    bad parameters are refused before any run.
+    resumes it. With ``time_limit`` (seconds) no new batch starts after that time: the trials
+    run (at least one batch) are then the first ones of the same sequence, and a rerun with
+    the store folder goes on with the rest. Targets with ``metric: null`` are skipped with a
+    notice; unknown metrics and parameters out of the model's ranges are refused before any
+    run. A trial whose values the model refuses together (a ParameterError) fails, with the
+    error kept in its ``error`` attribute.
     """
     from sim.running.runner import default_workers
     import optuna
@@ -509,6 +535,7 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
     distributions = {p.name: p.distribution() for p in parameters}
     by_name = {p.name: p for p in parameters}
     folder = Path(store_folder) if store_folder is not None else None
+    started = time.monotonic()
     workers = workers or default_workers(batch * replications)
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
@@ -530,18 +557,32 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
             done = sum(_evaluated(t) for t in study.get_trials(deepcopy=False))
             if done >= trials:
                 break
+            if time_limit is not None and done and time.monotonic() - started >= time_limit:
+                print(f"calibration: time limit of {time_limit:g} s reached after {done} of "
+                      f"{trials} trials; run again with the same store folder to go on",
+                      file=sys.stderr)
+                break
             size = min(waiting or batch, trials - done)
             waiting = 0
             study.sampler = _batch_sampler(seed, done)
             asked = [study.ask(distributions) for _ in range(size)]
-            runs = [override(params, {n: by_name[n].convert(v) for n, v in trial.params.items()})
-                    for trial in asked]
-            values = _run_batch(runs, replications, names, pool)
-            for trial, per_replication in zip(asked, values):
-                metric_rows = [dict(zip(names, row)) for row in per_replication]
-                quantities = {t.name: [t.evaluate(m) for m in metric_rows] for t in targets}
-                loss = _loss(targets, quantities)
-                trial.set_user_attr("values", quantities)
+            runs: list[Params | None] = []
+            for trial in asked:
+                try:
+                    runs.append(override(params, {n: by_name[n].convert(v)
+                                                  for n, v in trial.params.items()}))
+                except ParameterError as error:
+                    runs.append(None)
+                    trial.set_user_attr("error", str(error))
+            values = iter(_run_batch([r for r in runs if r is not None], replications, names,
+                                     pool))
+            for trial, run in zip(asked, runs):
+                loss = math.nan
+                if run is not None:
+                    metric_rows = [dict(zip(names, row)) for row in next(values)]
+                    quantities = {t.name: [t.evaluate(m) for m in metric_rows] for t in targets}
+                    loss = _loss(targets, quantities)
+                    trial.set_user_attr("values", quantities)
                 trial.set_user_attr("evaluated", True)
                 if math.isfinite(loss):
                     study.tell(trial, loss)
@@ -550,9 +591,10 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
             if progress:
                 best = min((t.value for t in study.get_trials(deepcopy=False)
                             if _evaluated(t) and t.value is not None), default=math.nan)
-                print(f"calibration: {done + size}/{trials} trials, best loss {best:.4g}",
-                      file=sys.stderr)
-        return _result(study, targets, parameters, replications, seed, keep, folder)
+                print(f"calibration: {done + size}/{trials} trials, best loss {best:.4g}, "
+                      f"{time.monotonic() - started:.0f} s", file=sys.stderr)
+        units = {t.name: t.unit(params) for t in targets}
+        return _result(study, targets, parameters, replications, seed, keep, folder, units)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -568,16 +610,19 @@ def _run_batch(runs: list[Params], replications: int, names: tuple[str, ...],
 
 
 def _result(study, targets: list[Target], parameters: list[Parameter], replications: int,
-            seed: int, keep: int, folder: Path | None) -> CalibrationResult:
+            seed: int, keep: int, folder: Path | None, units: dict[str, str]
+            ) -> CalibrationResult:
     evaluated = [t for t in study.get_trials(deepcopy=False) if _evaluated(t)]
     by_name = {p.name: p for p in parameters}
     rows, values = [], {}
     for t in evaluated:
-        values[t.number] = t.user_attrs["values"]
         row = {"trial": t.number, "state": t.state.name,
                "loss": t.value if t.value is not None else math.nan}
         row.update({n: by_name[n].convert(v) for n, v in t.params.items()})
-        row.update({f"mean.{name}": float(np.mean(v)) for name, v in t.user_attrs["values"].items()})
+        if "values" in t.user_attrs:
+            values[t.number] = t.user_attrs["values"]
+            row.update({f"mean.{name}": float(np.mean(v)) for name, v in values[t.number].items()})
+        row["error"] = t.user_attrs.get("error", "")
         rows.append(row)
     table = pd.DataFrame(rows)
     complete = table[table["state"] == "COMPLETE"].sort_values(["loss", "trial"], kind="stable")
@@ -590,14 +635,14 @@ def _result(study, targets: list[Target], parameters: list[Parameter], replicati
     first = int(top["trial"].iloc[0])
     best = {p.name: p.convert(top[p.name].iloc[0]) for p in parameters}
     return CalibrationResult(targets, parameters, replications, seed, table, best,
-                             float(top["loss"].iloc[0]), fit_table(targets, values[first]),
-                             best_sets, folder, values)
+                             float(top["loss"].iloc[0]), fit_table(targets, values[first], units),
+                             best_sets, folder, units, values)
 
 
 # --------------------------------------------------------------------------- outputs
 
 def nest(values: Mapping[str, Any]) -> dict:
-    """``{"pathways.p1.transfer.mean": 0.5}`` -> ``{"pathways": {"p1": {"transfer": {"mean": 0.5}}}}``."""
+    """Dotted names to nested mappings: ``{"acute.beds": 500}`` -> ``{"acute": {"beds": 500}}``."""
     tree: dict = {}
     for dotted, value in values.items():
         node = tree
@@ -626,43 +671,3 @@ def write_scenario(values: Mapping[str, Any], path: str | Path, name: str = "cal
     text = scenario_yaml(values, name, comment)
     write_atomic(path, lambda p: p.write_text(text))
     return path
-
-
-def _markdown(table: pd.DataFrame) -> str:
-    columns = list(table.columns)
-    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    for row in table.itertuples(index=False):
-        out.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v)
-                                     for v in row) + " |")
-    return "\n".join(out) + "\n"
-
-
-def write_results(result: CalibrationResult, folder: str | Path, targets_file: str = "",
-                  name: str = "calibrated") -> list[Path]:
-    """Write ``trials.csv``, ``best_sets.csv``, ``fit.csv`` and ``fit.md`` (the best trial), and
-    each of the best sets as a scenario: ``<name>.yaml`` (the best), ``<name>_2.yaml``, ..."""
-    folder = Path(folder)
-    written = []
-    for table, stem in ((result.trials, "trials"), (result.best_sets, "best_sets"),
-                        (result.fit, "fit")):
-        write_csv(table, folder / f"{stem}.csv")
-        written.append(folder / f"{stem}.csv")
-    within = int(result.fit["within_tolerance"].sum())
-    header = (f"# Calibration fit{f' to {targets_file}' if targets_file else ''}\n\n"
-              f"Best trial of {len(result.trials)} (loss {result.best_loss:.4g}); model mean and "
-              f"95% CI over {result.replications} replications; {within} of {len(result.fit)} "
-              "targets within tolerance (tolerance is absolute, in the target's unit).\n\n")
-    text = header + _markdown(result.fit.drop(columns=["source"])) + "\n" + \
-        _markdown(result.best_sets)
-    write_atomic(folder / "fit.md", lambda p: p.write_text(text))
-    written.append(folder / "fit.md")
-    for row in result.best_sets.to_dict("records"):
-        rank = int(row["rank"])
-        stem = name if rank == 1 else f"{name}_{rank}"
-        values = {p.name: p.convert(row[p.name]) for p in result.parameters}
-        comment = (f"Calibrated{f' to {targets_file}' if targets_file else ''}: rank {rank} of "
-                   f"the best sets (trial {int(row['trial'])}, loss {row['loss']:.4g},\n"
-                   f"{result.replications} replications). Only the fitted parameters are set; "
-                   "every other setting is the baseline's.")
-        written.append(write_scenario(values, folder / f"{stem}.yaml", stem, comment))
-    return written

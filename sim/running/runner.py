@@ -85,17 +85,20 @@ def default_workers(tasks: int) -> int:
     return max(1, min(tasks, os.cpu_count() or 1))
 
 
-def check_before_run(params: Params) -> None:
+def check_before_run(params: Params, workers: int = 1, replications_held: int = 0) -> None:
     """Refuse, before any replication runs, what cannot give a result: a
-    ``run.precision_metric`` that is not a metric, and a system that cannot work or would not
-    fit in memory (:mod:`sim.core.feasibility`). Raises :class:`ParameterError`."""
+    ``run.precision_metric`` that is not a metric, and a system that cannot work or a run that
+    would not fit in memory with ``workers`` replications at once (:mod:`sim.core.feasibility`).
+    Raises :class:`ParameterError`."""
     from sim.core.catalogue import catalogue
+    from sim.core.feasibility import check_feasible
 
     name = params.run.precision_metric
     names = catalogue(params)
     if name not in names:
-        examples = ", ".join(n for n in names if n.startswith("delayed_days_per_30d"))
-        raise ParameterError("run.precision_metric", name, f"a metric of metrics.csv: {examples}, ...")
+        raise ParameterError("run.precision_metric", name, "the name of a metric in metrics.csv, "
+                             "e.g. delayed_days_per_30d, delay_mean.all or acute_occupancy")
+    check_feasible(params, workers, replications_held)
 
 
 def _metric_values(runs: list[RunResult], params: Params) -> list[float]:
@@ -120,17 +123,18 @@ def run_replications(params: Params, replications: int | None = None, workers: i
     ``n`` defaults to ``params.run.replications``; with ``run.precision`` > 0 more are added,
     a batch at a time, until the confidence interval is narrow enough or
     ``run.max_replications`` is reached. Replications already in ``store`` are loaded, not run;
-    each one run is saved there as soon as it finishes (if the store keeps patient logs, they
-    are then read back from it, not held in memory). Settings that cannot work are refused
-    first (:func:`check_before_run`).
+    each one run is saved there as soon as it finishes. With a store, patient logs are not held
+    in memory: they are read back from the store if it keeps them (else they are not wanted,
+    and :meth:`Replications.patient_tables` gives empty tables). Settings that cannot work are
+    refused first (:func:`check_before_run`).
     """
-    check_before_run(params)
     run = params.run
     target = replications if replications is not None else run.replications
     limit = run.max_replications if run.precision > 0 else target
     workers = workers or default_workers(target)
     done: dict[int, RunResult] = {}
     keeps_patients = store is not None and store.keeps_patients
+    check_before_run(params, workers, 0 if store is not None else limit)
     pool = _pool(workers) if workers > 1 else None
     bar = _progress_bar(target, progress)
     checked = target - 1  # replication counts whose precision has been judged
@@ -149,7 +153,7 @@ def run_replications(params: Params, replications: int | None = None, workers: i
             for result in _run(params, todo, pool):
                 if store is not None:
                     store.save(result)
-                if keeps_patients:
+                if store is not None:  # kept there, or not wanted: not held here
                     result = dataclasses.replace(result, patients=pd.DataFrame())
                 done[result.replication] = result
                 bar.update(1)

@@ -38,12 +38,16 @@ def _scenario_name(job: Path) -> str:
 
 
 def job_folders(sweep_dir: Path, since: float | None = None) -> list[Path]:
-    """The job folders of a sweep, in a stable order. With ``since`` (a ``time.time()``), only
-    the jobs that ran since then - Hydra rewrites a job's ``.hydra/overrides.yaml`` whenever it
-    runs - so that jobs left in the folder by an earlier, different sweep are not mixed in."""
-    overrides = sorted(Path(sweep_dir).glob("**/.hydra/overrides.yaml"))
-    return [p.parent.parent for p in overrides
-            if since is None or p.stat().st_mtime >= since - 1.0]
+    """The job folders of a sweep, in a stable order: those with ``.hydra/overrides.yaml``
+    (written when a job is accepted) or ``error.txt`` (written when it is refused). With
+    ``since`` (a ``time.time()``), only the jobs that ran since then - a job rewrites one of
+    the two whenever it runs - so that jobs left in the folder by an earlier, different sweep
+    are not mixed in."""
+    sweep_dir = Path(sweep_dir)
+    marks = [*sweep_dir.glob("**/.hydra/overrides.yaml"), *sweep_dir.glob("**/error.txt")]
+    jobs = {(p.parent.parent if p.name == "overrides.yaml" else p.parent) for p in marks
+            if since is None or p.stat().st_mtime >= since - 1.0}
+    return sorted(jobs)
 
 
 def collect(sweep_dir: Path, write: bool = True, since: float | None = None,
@@ -55,6 +59,8 @@ def collect(sweep_dir: Path, write: bool = True, since: float | None = None,
     frames = []
     override_keys: list[str] = []
     for job in job_folders(sweep_dir, since):
+        if (job / "error.txt").is_file():
+            continue  # refused: whatever replications it holds are not this sweep's
         overrides = _overrides(job, ignored)
         override_keys += [k for k in overrides if k not in override_keys]
         for path in sorted((job / "replications").glob("rep-*.metrics.csv")):

@@ -1,0 +1,348 @@
+"""What-ifs for workshops, without any user interface: the levers people pull, composing a
+what-if's config from them, running it on common random numbers, and comparing it with the
+baseline. The Streamlit app (:mod:`sim.app.workshop`), the HTML report command
+(:mod:`sim.config.report_command`) and the notebooks use these functions.
+
+A what-if is composed exactly as on the command line (Hydra's Compose API, ``load_config``),
+so bad input is refused with the same one-line message. Replication k of every scenario runs on
+the random streams of replication k (common random numbers), so the change from the baseline is
+paired replication by replication. A replication's patient log is reduced to its patient-flow
+counts in the worker process, so that only small tables travel back and are kept.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from sim.config.schema import CONFIG_DIR, AppConfig, load_config
+from sim.core.model import simulate
+from sim.core.params import Params
+from sim.reporting.analysis import KEY_METRICS, scenario_comparison
+from sim.reporting.report import pathway_title
+from sim.reporting.stats import summarise
+from sim.running.runner import check_before_run, lower_bounds
+from sim.running.workers import pool_arguments
+
+WORKERS = 2
+"""Processes a what-if runs its replications on (the workshop machines have 2 cores)."""
+
+HEADLINE = ("delayed_days_per_30d", "fit_in_hospital_midnight", "delay_mean.all",
+            "acute_occupancy")
+"""The numbers shown first, against the baseline."""
+
+METRICS = tuple(dict.fromkeys(KEY_METRICS + ("delay_mean.p2", "step_down.utilisation",
+                                              "care_home.utilisation", "diverted")))
+"""The metrics of a comparison table, in the order shown."""
+
+
+class InputError(ValueError):
+    """Input that cannot be run; the message is the one line the command line prints."""
+
+
+# ----------------------------------------------------------------------------- levers
+@dataclass(frozen=True)
+class Lever:
+    """A number people change in a workshop: the setting it overrides and its label."""
+
+    key: str
+    label: str
+    help: str
+    step: int = 1
+
+
+LEVERS = (
+    Lever("services.homecare.staff.count", "Domiciliary carers",
+          "Carers delivering homecare packages (each works a set number of hours a week with "
+          "clients)."),
+    Lever("services.care_home.capacity", "Care-home places",
+          "Care-home places the system can buy, shared with people referred from the "
+          "community."),
+    Lever("services.step_down.capacity", "Step-down / rehab beds",
+          "Step-down or rehabilitation beds (pathway 2)."),
+    Lever("assessment.staff", "Discharge-team staff",
+          "Staff assessing patients' needs before discharge (pathways 1-3)."),
+    Lever("admissions.per_day", "Emergency admissions per day",
+          "Mean emergency admissions of older patients a day."),
+)
+"""The numeric levers (carers' turnover is not in the model yet, so it is not a lever)."""
+
+SWITCHES = {
+    "seven_day": ("Seven-day working", "seven_day_discharge",
+                  "The discharge team assesses, and homecare, step-down and care homes take "
+                  "people on, every day of the week."),
+    "discharge_to_assess": ("Discharge to assess", "discharge_to_assess",
+                            "Patients on pathways 1-3 leave without waiting for the assessment "
+                            "(they are assessed at home or in the step-down or care-home bed)."),
+    "winter": ("Winter pressure", "winter_surge",
+               "More emergency admissions for 120 days of the year, with the same capacity."),
+}
+"""On/off levers: each is a scenario in ``configs/scenario/`` whose settings are applied."""
+
+
+def get_setting(config: Any, key: str) -> Any:
+    """A setting of a config or parameters by its dotted name (tables by key)."""
+    value = config
+    for part in key.split("."):
+        value = value[part] if isinstance(value, Mapping) else getattr(value, part)
+    return value
+
+
+def lever_defaults(config: AppConfig | Params) -> dict[str, Any]:
+    """The levers' values in ``config`` (the baseline's: the app's starting values)."""
+    values: dict[str, Any] = {lever.key: get_setting(config, lever.key) for lever in LEVERS}
+    values.update({name: False for name in SWITCHES})
+    return values
+
+
+def _hydra_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def scenario_overrides(name: str) -> list[str]:
+    """The settings a scenario file (``configs/scenario/NAME.yaml``) changes, as overrides."""
+    node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "scenario" / f"{name}.yaml"))
+    out: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(f"{prefix}{key}.", child)
+        elif prefix.rstrip(".") != "name":
+            out.append(f"{prefix.rstrip('.')}={_hydra_value(value)}")
+
+    walk("", node)
+    return out
+
+
+def what_if_overrides(values: Mapping[str, Any], baseline: Mapping[str, Any],
+                      extra: str = "") -> list[str]:
+    """The overrides of a what-if: each lever whose value differs from the baseline's, the
+    settings of each switch that is on, then any ``extra`` overrides (``key=value``
+    separated by spaces, as on the command line)."""
+    overrides = []
+    for lever in LEVERS:
+        value = values.get(lever.key, baseline[lever.key])
+        if value != baseline[lever.key]:
+            overrides.append(f"{lever.key}={_hydra_value(value)}")
+    for name, (_, scenario, _) in SWITCHES.items():
+        if values.get(name):
+            overrides += scenario_overrides(scenario)
+    overrides += extra.split()
+    return overrides
+
+
+def what_if_label(values: Mapping[str, Any], baseline: Mapping[str, Any],
+                  extra: str = "") -> str:
+    """A what-if in plain words: ``200 carers (+25), seven-day working``."""
+    short = {"services.homecare.staff.count": "carers", "services.care_home.capacity":
+             "care-home places", "services.step_down.capacity": "step-down beds",
+             "assessment.staff": "discharge-team staff", "admissions.per_day": "admissions/day"}
+    parts = []
+    for lever in LEVERS:
+        value, base = values.get(lever.key, baseline[lever.key]), baseline[lever.key]
+        if value != base:
+            parts.append(f"{value:g} {short[lever.key]} ({value - base:+g})")
+    parts += [SWITCHES[name][0].lower() for name in SWITCHES if values.get(name)]
+    if extra.strip():
+        parts.append(extra.strip())
+    text = ", ".join(parts) or "no change"
+    return text[:1].upper() + text[1:]
+
+
+def compose(overrides: Sequence[str] = ()) -> AppConfig:
+    """The config of a what-if, composed as the command line composes it; refuses bad input
+    with :class:`InputError` carrying the command line's one-line message."""
+    from sim.config.cli import USER_ERRORS, one_line
+
+    try:
+        config = load_config(list(overrides))
+        check_before_run(config.params)
+    except USER_ERRORS as error:
+        raise InputError(one_line(error)) from None
+    return config
+
+
+# ----------------------------------------------------------------------------- running
+PLACES = {"home": "Home", "homecare": "Home with homecare", "care_home": "Care home",
+          "step_down": "Step-down bed"}
+
+
+def place(name: str) -> str:
+    """Where a patient went, for people."""
+    return PLACES.get(name, name.replace("_", " ").capitalize())
+
+
+def pathway_name(key: str, params: Params) -> str:
+    """``Pathway 1: homecare`` (``home`` when the pathway needs no service)."""
+    return pathway_title(key, params)
+
+
+def flow_table(patients: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Patient-flow counts of one replication, for patients who arrived in the measured period:
+    stage 0 from admission to a pathway (or diverted), stage 1 from the pathway to where they
+    went (home, homecare, care home; a step-down patient's onward place as planned; still in
+    hospital at the end). Columns ``stage``, ``source``, ``target``, ``patients``."""
+    p = patients[patients["arrival"] >= params.run.warmup_days]
+    diverted = p["diverted"].astype(bool).to_numpy()
+    names = {k: pathway_name(k, params) for k in params.pathways}
+    pathway = np.where(diverted, "Diverted (no bed free)",
+                       p["pathway"].map(names).fillna(p["pathway"]).to_numpy())
+    no_then = {name for name, s in params.services.items() if not s.then}
+    services = p["service"].fillna("").astype(str)
+    onward = p["onward"].fillna("").astype(str)
+    final = np.where(onward != "", onward,
+                     np.where(services.isin(no_then), services, "home"))
+    target = np.array([place(x) for x in final], dtype=object)
+    target[p["left"].isna().to_numpy()] = "Still in hospital at the end"
+    rows = [pd.DataFrame({"stage": 0, "source": "Admitted", "target": pathway})]
+    keep = ~diverted
+    rows.append(pd.DataFrame({"stage": 1, "source": pathway[keep], "target": target[keep]}))
+    table = pd.concat(rows, ignore_index=True)
+    counts = table.groupby(["stage", "source", "target"], sort=False).size()
+    return counts.rename("patients").reset_index()
+
+
+def replicate(params: Params, replication: int) -> tuple[int, pd.DataFrame, pd.DataFrame,
+                                                           pd.DataFrame]:
+    """One replication (the model's own ``simulate``): its metrics, daily counts and
+    patient-flow counts."""
+    result = simulate(params, replication)
+    return (replication, result.metrics, result.daily.drop(columns=["weekday"], errors="ignore"),
+            flow_table(result.patients, params))
+
+
+def _ready() -> bool:
+    return True
+
+
+def make_pool(workers: int = WORKERS) -> ProcessPoolExecutor:
+    """A pool of worker processes for what-ifs, kept by the app for its whole life (started
+    with ``spawn``: safe from a threaded server) and warmed up, so that a what-if does not wait
+    for processes to start."""
+    pool = ProcessPoolExecutor(max_workers=workers,
+                               mp_context=multiprocessing.get_context("spawn"),
+                               **pool_arguments())
+    for future in [pool.submit(_ready) for _ in range(workers)]:
+        future.result()
+    return pool
+
+
+@dataclass
+class ScenarioRun:
+    """The replications of one scenario: tidy per-replication metrics, daily counts and
+    patient-flow counts (each with a ``replication`` column)."""
+
+    name: str
+    label: str
+    params: Params
+    overrides: tuple[str, ...]
+    metrics: pd.DataFrame
+    daily: pd.DataFrame
+    flows: pd.DataFrame
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def replications(self) -> int:
+        return int(self.metrics["replication"].nunique())
+
+    def summary(self) -> pd.DataFrame:
+        """One row per metric: mean, sd and 95% CI over the replications."""
+        return summarise(self.metrics, lower=lower_bounds(self.params))
+
+    def mean_flows(self) -> pd.DataFrame:
+        """Patient-flow counts, mean per replication."""
+        n = self.replications
+        total = self.flows.groupby(["stage", "source", "target"], sort=False)["patients"].sum()
+        return (total / n).reset_index()
+
+
+Progress = Callable[[int, int], None]
+
+
+def run_scenario(config: AppConfig, name: str | None = None, label: str | None = None,
+                 overrides: Sequence[str] = (), replications: int | None = None,
+                 workers: int = WORKERS, pool: Executor | None = None,
+                 progress: Progress | None = None) -> ScenarioRun:
+    """Run replications 0..n-1 of ``config`` (n: ``run.replications``) in parallel, calling
+    ``progress(done, n)`` as each finishes. ``pool``: a pool to use (else one is started for
+    this call when ``workers`` > 1)."""
+    params = config.params
+    n = replications or params.run.replications
+    started = time.perf_counter()
+    own = None
+    if pool is None and workers > 1 and n > 1:
+        own = pool = ProcessPoolExecutor(
+            max_workers=min(workers, n), mp_context=multiprocessing.get_context("fork")
+            if sys.platform.startswith("linux") else None, **pool_arguments())
+    results = []
+    try:
+        if pool is None:
+            for k in range(n):
+                results.append(replicate(params, k))
+                if progress:
+                    progress(len(results), n)
+        else:
+            pending = {pool.submit(replicate, params, k) for k in range(n)}
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    results.append(future.result())
+                    if progress:
+                        progress(len(results), n)
+    finally:
+        if own is not None:
+            own.shutdown(cancel_futures=True)
+    results.sort(key=lambda r: r[0])
+
+    def stack(i: int) -> pd.DataFrame:
+        frames = [r[i].assign(replication=r[0]) for r in results]
+        return pd.concat(frames, ignore_index=True)
+
+    name = name or config.name
+    return ScenarioRun(name, label or name, params, tuple(overrides), stack(1), stack(2),
+                       stack(3), time.perf_counter() - started)
+
+
+# ----------------------------------------------------------------------------- comparing
+def tidy(runs: Mapping[str, ScenarioRun]) -> pd.DataFrame:
+    """Every run's per-replication metrics in one table with a ``scenario`` column."""
+    return pd.concat([run.metrics.assign(scenario=name) for name, run in runs.items()],
+                     ignore_index=True)
+
+
+def compare(runs: Mapping[str, ScenarioRun], baseline: str = "baseline",
+            metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """Each scenario's metrics (mean, 95% CI) and paired change from ``baseline`` (95% CI):
+    :func:`sim.reporting.analysis.scenario_comparison`, scenarios kept in the given order."""
+    counts = {run.replications for run in runs.values()}
+    if len(counts) > 1:
+        raise InputError("scenarios compared must have the same number of replications "
+                         f"(they have {sorted(counts)})")
+    table = scenario_comparison(tidy(runs), baseline, tuple(metrics))
+    order = {name: i for i, name in enumerate(runs)}
+    table = table.assign(_order=table["scenario"].map(order),
+                         _metric=table["metric"].map({m: i for i, m in enumerate(metrics)}))
+    return (table.sort_values(["_metric", "_order"]).drop(columns=["_order", "_metric"])
+            .reset_index(drop=True))
+
+
+def differences(baseline: Params, other: Params) -> list[tuple[str, Any, Any]]:
+    """The settings of ``other`` that differ from ``baseline``: (name, baseline, other)."""
+    from sim.reporting.html import differences_from
+    return differences_from(baseline, other)

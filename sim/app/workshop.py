@@ -1,0 +1,304 @@
+"""The workshop app: "what if we added 20 carers?", answered by the real model in seconds.
+
+    .venv/bin/python -m sim.app          # or: .venv/bin/streamlit run sim/app/workshop.py
+
+The levers in the sidebar compose a what-if's config exactly as the command line does (bad
+input is refused in one line, with the command line's message); the what-if runs the model on
+common random numbers against a cached baseline, its replications in parallel; the headline
+numbers are shown against the baseline with 95% confidence intervals, then the charts. A what-if
+can be kept, and kept what-ifs are compared side by side and handed on as an HTML report.
+
+The page logic is in plain functions (tested directly); :func:`main` draws the page.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from typing import Any, Mapping
+
+import pandas as pd
+
+from sim.app import engine
+from sim.reporting.html import format_change, format_value, plain_table, verdict
+
+BASELINE = "baseline"
+# Overrides of the app's baseline (``python -m sim.app key=value ...`` sets it). (Comments,
+# not docstrings, at the top level here: Streamlit would show a bare string on the page.)
+OVERRIDES_VARIABLE = "DISCHARGE_SIM_APP_OVERRIDES"
+RUN_SETTINGS = ("run.replications", "run.days", "run.warmup_days")
+SHORT_LABELS = {"delayed_days_per_30d": "Delayed bed-days per 30 days",
+                "fit_in_hospital_midnight": "Medically fit, still in hospital",
+                "delay_mean.all": "Mean delay (days)", "acute_occupancy": "Acute bed occupancy"}
+LOWER_IS_BETTER = {"delayed_days_per_30d", "fit_in_hospital_midnight", "delay_mean.all",
+                   "acute_occupancy"}
+
+
+# ----------------------------------------------------------------------------- plain page logic
+def startup_overrides() -> list[str]:
+    """The overrides the app was started with (its baseline: ``python -m sim.app
+    run.replications=10``)."""
+    return shlex.split(os.environ.get(OVERRIDES_VARIABLE, ""))
+
+
+def run_overrides(settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[str]:
+    """Overrides for the run settings (replications, length) that differ from the config's:
+    applied to the baseline and every what-if alike."""
+    return [f"{key}={settings[key]:g}" if isinstance(settings[key], float)
+            else f"{key}={settings[key]}" for key in RUN_SETTINGS
+            if key in settings and settings[key] != defaults[key]]
+
+
+def headline(comparison: pd.DataFrame, name: str) -> list[dict[str, Any]]:
+    """The headline numbers of scenario ``name`` against the baseline: for each of
+    :data:`engine.HEADLINE`, its label, the baseline's and the what-if's value (formatted), the
+    change with its 95% CI, what the interval says, and the raw numbers."""
+    from sim.core.catalogue import describe
+
+    out = []
+    for metric in engine.HEADLINE:
+        rows = comparison[comparison["metric"] == metric].set_index("scenario")
+        if name not in rows.index:
+            continue
+        base, r = rows.loc[BASELINE], rows.loc[name]
+        entry = describe(metric)
+        out.append({
+            "metric": metric,
+            "label": SHORT_LABELS.get(metric, entry.label[:1].upper() + entry.label[1:]),
+            "long_label": entry.label[:1].upper() + entry.label[1:],
+            "baseline": format_value(base["mean"], metric),
+            "value": format_value(r["mean"], metric),
+            "change": format_change(r["difference"], r["diff_ci_low"], r["diff_ci_high"],
+                                    metric),
+            "verdict": verdict(r["diff_ci_low"], r["diff_ci_high"]),
+            "mean": float(r["mean"]), "baseline_mean": float(base["mean"]),
+            "difference": float(r["difference"]) if name != BASELINE else 0.0,
+        })
+    return out
+
+
+def chart_figures(runs: Mapping[str, engine.ScenarioRun], comparison: pd.DataFrame,
+                  flow_of: str) -> dict[str, Any]:
+    """The app's charts (matplotlib figures) by tab title, for the baseline and the given
+    what-ifs; the patient flow of ``flow_of``."""
+    from sim.core.catalogue import causes
+    from sim.reporting import analysis, charts
+
+    labels = {name: run.label for name, run in runs.items()}
+    base = runs[BASELINE]
+    params = base.params
+    warmup = params.run.warmup_days
+    pathways = {k: engine.pathway_name(k, params) for k in params.pathways}
+    tidy = engine.tidy(runs)
+    flow = runs[flow_of]
+    return {
+        "Change from baseline": charts.scenario_comparison(comparison, baseline=BASELINE,
+                                                           labels=labels),
+        "By pathway": charts.delayed_days_by_scenario(
+            {n: r.metrics for n, r in runs.items()}, pathways, labels=labels),
+        "Where the delay comes from": charts.delay_by_cause(tidy, causes(params), labels=labels),
+        "Medically fit over time": charts.fit_in_hospital_over_time(
+            {n: r.daily for n, r in runs.items()}, warmup, labels=labels),
+        "Acute beds": charts.acute_occupancy({n: r.daily for n, r in runs.items()},
+                                             params.acute.beds, warmup, labels=labels),
+        "By weekday": charts.weekend_rules(analysis.weekend_rules(tidy), labels=labels),
+        "Patient flow": charts.patient_flow(flow.mean_flows(), title=flow.label,
+                                            replications=flow.replications,
+                                            days=flow.params.run.measured_days),
+    }
+
+
+def run_what_if(values: Mapping[str, Any], extra: str, run_settings: list[str],
+                baseline_values: Mapping[str, Any], pool=None, progress=None,
+                workers: int = engine.WORKERS) -> engine.ScenarioRun:
+    """Compose and run a what-if (raises :class:`engine.InputError` with a one-line message)."""
+    overrides = engine.what_if_overrides(values, baseline_values, extra)
+    config = engine.compose(run_settings + overrides)
+    label = engine.what_if_label(values, baseline_values, extra)
+    return engine.run_scenario(config, name=label, label=label, overrides=overrides,
+                               pool=pool, progress=progress, workers=workers)
+
+
+# ----------------------------------------------------------------------------- the page
+def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_app.py)
+    import streamlit as st
+
+    from sim.reporting import charts
+    from sim.reporting.html import report_html
+
+    st.set_page_config(page_title="Delayed discharge: what if?", layout="wide",
+                       page_icon=":hospital:")
+    st.markdown("<style>[data-testid='stMetricValue']{font-size:2.4rem}"
+                "[data-testid='stMetricLabel'] p{font-size:1.05rem}</style>",
+                unsafe_allow_html=True)
+
+    @st.cache_resource(show_spinner=False)
+    def pool():
+        return engine.make_pool(engine.WORKERS)
+
+    @st.cache_resource(show_spinner=False)
+    def results() -> dict:
+        return {}
+
+    startup = startup_overrides()
+    try:
+        base_config = engine.compose(startup)
+    except engine.InputError as error:
+        st.error(f"Started with bad settings: {error}")
+        st.stop()
+    base_values = engine.lever_defaults(base_config)
+    run_defaults = {"run.replications": base_config.run.replications,
+                    "run.days": base_config.run.days,
+                    "run.warmup_days": base_config.run.warmup_days}
+
+    st.title("Delayed hospital discharge: what if?")
+    st.caption("Change the levers on the left and press **Run what-if**. The simulation runs the "
+               "same patients through the baseline system and your what-if (common random "
+               "numbers), so the change you see is the effect of what you changed.")
+
+    with st.sidebar:
+        st.header("What if…")
+        values: dict[str, Any] = {}
+        for lever in engine.LEVERS:
+            default = base_values[lever.key]
+            is_float = isinstance(default, float)
+            values[lever.key] = st.number_input(
+                f"{lever.label} (baseline {default:g})", value=default,
+                step=float(lever.step) if is_float else lever.step, help=lever.help,
+                key=lever.key, format="%g" if is_float else "%d")
+        for name, (label, _, help_text) in engine.SWITCHES.items():
+            values[name] = st.toggle(label, value=False, help=help_text, key=name)
+        st.caption("Carers' turnover is not in the model yet, so it is not a lever here.")
+        extra = st.text_input("Other settings (as on the command line)", key="extra",
+                              placeholder="e.g. acute.beds=540",
+                              help="Any setting of `discharge-sim --cfg job`, key=value, "
+                                   "separated by spaces.")
+        with st.expander("Run settings"):
+            settings = {
+                "run.replications": st.number_input(
+                    "Replications", value=run_defaults["run.replications"], step=1,
+                    key="run.replications", help="More replications: narrower intervals, "
+                    "slower runs."),
+                "run.days": st.number_input(
+                    "Simulated days (with warm-up)", value=float(run_defaults["run.days"]),
+                    step=7.0, key="run.days", format="%g"),
+                "run.warmup_days": st.number_input(
+                    "Warm-up days (not measured)", value=float(run_defaults["run.warmup_days"]),
+                    step=7.0, key="run.warmup_days", format="%g"),
+            }
+        run_clicked = st.button("Run what-if", type="primary", width="stretch",
+                                key="run")
+
+    settings_overrides = startup + run_overrides(settings, run_defaults)
+    store = results()
+    base_key = (BASELINE, tuple(settings_overrides))
+
+    def progress_bar(text: str):
+        bar = st.progress(0.0, text=text)
+        return bar, (lambda done, total: bar.progress(done / total,
+                                                      text=f"{text}: replication {done} of "
+                                                           f"{total} done"))
+
+    try:
+        if base_key not in store:
+            bar, report = progress_bar("Running the baseline (once; then it is kept)")
+            base_config_run = engine.compose(settings_overrides)
+            store[base_key] = engine.run_scenario(base_config_run, name=BASELINE,
+                                                  label="Baseline", pool=pool(),
+                                                  progress=report)
+            bar.empty()
+        baseline = store[base_key]
+        if run_clicked:
+            bar, report = progress_bar("Running your what-if")
+            started = time.perf_counter()
+            what_if = run_what_if(values, extra, settings_overrides, base_values, pool=pool(),
+                                  progress=report)
+            what_if.extra["wall_seconds"] = time.perf_counter() - started
+            bar.empty()
+            st.session_state["current"] = what_if
+            st.session_state["current_key"] = base_key
+    except engine.InputError as error:
+        st.error(str(error), icon=":material/error:")
+        st.stop()
+
+    current = st.session_state.get("current")
+    if current is not None and st.session_state.get("current_key") != base_key:
+        current = None  # run settings changed: the what-if no longer pairs with the baseline
+    kept: dict = st.session_state.setdefault("kept", {})
+    kept = {k: v for k, v in kept.items() if v.extra.get("base_key") == base_key}
+
+    if current is None:
+        st.info(f"Baseline ready ({baseline.replications} replications of "
+                f"{baseline.params.run.measured_days:g} measured days). Choose a what-if and "
+                "press **Run what-if**.")
+        return
+
+    runs = {BASELINE: baseline, "what_if": current}
+    comparison = engine.compare(runs)
+    st.subheader(f"What if: {current.label}")
+    st.caption(f"{current.replications} replications of {current.params.run.measured_days:g} "
+               f"measured days each, on the same random numbers as the baseline; ran in "
+               f"{current.extra.get('wall_seconds', current.seconds):.1f} s. "
+               "Change: what-if minus baseline, with its 95% confidence interval.")
+    columns = st.columns(len(engine.HEADLINE))
+    for column, item in zip(columns, headline(comparison, "what_if")):
+        with column:
+            st.metric(item["label"], item["value"], delta=item["change"],
+                      delta_color="inverse" if item["metric"] in LOWER_IS_BETTER else "normal",
+                      help=f"{item['long_label']}. Baseline: {item['baseline']}. The change "
+                           "from the baseline is shown with its 95% CI in brackets.")
+            st.caption(f"baseline {item['baseline']}: {item['verdict']}")
+
+    keep_col, name_col = st.columns([1, 3])
+    with name_col:
+        keep_name = st.text_input("Name to keep it under", value=current.label,
+                                  key=f"keep_name:{current.label}", label_visibility="collapsed")
+    with keep_col:
+        if st.button("Keep this what-if for comparison", key="keep"):
+            kept_run = engine.ScenarioRun(**{**current.__dict__, "name": keep_name,
+                                             "label": keep_name,
+                                             "extra": {**current.extra, "base_key": base_key}})
+            st.session_state["kept"][keep_name] = kept_run
+            kept[keep_name] = kept_run
+
+    st.markdown("#### In plain words")
+    st.dataframe(plain_table(comparison, {BASELINE: "Baseline", "what_if": "What-if"}),
+                 hide_index=True, width="stretch")
+
+    figures = chart_figures(runs, comparison, flow_of="what_if")
+    tabs = st.tabs(list(figures))
+    for tab, (title, fig) in zip(tabs, figures.items()):
+        with tab:
+            st.image(charts.to_png(fig), width="stretch")
+
+    if kept:
+        st.divider()
+        st.header("Kept what-ifs, side by side")
+        compared = {BASELINE: baseline, **{f"kept_{i}": run for i, run in
+                                           enumerate(kept.values())}}
+        table = engine.compare(compared)
+        labels = {name: run.label for name, run in compared.items()}
+        st.dataframe(plain_table(table, labels), hide_index=True, width="stretch")
+        figures = chart_figures(compared, table, flow_of=BASELINE)
+        for title in ("Change from baseline", "Where the delay comes from",
+                      "Medically fit over time"):
+            st.image(charts.to_png(figures.pop(title)), width="stretch")
+        for fig in figures.values():
+            charts.plt.close(fig)
+        report_key = (base_key, tuple(kept))
+        if st.session_state.get("report_key") != report_key:
+            if st.button("Prepare an HTML report of this comparison", key="prepare"):
+                with st.spinner("Drawing the report's charts"):
+                    st.session_state["report"] = report_html(compared, table).encode("utf-8")
+                st.session_state["report_key"] = report_key
+        if st.session_state.get("report_key") == report_key:
+            st.download_button("Download the HTML report", st.session_state["report"],
+                               file_name="what-if-report.html", mime="text/html", key="report")
+        if st.button("Clear kept what-ifs", key="clear"):
+            st.session_state["kept"] = {}
+            st.rerun()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Calibration as a tool (sim/running/calibration.py): the targets file is checked field by field,
+parameters simulated from known values are recovered, and the same seed gives the same trials
+(also after an interruption)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import small_params
+from sim import Params, override, simulate
+from sim.running import calibration
+from sim.running.calibration import (CalibrationError, Parameter, Source, Target, calibrate,
+                                     load_parameters, load_targets, scenario_yaml,
+                                     write_results, write_scenario)
+
+ENGLAND = Path(__file__).resolve().parents[1] / "configs" / "targets" / "england.yaml"
+SOURCE = Source("simulated from known parameters", "this test", "today", "-")
+
+GOOD = """\
+targets:
+  - name: mean_delay
+    metric: delay_mean.all
+    value: 1.3
+    tolerance: 0.2
+    source: {title: T, publisher: P, date: 2023-03-01, quote: "1.3 days"}
+parameters:
+  - {name: pathways.p1.transfer.mean, low: 0.1, high: 2.0, log: true}
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "trust.yaml"
+    path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------------------- the targets file
+
+def test_a_good_file_loads(tmp_path):
+    path = _write(tmp_path, GOOD)
+    [target] = load_targets(path, Params())
+    assert (target.metric, target.value, target.tolerance) == ("delay_mean.all", 1.3, 0.2)
+    assert target.source.date == "2023-03-01"  # YAML's date read back as text
+    [parameter] = load_parameters(path, Params())
+    assert parameter == Parameter("pathways.p1.transfer.mean", 0.1, 2.0, log=True)
+
+
+@pytest.mark.parametrize("old, new, entry, field", [
+    ("tolerance: 0.2", "tolerance: -0.2", "targets[0] (mean_delay)", "tolerance"),
+    ("tolerance: 0.2", "tolerence: 0.2", "targets[0] (mean_delay)", "tolerence"),
+    ("value: 1.3", "value: about 1.3", "targets[0] (mean_delay)", "value"),
+    ("    value: 1.3\n", "", "targets[0] (mean_delay)", "value"),
+    (', quote: "1.3 days"', "", "targets[0] (mean_delay)", "source.quote"),
+    ("metric: delay_mean.all", "metric: null", "targets[0] (mean_delay)", "note"),
+    ("metric: delay_mean.all", "metric: delay_mean.al", "targets[0] (mean_delay)", "metric"),
+    ("metric: delay_mean.all", "metric: delay_mean.all\n    per: delayed_dayz",
+     "targets[0] (mean_delay)", "per"),
+    ("high: 2.0", "high: 0.05", "parameters[0] (pathways.p1.transfer.mean)", "high"),
+    ("low: 0.1", "low: 0", "parameters[0] (pathways.p1.transfer.mean)", "low"),
+    ("name: pathways.p1.transfer.mean", "name: pathways.p1.transfer.meen",
+     "parameters[0] (pathways.p1.transfer.meen)", "name"),
+    ("{name: pathways.p1.transfer.mean, low: 0.1, high: 2.0, log: true}",
+     "{name: acute.beds, low: 400, high: 600}", "parameters[0] (acute.beds)", "integer"),
+    ("{name: pathways.p1.transfer.mean, low: 0.1, high: 2.0, log: true}",
+     "{name: acute.beds, low: 0, high: 600, integer: true}", "parameters[0] (acute.beds)", "low"),
+])
+def test_a_bad_field_is_refused_in_one_line_naming_file_entry_and_field(
+        tmp_path, old, new, entry, field):
+    assert old in GOOD
+    path = _write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(CalibrationError) as error:
+        load_targets(path, Params())
+        load_parameters(path, Params())
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {entry}: {field}")
+    assert "is not allowed" in message
+
+
+def test_unknown_metrics_are_refused_before_any_run(monkeypatch):
+    def no_runs(*args, **kwargs):
+        raise AssertionError("a replication ran")
+    monkeypatch.setattr(calibration, "_replicate", no_runs)
+    monkeypatch.setattr(calibration, "_run_batch", no_runs)
+    target = Target("x", "delay_mean.everyone", 1.0, 0.1, SOURCE)
+    with pytest.raises(CalibrationError, match="metric='delay_mean.everyone' is not allowed"):
+        calibrate(small_params(), [target], [Parameter("acute.beds", 90, 110, integer=True)],
+                  trials=2, replications=1, workers=1)
+
+
+def test_england_targets_load_and_null_metrics_are_skipped_with_a_notice(capsys):
+    targets = load_targets(ENGLAND, Params())
+    everything = load_targets(ENGLAND, include_skipped=True, notices=False)
+    skipped = [t for t in everything if not t.active]
+    assert len(targets) >= 8 and skipped
+    assert all(t.active for t in targets)
+    notices = capsys.readouterr().err.splitlines()
+    assert len(notices) == len(skipped)
+    assert all(line.startswith(f"notice: {ENGLAND}: target ") for line in notices)
+    for t in everything:  # every figure keeps its source
+        assert t.source.title and t.source.publisher and t.source.date and t.source.quote
+    assert load_parameters(ENGLAND, Params())
+
+
+def test_the_fitted_parameters_are_a_scenario_hydra_loads(tmp_path):
+    from sim.config.schema import load_config
+    values = {"pathways.p1.transfer.mean": 0.7, "acute.beds": 480}
+    write_scenario(values, tmp_path / "scenario" / "fitted_here.yaml", "fitted_here", "a note")
+    text = (tmp_path / "scenario" / "fitted_here.yaml").read_text()
+    assert text.startswith("# @package _global_\n# a note\nname: fitted_here\n")
+    config = load_config([f"hydra.searchpath=[file://{tmp_path}]", "scenario=fitted_here"])
+    assert config.name == "fitted_here"
+    assert config.pathways["p1"].transfer.mean == 0.7 and config.acute.beds == 480
+    assert scenario_yaml(values).splitlines()[1] == "name: calibrated"
+
+
+def test_values_the_model_refuses_together_fail_the_trial_not_the_calibration():
+    base = small_params(**{"run.days": 84.0, "run.warmup_days": 14.0})
+    parameters = [Parameter("run.days", 42.0, 56.0), Parameter("run.warmup_days", 14.0, 70.0)]
+    result = calibrate(base, [Target("delay", "delay_mean.all", 1.5, 0.2, SOURCE)], parameters,
+                       trials=8, replications=1, workers=1, seed=0)
+    failed = result.trials[result.trials["state"] == "FAIL"]
+    assert len(failed) and failed["error"].str.contains("warmup_days").all()
+    assert (result.trials["state"] == "COMPLETE").any()
+
+
+# ---------------------------------------------------------------------------- recovery
+
+KNOWN = {"pathways.p1.transfer.mean": 1.0, "acute.beds": 90}
+RECOVERY_METRICS = ("delay_mean.p1", "acute_occupancy")
+
+
+def _means(params: Params, replications) -> np.ndarray:
+    """Per replication (rows), the recovery metrics (columns)."""
+    return np.array([[simulate(params, k).value(m) for m in RECOVERY_METRICS]
+                     for k in replications])
+
+
+def _recovery(trials: int, replications: int, observed: int):
+    """Simulate the targets from KNOWN, calibrate from wide ranges, and return what is needed
+    to judge the recovery: the result, the tolerances and the bound on each parameter's error.
+
+    The targets are the means of ``observed`` replications of the known system on random
+    numbers the calibration never uses (replications 1000...), so they carry sampling noise as
+    a published figure does. Each target's tolerance is the 95% half-width of the difference
+    between a model mean over ``replications`` and the target: ``1.96 s sqrt(1/n + 1/m)``
+    (``s`` the sd between replications): a model output within tolerance is statistically
+    indistinguishable from its target. The recovered parameters are then judged against the
+    set of parameters whose outputs are indistinguishable from the targets. With J the
+    sensitivity of the outputs to the parameters at the known values (central differences on
+    common random numbers), an output within tolerance of a target that is itself within
+    tolerance of the known system's output is within 2 tolerances of it, so in the linear
+    approximation ``|recovered - known| <= 2 |J^-1| tolerance`` for each parameter.
+    """
+    base = small_params(**{"run.days": 112.0, "admissions.per_day": 8.0})
+    known = override(base, KNOWN)
+    observed_values = _means(known, range(1000, 1000 + observed))
+    sd = observed_values.std(axis=0, ddof=1)
+    tolerance = 1.96 * sd * np.sqrt(1 / replications + 1 / observed)
+    targets = [Target(m, m, float(v), float(t), SOURCE)
+               for m, v, t in zip(RECOVERY_METRICS, observed_values.mean(axis=0), tolerance)]
+    steps = {"pathways.p1.transfer.mean": 0.2, "acute.beds": 5}
+    jacobian = np.column_stack([
+        (_means(override(base, {**KNOWN, name: KNOWN[name] + h}), range(replications)).mean(0)
+         - _means(override(base, {**KNOWN, name: KNOWN[name] - h}), range(replications)).mean(0))
+        / (2 * h) for name, h in steps.items()])
+    bound = 2 * np.abs(np.linalg.inv(jacobian)) @ tolerance
+    parameters = [Parameter("pathways.p1.transfer.mean", 0.1, 4.0, log=True),
+                  Parameter("acute.beds", 60, 150, integer=True)]
+    result = calibrate(base, targets, parameters, trials=trials, replications=replications,
+                       workers=2, seed=0)
+    return result, dict(zip(KNOWN, bound))
+
+
+def _assert_recovered(result, bound):
+    for name, true in KNOWN.items():
+        assert abs(result.best[name] - true) <= bound[name], (name, result.best[name], bound)
+    assert len(result.trials) == len(result.trials["trial"].unique())
+    assert result.best_sets["loss"].is_monotonic_increasing
+    assert result.best_sets.iloc[0]["trial"] == result.trials.loc[
+        result.trials["loss"].idxmin(), "trial"]
+
+
+def test_known_parameters_are_recovered():
+    """32 trials of 4 replications (plus 28 runs for the targets and sensitivities): about
+    10 s on 2 free cores. The bounds are about +-0.2 days for the transfer time (range
+    0.1-4) and +-10 beds (range 60-150)."""
+    start = time.perf_counter()
+    result, bound = _recovery(trials=32, replications=4, observed=12)
+    _assert_recovered(result, bound)
+    assert bound["acute.beds"] < 20 and bound["pathways.p1.transfer.mean"] < 0.5  # informative
+    print(f"recovered {result.best} (known {KNOWN}; bounds {bound}) in "
+          f"{time.perf_counter() - start:.1f} s")
+
+
+@pytest.mark.slow
+def test_known_parameters_are_recovered_closely_with_more_trials_and_replications():
+    """64 trials of 8 replications, targets from 24: tighter bounds, and every target within
+    tolerance at the best trial."""
+    start = time.perf_counter()
+    result, bound = _recovery(trials=64, replications=8, observed=24)
+    _assert_recovered(result, bound)
+    assert result.fit["within_tolerance"].all(), result.fit
+    print(f"recovered {result.best} (known {KNOWN}; bounds {bound}) in "
+          f"{time.perf_counter() - start:.1f} s")
+
+
+# ---------------------------------------------------------------------------- reproducibility
+
+def _tiny():
+    base = small_params(**{"run.days": 56.0, "run.warmup_days": 14.0})
+    targets = [Target("delay", "delay_mean.all", 1.5, 0.2, SOURCE),
+               Target("homecare_share", "delayed_days_per_30d.homecare", 0.1, 0.05, SOURCE,
+                      per="delayed_days_per_30d")]
+    parameters = [Parameter("pathways.p1.transfer.mean", 0.1, 3.0, log=True),
+                  Parameter("acute.beds", 80, 140, integer=True)]
+    return base, targets, parameters
+
+
+def _evaluated(result):
+    """The evaluated trials' parameters and losses, in order (trial numbers aside)."""
+    columns = ["loss", "pathways.p1.transfer.mean", "acute.beds"]
+    return result.trials[columns].reset_index(drop=True)
+
+
+def test_the_same_seed_gives_the_same_trials_on_any_number_of_workers():
+    base, targets, parameters = _tiny()
+    one = calibrate(base, targets, parameters, trials=8, replications=2, workers=1, seed=3)
+    two = calibrate(base, targets, parameters, trials=8, replications=2, workers=2, seed=3)
+    assert one.best == two.best
+    assert _evaluated(one).equals(_evaluated(two))
+    other = calibrate(base, targets, parameters, trials=4, replications=2, workers=1, seed=4)
+    assert not _evaluated(other).equals(_evaluated(one).head(4))
+
+
+def test_an_interrupted_calibration_keeps_its_trials_and_resumes_as_if_never_stopped(
+        tmp_path, monkeypatch):
+    base, targets, parameters = _tiny()
+    fresh = calibrate(base, targets, parameters, trials=12, replications=1, workers=1, seed=5)
+    first = calibrate(base, targets, parameters, trials=12, replications=1, workers=1, seed=5,
+                      time_limit=0)  # stops after one batch: the first trials of the same run
+    assert _evaluated(first).equals(_evaluated(fresh).head(calibration.DEFAULT_BATCH))
+
+    run_batch = calibration._run_batch
+    calls = []
+
+    def interrupted_in_third_batch(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return run_batch(*args)
+
+    monkeypatch.setattr(calibration, "_run_batch", interrupted_in_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        calibrate(base, targets, parameters, trials=12, replications=1, workers=1, seed=5,
+                  store_folder=tmp_path)
+    monkeypatch.setattr(calibration, "_run_batch", run_batch)
+    assert (tmp_path / "optuna.db").is_file()
+
+    resumed = calibrate(base, targets, parameters, trials=12, replications=1, workers=1,
+                        seed=5, store_folder=tmp_path)
+    assert _evaluated(resumed).equals(_evaluated(fresh))
+    # Trials 0-7 were kept; the batch running when it stopped (8-11) ran again as 12-15.
+    assert list(resumed.trials["trial"]) == [*range(8), *range(12, 16)]
+    assert resumed.best == fresh.best
+    again = calibrate(base, targets, parameters, trials=12, replications=1, workers=1, seed=5,
+                      store_folder=tmp_path)  # nothing left to run
+    assert again.trials.equals(resumed.trials)
+
+    written = write_results(resumed, tmp_path / "out")
+    assert {p.name for p in written} >= {"trials.csv", "fit.csv", "fit.md", "best_sets.csv",
+                                          "calibrated.yaml"}
+    from sim.reporting.charts import calibration_fit
+    calibration_fit(resumed.fit, tmp_path / "out" / "fit.png", resumed.replications)
+    assert (tmp_path / "out" / "fit.png").stat().st_size > 0
+
+    with pytest.raises(CalibrationError, match="another system"):
+        calibrate(base, targets, parameters, trials=12, replications=2, workers=1, seed=5,
+                  store_folder=tmp_path)
