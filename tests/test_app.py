@@ -52,7 +52,7 @@ def test_bad_input_is_one_line_as_on_the_command_line(overrides, message):
 
 
 def _app(monkeypatch):
-    from streamlit.testing.v1 import AppTest
+    AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
     monkeypatch.setenv(workshop.OVERRIDES_VARIABLE, SMALL)
     at = AppTest.from_file(str(APP), default_timeout=240)

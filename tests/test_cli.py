@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -35,7 +36,22 @@ def test_run_writes_every_output_and_prints_the_summary(tmp_path):
     assert {"arrival", "fit", "left", "pathway", "delay", "delay_service", "delay_rule"} <= set(
         patients.columns)
     assert set(patients["replication"]) == {0, 1}
-    assert (out / "summary.md").read_text().strip() in done.stdout
+    summary = (out / "summary.md").read_text()
+    assert summary.strip() in done.stdout
+    # Named from the scenario and the overrides that change results (not how many replications).
+    title = summary.splitlines()[0]
+    assert title.startswith("# Delayed discharge: baseline with ")
+    assert all(o in title for o in SHORT if not o.startswith("run.replications"))
+    assert "run.replications" not in title
+    # No interval of a quantity that cannot be negative goes below zero; some were cut at 0
+    # (two replications give wide intervals), and the summary says why.
+    from sim.core.catalogue import catalogue
+    from sim.config.schema import load_config
+    bounds = {k: m.lower for k, m in catalogue(load_config(SHORT).params).items()}
+    bounded = metrics[metrics["metric"].map(bounds).notna()]
+    assert (bounded["ci_low"].dropna() >= 0).all()
+    cut = bounded[(bounded["ci_low"] == 0) & (bounded["value"] > 0)]
+    assert not cut.empty and "too few replications" in summary and "[-" not in summary
 
 
 def test_cfg_job_prints_the_resolved_config(tmp_path):
@@ -115,7 +131,7 @@ def test_a_second_sweep_into_the_same_folder_collects_only_its_own_jobs(tmp_path
 
 def test_an_analysis_that_would_pool_different_systems_is_refused_in_one_line(tmp_path):
     done = discharge_sim("-m", *SHORT, "services.homecare.staff.count=30,31",
-                         "+hydra.callbacks.collect.analysis=scenario_comparison",
+                         "experiment.analysis=scenario_comparison",
                          f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
     assert done.returncode == 2
     assert "needs one job per scenario; this sweep also varies services.homecare.staff.count" in done.stderr
@@ -136,3 +152,144 @@ def test_experiments_give_a_one_line_error(tmp_path, arguments, words):
     assert done.returncode == 2
     assert words in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def run_all(commands: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess]:
+    """Several commands at once (each is mostly start-up time)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(lambda args: discharge_sim(*args, cwd=cwd), commands))
+
+
+def one_error_line(done: subprocess.CompletedProcess) -> str:
+    """The one line a refusal prints (asserting that it is one line, exit status 2)."""
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.replace("\r", "\n").splitlines()
+             if line.strip() and "replications:" not in line]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+REFUSED_BEFORE_RUNNING = [
+    # Systems that cannot work by construction: nobody on these pathways would ever leave.
+    ("assessment.staff=0", ["assessment.staff=0 is not allowed", "pathways.p1",
+                            "assessment.in_hospital=false"]),
+    ("services.homecare.staff.count=0", ["services.homecare.staff.count=0 is not allowed",
+                                         "none of them would ever leave hospital"]),
+    ("services.care_home.capacity=0", ["services.care_home.capacity=0.0 is not allowed"]),
+    # One carer (25 carer-hours a week): some packages are larger than all of homecare.
+    ("services.homecare.staff.count=1", ["services.homecare.amount=", "is not allowed",
+                                         "25 carer-hours/week", "wait for ever"]),
+    # Runs that would not fit in memory: the estimate and the setting to change.
+    ("run.days=1e7", ["run.days=10000000.0 is not allowed", "patients", "GiB",
+                      "make run.days at most about"]),
+    ("run.days=1e9", ["run.days=1000000000.0 is not allowed", "TiB"]),
+    ("admissions.per_day=1e6", ["admissions.per_day=1000000.0 is not allowed", "memory",
+                                "make admissions.per_day at most about"]),
+    # Finite but extreme distribution values, refused before they overflow.
+    ("pathways.p3.acute_stay.sd=1e200", ["pathways.p3.acute_stay.sd=1e+200 is not allowed",
+                                         "times the mean"]),
+    ("pathways.p3.acute_stay.mean=1e308", ["pathways.p3.acute_stay.mean=1e+308 is not allowed"]),
+    ("services.homecare.amount.kind=exponential services.homecare.amount.sd=3",
+     ["services.homecare.amount.sd=3.0 is not allowed", "kind=exponential"]),
+    # Checked before the first replication, not after the last.
+    ("run.precision_metric=nosuch run.precision=0.1",
+     ["run.precision_metric='nosuch' is not allowed", "delayed_days_per_30d"]),
+    # Overrides Hydra's lexer cannot read: a plain line naming the override.
+    ("acute.beds=\u00fc", ["the override 'acute.beds=\u00fc' cannot be read", "quotes"]),
+    ("acute.beds=[1,2", ["the override 'acute.beds=[1,2' cannot be read", "brackets"]),
+]
+
+
+def test_what_cannot_run_is_refused_at_once_in_one_line(tmp_path):
+    """Each refused before anything is written: no output folder is left."""
+    commands = [[*case.split(), f"hydra.run.dir={tmp_path / str(i)}"]
+                for i, (case, _) in enumerate(REFUSED_BEFORE_RUNNING)]
+    for i, ((case, words), done) in enumerate(zip(REFUSED_BEFORE_RUNNING,
+                                                   run_all(commands, tmp_path))):
+        line = one_error_line(done)
+        assert all(w in line for w in words), (case, line)
+        assert not (tmp_path / str(i)).exists(), case
+
+
+def test_a_malformed_scenario_file_is_one_line_naming_the_file_and_the_line(tmp_path):
+    configs = tmp_path / "configs" / "scenario"
+    configs.mkdir(parents=True)
+    (configs / "unclosed.yaml").write_text("# @package _global_\nname: unclosed\n"
+                                           "acute:\n  beds: [1, 2\n")
+    (configs / "tabbed.yaml").write_text("# @package _global_\nname: tabbed\nacute:\n\tbeds: 3\n")
+    search = f"hydra.searchpath=[file://{tmp_path / 'configs'}]"
+    unclosed, tabbed = run_all([[search, "scenario=unclosed"], [search, "scenario=tabbed"]],
+                               tmp_path)
+    line = one_error_line(unclosed)
+    assert "unclosed.yaml, line 4" in line and "close the bracket" in line
+    line = one_error_line(tabbed)
+    assert "tabbed.yaml, line 4" in line and "not tabs" in line
+
+
+def _read_only_folder(folder: Path) -> Path:
+    """A folder nobody can write to: a read-only tmpfs for root (who ignores permissions),
+    else a folder without write permission."""
+    folder.mkdir()
+    if os.geteuid() == 0:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                              capture_output=True)
+        if done.returncode != 0:
+            pytest.skip("root cannot be refused writing here without mounting a read-only tmpfs")
+    else:
+        folder.chmod(0o555)
+    return folder
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    read_only = _read_only_folder(tmp_path / "read_only")
+    try:
+        cases = [(tmp_path / "a_file", ["a_file is a file, not a folder", "hydra.run.dir"]),
+                 (tmp_path / "a_file" / "run", ["a_file is a file, not a folder"]),
+                 (read_only, ["cannot write to", "read_only", "hydra.run.dir"]),
+                 (read_only / "run", ["cannot write to", "read_only"])]
+        results = run_all([[*SHORT, f"hydra.run.dir={folder}"] for folder, _ in cases], tmp_path)
+        for (folder, words), done in zip(cases, results):
+            line = one_error_line(done)
+            assert all(w in line for w in words), (folder, line)
+        assert (tmp_path / "a_file").read_text() == "not a folder"
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(read_only)], capture_output=True)
+
+
+def test_changing_a_distributions_kind_alone_drops_its_unused_sd(tmp_path):
+    out = tmp_path / "run"
+    done = discharge_sim(*SHORT, "output.charts=false", "pathways.p3.acute_stay.kind=exponential",
+                         f"hydra.run.dir={out}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    import yaml
+    stay = yaml.safe_load((out / ".hydra" / "config.yaml").read_text())["pathways"]["p3"][
+        "acute_stay"]
+    assert stay["kind"] == "exponential" and stay["sd"] == 0 and stay["mean"] == 14.0
+
+
+def test_a_queue_that_grows_all_run_is_reported_and_its_waits_count_everyone(tmp_path):
+    """Too few beds for the admissions: the queue for beds grows all run. The console and the
+    summary say so with the figures, and the share who waited for a bed counts those still
+    waiting at the end (checked against the patient log)."""
+    out = tmp_path / "run"
+    done = discharge_sim(*SHORT, "acute.beds=60", "output.charts=false",
+                         f"hydra.run.dir={out}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    warning = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "the queue for acute beds grew all run in 2 of 2" in warning[0]
+    assert "people waiting at the end" in warning[0] and "were admitted" in warning[0]
+    summary = (out / "summary.md").read_text()
+    assert "## Warning: queues that grew all run" in summary
+    per_run = pd.read_csv(out / "replications.csv")
+    patients = pd.read_csv(out / "patients.csv")
+    for k, log in patients.groupby("replication"):
+        values = per_run[per_run["replication"] == k].set_index("metric")["value"]
+        arrived = log[(log["arrival"] >= 14) & ~log["diverted"]]
+        waited = arrived["bed"].isna() | (arrived["bed"] > arrived["arrival"])
+        assert arrived["bed"].isna().sum() > 0, "some still wait at the end"
+        assert values["bed_wait_share"] == pytest.approx(waited.mean(), abs=1e-12)
+        assert values["bed_queue_end"] == (log["bed"].isna() & ~log["diverted"]).sum()

@@ -424,9 +424,12 @@ def test_time_averages_after_the_warm_up_equal_the_logs_integrals(seed):
     counts = [((fit["fit"] <= d) & ~(fit["left"] <= d)).sum() for d in midnights]
     assert result.value("fit_in_hospital_midnight") == pytest.approx(np.mean(counts), rel=1e-12)
 
-    arrived = p[(p["arrival"] >= lo) & (p["arrival"] < hi) & p["bed"].notna()]
-    wait = (arrived["bed"] - arrived["arrival"]).to_numpy()
+    # Waits for a bed of the window's arrivals (not diverted), censored at the end.
+    arrived = p[(p["arrival"] >= lo) & (p["arrival"] < hi) & ~p["diverted"]]
+    wait = (arrived["bed"].fillna(hi) - arrived["arrival"]).to_numpy()
+    assert (arrived["bed"].isna() | (arrived["bed"] > arrived["arrival"])).any()
     assert result.value("bed_wait_mean") == pytest.approx(wait.mean(), rel=1e-9)
+    assert result.value("bed_wait_share") == pytest.approx((wait > 1e-12).mean(), rel=1e-12)
 
     w = result.service_waits
     for name, service in params.services.items():

@@ -329,3 +329,28 @@ def test_acute_stay_distributions(dist):
         assert (stay > 0).all()
         assert abs(stay.mean() - dist.mean) < 0.6  # ~5 standard errors for ~600 draws
         assert abs(stay.std() - dist.sd) < 0.6
+
+
+# ---------------------------------------------------------------------------- calendars
+def test_whole_days_open_back_to_back_make_one_open_period():
+    """Monday and Tuesday open all day: one period from Monday 00:00 to Wednesday 00:00 (two
+    days a week). Half a day of work begun on Tuesday at noon ends on Tuesday at midnight; a
+    whole day begun then ends at noon the next Monday; two and a half days end at the close of
+    the next Tuesday, not at the opening after it."""
+    calendar = Calendar(Window(True, [0, 1], 0.0, 24.0))
+    assert calendar.periods == [(0.0, 2.0)] and calendar.open_per_week == 2.0
+    assert calendar.next_open(0.5) == 0.5 and calendar.next_open(1.0) == 1.0
+    assert calendar.next_open(2.5) == 7.0
+    assert calendar.add_open_time(1.5, 0.5) == pytest.approx(2.0, abs=1e-12)
+    assert calendar.add_open_time(1.5, 1.0) == pytest.approx(7.5, abs=1e-12)
+    assert calendar.add_open_time(1.5, 2.5) == pytest.approx(9.0, abs=1e-12)
+
+
+def test_no_work_takes_no_time_even_when_closed_and_an_always_open_team_works_straight_on():
+    """No work ends where it starts, even on a Saturday when the team is away; with the
+    team's hours switched off, work takes exactly its length, at any hour of any day."""
+    weekdays = Calendar(Window(True, [0, 1, 2, 3, 4], 9.0, 17.0))
+    assert weekdays.add_open_time(5.5, 0.0) == 5.5
+    always = Calendar(Window(False, [0], 9.0, 10.0))
+    assert always.add_open_time(5.5, 0.25) == 5.75
+    assert always.add_open_time(6.9, 0.2) == pytest.approx(7.1, abs=1e-12)

@@ -40,7 +40,8 @@ def _prepared(path: Path) -> dict:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             cell["source"] = PARAMETERS[path.name]
     if path.name in CHECKS:
-        notebook["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None,
+        notebook["cells"].append({"cell_type": "code", "id": "ci-checks", "metadata": {},
+                                  "execution_count": None,
                                   "outputs": [], "source": CHECKS[path.name]})
     return notebook
 

@@ -58,6 +58,10 @@ NEW_METRICS = [
     "harm.returns_to_unfit_share", "harm.unfit_again_days", "harm.deaths_in_hospital",
     "harm.deaths_during_delay", "harm.deaths_during_delay_share", "harm.readmissions",
     "harm.readmission_share", "harm.readmission_days",
+    # Issue 10, queues that grew all run (added; bed waits now count those still waiting).
+    "bed_queue_end", "bed_queue_growth", "bed_queue_grew",
+    *[f"{service}.{metric}" for service in ("homecare", "step_down", "care_home")
+      for metric in ("queue_growth", "queue_grew", "requests_per_day", "granted_per_day")],
 ]
 """Metrics added after the tables were stored (issue 12, the harm of waiting: all its
 mechanisms are off here, so these are 0 or NaN); every stored metric must still be equal."""

@@ -266,11 +266,21 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
     st.dataframe(plain_table(comparison, {BASELINE: "Baseline", "what_if": "What-if"}),
                  hide_index=True, width="stretch")
 
-    figures = chart_figures(runs, comparison, flow_of="what_if")
-    tabs = st.tabs(list(figures))
-    for tab, (title, fig) in zip(tabs, figures.items()):
+    def chart_pngs(key: tuple, runs: dict, table: pd.DataFrame, flow_of: str) -> dict:
+        """The charts as PNGs, drawn once per set of runs (not on every rerun)."""
+        cache: dict = st.session_state.setdefault("chart_pngs", {})
+        if key not in cache:
+            while len(cache) >= 4:
+                cache.pop(next(iter(cache)))
+            figures = chart_figures(runs, table, flow_of=flow_of)
+            cache[key] = {title: charts.to_png(fig) for title, fig in figures.items()}
+        return cache[key]
+
+    pngs = chart_pngs(("current", id(current), id(baseline)), runs, comparison, "what_if")
+    tabs = st.tabs(list(pngs))
+    for tab, (title, png) in zip(tabs, pngs.items()):
         with tab:
-            st.image(charts.to_png(fig), width="stretch")
+            st.image(png, width="stretch")
 
     if kept:
         st.divider()
@@ -280,12 +290,11 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
         table = engine.compare(compared)
         labels = {name: run.label for name, run in compared.items()}
         st.dataframe(plain_table(table, labels), hide_index=True, width="stretch")
-        figures = chart_figures(compared, table, flow_of=BASELINE)
+        pngs = chart_pngs(("kept", id(baseline), *map(id, kept.values())), compared, table,
+                          BASELINE)
         for title in ("Change from baseline", "Where the delay comes from",
-                      "Medically fit over time"):
-            st.image(charts.to_png(figures.pop(title)), width="stretch")
-        for fig in figures.values():
-            charts.plt.close(fig)
+                      "Medically fit over time", "Acute beds"):
+            st.image(pngs[title], width="stretch")
         report_key = (base_key, tuple(kept))
         if st.session_state.get("report_key") != report_key:
             if st.button("Prepare an HTML report of this comparison", key="prepare"):

@@ -39,7 +39,7 @@ from sim.core.params import ParameterError
 from sim.running.folders import (FolderBusy, OutputFolderError, describe, exclusive,
                                  file_system_error, remove_if_empty)
 from sim.running.provenance import provenance
-from sim.reporting.report import pathway_title, summary_markdown, write_tables
+from sim.reporting.report import pathway_title, queue_warnings, summary_markdown, write_tables
 from sim.running.runner import check_before_run, default_workers, run_replications
 from sim.running.store import ReplicationStore, StoreMismatch
 
@@ -105,6 +105,9 @@ def _run_and_write(config: AppConfig, out: Path, store: ReplicationStore, title:
     write_atomic(out / "provenance.json", lambda p: p.write_text(json.dumps(record, indent=1)))
     write_tables(results, out, patients=config.output.patients_csv)
     summary = summary_markdown(results, title)
+    for warning in queue_warnings(results):
+        job = f" ({out.name})" if in_sweep else ""
+        print(f"discharge-sim: warning{job}: {warning}", file=sys.stderr)
     write_atomic(out / "summary.md", lambda p: p.write_text(summary))
     if config.output.charts:
         from sim.reporting import charts

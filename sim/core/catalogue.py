@@ -72,6 +72,11 @@ _FIXED: tuple[Metric, ...] = (
            percent=True),
     Metric("bed_wait_mean", "days", "mean wait for an acute bed", BEDS),
     Metric("diverted_share", "fraction of arrivals", "arrivals diverted", BEDS, percent=True),
+    Metric("bed_queue_end", "people waiting", "people waiting for an acute bed at the end", BEDS),
+    Metric("bed_queue_growth", "people per day",
+           "growth of the queue for acute beds (slope of its midnight count)", BEDS, lower=None),
+    Metric("bed_queue_grew", "fraction of replications",
+           "replications whose queue for acute beds grew all run", BEDS, percent=True),
     Metric("delayed_days", "bed-days", "delayed-discharge bed-days", DELAYS),
     Metric("delayed_days_per_30d", _PER_30, "delayed-discharge bed-days per 30 days", DELAYS),
     Metric("delay_mean.all", _DAYS, "mean delay, all discharges", DELAYS),
@@ -162,6 +167,15 @@ def _families(params: Params) -> Iterator[Metric]:
                      SERVICES)
         yield Metric(f"{name}.queue_end", "people waiting",
                      f"people waiting for {what} at the end", SERVICES)
+        yield Metric(f"{name}.queue_growth", "people per day",
+                     f"growth of the queue for {what} (slope of its midnight count)", SERVICES,
+                     lower=None)
+        yield Metric(f"{name}.queue_grew", "fraction of replications",
+                     f"replications whose queue for {what} grew all run", SERVICES, percent=True)
+        yield Metric(f"{name}.requests_per_day", "requests per day",
+                     f"requests for {what} (all sources)", SERVICES)
+        yield Metric(f"{name}.granted_per_day", "requests per day",
+                     f"requests for {what} granted", SERVICES)
         for source, label in sources(params, name).items():
             yield Metric(f"{name}.wait_mean.{source}", "days (censored at run end)",
                          f"mean wait for {what}, {label}", SERVICES)

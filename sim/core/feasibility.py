@@ -23,14 +23,15 @@ from pathlib import Path
 
 from sim.core.params import Distribution, ParameterError, Params, Service
 
-# Memory of one replication, measured with the default system (peak RSS of one process,
-# Python 3.11, 2026-11): about 150 MiB for the interpreter, the libraries and the model, and
-# about 2 KiB per hospital patient (the Patient record, its process while in hospital and its
-# row of the patient table, built at the end) and 1 KiB per request for a community service;
-# the midnight counts take about 150 bytes per simulated day.
+# Memory of one replication, from the peak RSS of one process running the default system
+# (Python 3.11, 2026-11: 154 MiB for 24k patients, 229 MiB for 75k, 487 MiB for 250k patients
+# and 157k requests, 591 MiB for 239k patients most of whom waited for a bed): about 150 MiB for
+# the interpreter, the libraries and the model, up to 2 KiB per hospital patient (the Patient
+# record, its process while in hospital, its row of the patient table built at the end) and
+# 0.5 KiB per request for a community service; the midnight counts take about 150 bytes a day.
 BASE_BYTES = 150 * 2**20
-PATIENT_BYTES = 2560
-REQUEST_BYTES = 1024
+PATIENT_BYTES = 2048
+REQUEST_BYTES = 512
 DAY_BYTES = 150
 TABLE_BYTES_PER_PATIENT = 256
 """A finished replication's patient table, held by the parent process when no store keeps it."""
@@ -122,9 +123,9 @@ def _capacity_setting(name: str, service: Service) -> tuple[str, float]:
     """The setting that sizes a service, and its value."""
     if service.staff is None:
         return f"services.{name}.capacity", float(service.capacity or 0.0)
-    if service.staff.count == 0:
-        return f"services.{name}.staff.count", service.staff.count
-    return f"services.{name}.staff.hours_each", service.staff.hours_each
+    if service.staff.hours_each == 0 and service.staff.count > 0:
+        return f"services.{name}.staff.hours_each", service.staff.hours_each
+    return f"services.{name}.staff.count", service.staff.count
 
 
 def _check_capacity(name: str, service: Service, requests: float) -> None:
@@ -190,7 +191,8 @@ def _check_memory(params: Params, requests: dict[str, float], workers: int,
                        + params.run.days * DAY_BYTES)
     available = available_memory()
     estimate = RunEstimate(patients, total_requests, per_replication, available)
-    needed = workers * per_replication + replications_held * patients * TABLE_BYTES_PER_PATIENT
+    needed = (workers * per_replication + (BASE_BYTES if workers > 1 else 0)  # the parent
+              + replications_held * patients * TABLE_BYTES_PER_PATIENT)
     if available is None or needed <= available:
         return estimate
     # Name the setting that makes the run big: a long run, or the busiest source of patients.
@@ -204,20 +206,30 @@ def _check_memory(params: Params, requests: dict[str, float], workers: int,
         setting, value = "run.days", params.run.days
     else:
         setting, value = biggest, sources[biggest][0]
-    share = available / needed
-    processes = f" ({workers} replications at once)" if workers > 1 else ""
+    at_once = f" for each of {workers} replications run at once" if workers > 1 else ""
     fewer = "; or run fewer replications at once (output.workers=1)" if workers > 1 else ""
+    if math.isfinite(needed):
+        # Memory grows about in proportion to the setting: what would fit.
+        fits = f"at most about {value * available / needed:,.3g}"
+    else:
+        fits = "far smaller"
     raise ParameterError(
         setting, value,
-        f"a run that fits in memory: one replication would hold about {patients:,.3g} patients "
-        f"and {total_requests:,.3g} requests for community services, about "
-        f"{_size(per_replication)}{processes}, more than the {_size(available)} of memory "
-        f"available; make {setting} about {share:.2g} times what it is, or less{fewer}")
+        f"a run that fits in memory: one replication would hold about {_count(patients)} "
+        f"patients and {_count(total_requests)} requests for community services, about "
+        f"{_size(per_replication)}{at_once}, more than the {_size(available)} of memory "
+        f"available; make {setting} {fits}{fewer}")
+
+
+def _count(n: float) -> str:
+    return f"{n:,.3g}" if math.isfinite(n) else "countless"
 
 
 def _size(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
+    if not math.isfinite(n):
+        return "unbounded memory"
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
             return f"{n:,.1f} {unit}" if unit != "bytes" else f"{n:,.0f} bytes"
         n /= 1024
     raise AssertionError

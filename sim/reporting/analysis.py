@@ -16,8 +16,11 @@ from sim.reporting.stats import estimate, summarise
 
 KEY_METRICS = ("delayed_days_per_30d", "delay_mean.all", "delay_mean.p1", "delay_mean.p3",
                "fit_in_hospital_midnight", "acute_occupancy", "bed_wait_mean",
-               "homecare.utilisation")
-"""The metrics of a scenario comparison, in the order shown (labels: the metric catalogue)."""
+               "homecare.utilisation", "harm.escalations", "harm.escalation_days",
+               "harm.returns_to_unfit", "harm.unfit_again_days", "harm.deaths_during_delay",
+               "harm.readmissions", "harm.readmission_days")
+"""The metrics of a scenario comparison, in the order shown (labels: the metric catalogue).
+The harm metrics are zero unless the harm of waiting is switched on (``harm_comparison``)."""
 
 CURVE_METRICS = ("delayed_days_per_30d", "acute_occupancy", "delay_mean.p1")
 """The metrics of a response curve."""

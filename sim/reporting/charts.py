@@ -395,7 +395,9 @@ def _change_bars(ax: plt.Axes, rows: pd.DataFrame, y: np.ndarray, unit: str,
     span = max(np.nanmax(np.abs(np.concatenate([low, high, diff]))) if len(diff) else 1, 1e-9)
     for yi, d, lo, hi in zip(y, diff, low, high):
         text = f"{d:+,.0f}" if span >= 20 else f"{d:+.2g}"
-        if not np.isnan(lo):
+        if d == 0 and lo == 0 and hi == 0:
+            text = "no change (same results)"
+        elif not np.isnan(lo):
             text += (f"  ({lo:+,.0f} to {hi:+,.0f})" if span >= 20
                      else f"  ({lo:+.2g} to {hi:+.2g})")
         ax.text(max(hi if not np.isnan(hi) else d, 0) + span * 0.04, yi, text, va="center",

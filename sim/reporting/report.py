@@ -56,6 +56,36 @@ def _interval_note(lines: list[str]) -> list[str]:
             "quantity; run more (`run.replications`).", ""]
 
 
+def queue_warnings(results: Replications) -> list[str]:
+    """One line for each queue that grew all run (see ``*queue_grew`` in
+    :mod:`sim.core.metrics`), with its figures: more joined it than could be served, so its
+    waits, and the delays behind it, depend on how long the run is."""
+    m = results.metrics
+    per_run = m.pivot_table(index="replication", columns="metric", values="value")
+    n = len(per_run)
+    mean = lambda metric: float(per_run[metric].mean()) if metric in per_run else math.nan  # noqa: E731
+    window = mean("window_days")
+    queues = [("acute beds", "bed_queue", mean("arrivals") / window, "arrived",
+               mean("admitted") / window, "were admitted")]
+    queues += [(name.replace("_", " "), name, mean(f"{name}.requests_per_day"), "asked for it",
+                mean(f"{name}.granted_per_day"), "got it")
+               for name in results.params.services]
+    lines = []
+    for label, key, joined, joined_words, served, served_words in queues:
+        grew_metric = f"{key}_grew" if key == "bed_queue" else f"{key}.queue_grew"
+        if grew_metric not in per_run or not (per_run[grew_metric] > 0).any():
+            continue
+        prefix = "bed_queue_" if key == "bed_queue" else f"{key}.queue_"
+        grew = int((per_run[grew_metric] > 0).sum())
+        lines.append(
+            f"the queue for {label} grew all run in {grew} of {n} replication"
+            f"{'s' if n > 1 else ''}: {mean(prefix + 'end'):,.0f} people waiting at the end, "
+            f"{mean(prefix + 'growth'):+,.1f} a day; {joined:,.1f} a day {joined_words} and "
+            f"{served:,.1f} {served_words}: more than its capacity can serve, so its waits (and "
+            "the delays behind it) grow with the run's length")
+    return lines
+
+
 def summary_markdown(results: Replications, name: str) -> str:
     """The run's summary as Markdown: delays by pathway and cause, beds, services, conservation."""
     s = results.summary()
@@ -69,6 +99,12 @@ def summary_markdown(results: Replications, name: str) -> str:
         f"{run.measured_days:g} simulated days after a {run.warmup_days:g}-day warm-up; "
         f"{interval} {n} replication{'s' if n > 1 else ''} (root seed {run.seed}).",
         "",
+    ]
+    warnings = queue_warnings(results)
+    if warnings:
+        lines += ["## Warning: queues that grew all run", "",
+                  *[f"- **{w[0].upper() + w[1:]}.**" for w in warnings], ""]
+    lines += [
         "## Delayed discharges by pathway",
         "",
         "| pathway | delayed bed-days per 30 days | mean delay (days) | 90th percentile delay (days) "
