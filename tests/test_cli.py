@@ -60,7 +60,7 @@ def test_cfg_job_prints_the_resolved_config(tmp_path):
     assert "count: 120" in done.stdout and "pathways:" in done.stdout
 
 
-@pytest.mark.parametrize("override, names", [
+BAD_VALUES = [
     ("services.homecare.staff.count=-5", "services.homecare.staff.count"),
     ("acute.beds=0", "acute.beds"),
     ("pathways.p1.share=0.9", "p1.share"),
@@ -72,28 +72,32 @@ def test_cfg_job_prints_the_resolved_config(tmp_path):
     ("run.warmup_days=500", "run.warmup_days"),
     ("run.precision_metric=nonsense run.precision=0.1 run.days=20 run.warmup_days=1",
      "run.precision_metric"),
-])
-def test_bad_values_get_a_one_line_error_and_a_non_zero_exit(tmp_path, override, names):
-    done = discharge_sim(*override.split(), cwd=tmp_path)
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip() and "replications:" not in line]
-    assert len(lines) == 1 and names in lines[0] and "allowed" in lines[0], done.stderr
+]
 
 
-@pytest.mark.parametrize("override, words", [
+def test_bad_values_get_a_one_line_error_and_a_non_zero_exit(tmp_path):
+    results = run_all([[*override.split(), f"hydra.run.dir={tmp_path / str(i)}"]
+                       for i, (override, _) in enumerate(BAD_VALUES)], tmp_path)
+    for (override, name), done in zip(BAD_VALUES, results):
+        line = one_error_line(done)
+        assert name in line and "allowed" in line, (override, line)
+
+
+BAD_KEYS = [
     ("services.homecare.staff.carerz=3", ["services.homecare.staff.carerz", "not in 'Staff'"]),
     ("+acute.extra=3", ["acute.extra", "not a setting"]),
     ("services.homecare.staff.count=lots", ["services.homecare.staff.count", "Integer"]),
     ("scenario=nope", ["scenario/nope", "extra_homecare"]),
     ("run.days", ["run.days"]),
-])
-def test_unknown_keys_wrong_types_and_bad_syntax_get_a_one_line_error(tmp_path, override, words):
-    done = discharge_sim(override, cwd=tmp_path)
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and all(w in lines[0] for w in words), done.stderr
+]
+
+
+def test_unknown_keys_wrong_types_and_bad_syntax_get_a_one_line_error(tmp_path):
+    results = run_all([[override, f"hydra.run.dir={tmp_path / str(i)}"]
+                       for i, (override, _) in enumerate(BAD_KEYS)], tmp_path)
+    for (override, words), done in zip(BAD_KEYS, results):
+        line = one_error_line(done)
+        assert all(w in line for w in words), (override, line)
 
 
 def test_run_records_how_it_was_made(tmp_path):
@@ -117,6 +121,7 @@ def test_a_bad_job_in_a_sweep_fails_the_sweep_but_keeps_the_others(tmp_path):
     assert len(good) == 1 and len(list((good[0] / "replications").glob("*.metrics.csv"))) == 2
 
 
+@pytest.mark.slow
 def test_a_second_sweep_into_the_same_folder_collects_only_its_own_jobs(tmp_path):
     sweep = tmp_path / "sweep"
     first = discharge_sim("-m", *SHORT, "services.homecare.staff.count=30", f"hydra.sweep.dir={sweep}",
@@ -129,6 +134,7 @@ def test_a_second_sweep_into_the_same_folder_collects_only_its_own_jobs(tmp_path
     assert sorted(table["services.homecare.staff.count"].unique()) == [31, 32]
 
 
+@pytest.mark.slow
 def test_an_analysis_that_would_pool_different_systems_is_refused_in_one_line(tmp_path):
     done = discharge_sim("-m", *SHORT, "services.homecare.staff.count=30,31",
                          "experiment.analysis=scenario_comparison",
@@ -202,15 +208,21 @@ REFUSED_BEFORE_RUNNING = [
 ]
 
 
+def nothing_written(folder: Path) -> bool:
+    """The folder holds nothing a run writes (at most the empty log Hydra opens)."""
+    return not folder.exists() or all(
+        p.suffix == ".log" and p.stat().st_size == 0 for p in folder.rglob("*"))
+
+
 def test_what_cannot_run_is_refused_at_once_in_one_line(tmp_path):
-    """Each refused before anything is written: no output folder is left."""
+    """Each refused before anything is written."""
     commands = [[*case.split(), f"hydra.run.dir={tmp_path / str(i)}"]
                 for i, (case, _) in enumerate(REFUSED_BEFORE_RUNNING)]
     for i, ((case, words), done) in enumerate(zip(REFUSED_BEFORE_RUNNING,
                                                    run_all(commands, tmp_path))):
         line = one_error_line(done)
         assert all(w in line for w in words), (case, line)
-        assert not (tmp_path / str(i)).exists(), case
+        assert nothing_written(tmp_path / str(i)), case
 
 
 def test_a_malformed_scenario_file_is_one_line_naming_the_file_and_the_line(tmp_path):

@@ -18,6 +18,7 @@ test to a second or two.
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,10 @@ import pytest
 
 from sim import simulate
 from sim.core.model import Model
-from sim.core.params import Params, Window
-from sim.core.streams import replication_streams
+from sim.core.patient import Patient
+from sim.core.resources import TimeWeighted
+from sim.core.params import Distribution, Params, Window
+from sim.core.streams import batch_draw, length_biased_draw, replication_streams
 
 from conftest import small_params
 
@@ -207,9 +210,11 @@ def test_each_phase_of_the_hospital_stay_lasts_what_was_drawn(seed):
     moved = p[p["transferred"].notna()]
     assert len(moved) > 1000
     np.testing.assert_allclose(moved["transferred"] - moved["ready"], moved["transfer"], **EXACT)
-    # A transfer is missing only where it would end after the run.
-    missing = p[p["ready"].notna() & p["transferred"].isna()]
-    assert (missing["ready"] + missing["transfer"] > params.run.days).all()
+    # A transfer is missing exactly where it would end after the run.
+    ready = p[p["ready"].notna()]
+    late = ready["ready"] + ready["transfer"] > params.run.days
+    assert ready.loc[late, "transferred"].isna().all() and ready.loc[~late, "transferred"].notna().all()
+    assert (p["transferred"].dropna() <= params.run.days).all()
 
     out = p[p["left"].notna()]
     rules = {k: pw.rule for k, pw in params.pathways.items()}
@@ -402,12 +407,13 @@ def test_the_delay_columns_of_the_log_are_the_phase_lengths(small_run):
 
 
 # ---------------------------------------------------------------------------- time-averages
-@pytest.mark.parametrize("seed", SEEDS)
-def test_time_averages_after_the_warm_up_equal_the_logs_integrals(seed):
+@pytest.mark.parametrize("seed, warmup", [(SEEDS[0], 28.0), (SEEDS[1], 28.0), (SEEDS[1], 0.5)])
+def test_time_averages_after_the_warm_up_equal_the_logs_integrals(seed, warmup):
     """The pools integrate their own levels; the logs say who held what when. Over the window
-    after the warm-up they must agree: occupied acute beds, medically fit patients in
-    hospital, each service's units in use and its queue, the waits, the midnight counts."""
-    params = stretched_params(run__seed=seed)
+    after the warm-up (of weeks, or of half a day) they must agree: occupied acute beds,
+    medically fit patients in hospital, each service's units in use and its queue, the waits,
+    the midnight counts."""
+    params = stretched_params(run__seed=seed, run__warmup_days=warmup)
     result = simulate(params)
     lo, hi = params.run.warmup_days, params.run.days
     window = hi - lo
@@ -444,8 +450,150 @@ def test_time_averages_after_the_warm_up_equal_the_logs_integrals(seed):
             in_use / service.size, rel=1e-9), name
         assert result.value(f"{name}.queue_mean") == pytest.approx(queue / window, rel=1e-9), name
         assert result.value(f"{name}.queue_end") == mine["granted"].isna().sum(), name
-        for source in ("hospital", "community"):
+        onward = [other for other, s in params.services.items() if name in s.then]
+        for source in ("hospital", "community", *onward):
             asked = mine[(mine["source"] == source) & (mine["requested"] >= lo)]
+            assert len(asked) > 0, (name, source)
             waited = asked["granted"].fillna(hi) - asked["requested"]
             assert result.value(f"{name}.wait_mean.{source}") == pytest.approx(
                 waited.mean(), rel=1e-9), (name, source)
+
+
+# ---------------------------------------------------------------------------- draws
+DISTRIBUTIONS = [
+    Distribution("exponential", 2.0),
+    Distribution("lognormal", 3.0, 2.0),
+    Distribution("gamma", 4.0, 1.5),
+    Distribution("empirical", values=[1.0, 3.0]),
+    Distribution("fixed", 2.5),
+]
+
+
+def moments(dist: Distribution) -> tuple[float, float]:
+    """E[X] and E[X^2] from the distribution's definition (mean and sd; an exponential's sd is
+    its mean; a list's values with equal weight)."""
+    if dist.kind == "empirical":
+        values = np.asarray(dist.values)
+        return float(values.mean()), float((values ** 2).mean())
+    sd = dist.mean if dist.kind == "exponential" else dist.sd
+    return dist.mean, sd ** 2 + dist.mean ** 2
+
+
+def within_clt(draws: np.ndarray, expected: float) -> bool:
+    """The sample mean within 5 standard errors of ``expected`` (p < 1e-6 by chance)."""
+    error = 5 * draws.std(ddof=1) / math.sqrt(draws.size)
+    return abs(draws.mean() - expected) <= max(error, 1e-12)
+
+
+@pytest.mark.parametrize("dist", DISTRIBUTIONS, ids=lambda d: d.kind)
+def test_draws_have_the_mean_and_sd_asked_for(dist):
+    """batch_draw: the first two moments of 50,000 draws match mean and sd (CLT bounds), and
+    an empirical list gives its values only."""
+    draws = batch_draw(dist, np.random.default_rng(11), 50_000)
+    m1, m2 = moments(dist)
+    assert within_clt(draws, m1), (draws.mean(), m1)
+    assert within_clt(draws ** 2, m2), ((draws ** 2).mean(), m2)
+    if dist.kind == "empirical":
+        assert set(np.unique(draws)) == set(dist.values)
+
+
+@pytest.mark.parametrize("dist", DISTRIBUTIONS, ids=lambda d: d.kind)
+def test_a_client_found_in_service_has_a_length_biased_stay(dist):
+    """length_biased_draw (the stay of a client found in service at a random moment, used to
+    fill services on the first day) has mean E[X^2] / E[X]: twice the mean for an exponential,
+    mean + sd^2 / mean in general, (1 + 9) / (1 + 3) = 2.5 for the list [1, 3]."""
+    rng = np.random.default_rng(12)
+    draws = np.array([length_biased_draw(dist, rng) for _ in range(20_000)])
+    m1, m2 = moments(dist)
+    assert within_clt(draws, m2 / m1), (draws.mean(), m2 / m1)
+    if dist.kind == "empirical":
+        assert set(np.unique(draws)) == set(dist.values)
+    assert length_biased_draw(Distribution("empirical", values=[0.0, 0.0]), rng) == 0.0
+
+
+def test_the_logs_columns_have_their_types(small_run):
+    """Times and amounts are floats (NaN for not yet), flags are booleans, names are strings:
+    a flag left as an object column would make ``~flag`` wrong."""
+    p = small_run.patients
+    for f in fields(Patient):
+        column = p[f.name]
+        if isinstance(f.default, bool):
+            assert column.dtype == bool, f.name
+        elif f.type in ("float", float):
+            assert column.dtype == np.float64, f.name
+        elif f.type in ("int", int):
+            assert np.issubdtype(column.dtype, np.integer), f.name
+        elif f.type in ("str", str):
+            assert column.map(type).eq(str).all(), f.name
+    w = small_run.service_waits
+    for name in ("amount", "requested", "granted", "released", "stay"):
+        assert w[name].dtype == np.float64, name
+
+
+def test_a_time_weighted_level_by_hand():
+    """A level of 3 from day 2, 5 from day 4: the average to day 6 is (3 x 2 + 5 x 2) / 4 = 4;
+    restarted on day 6 it is 5 from then on, and at the very moment of a (re)start the level
+    itself."""
+    level = TimeWeighted(level=3.0, start=2.0)
+    assert level.mean(2.0) == 3.0
+    level.set(4.0, 5.0)
+    assert level.mean(6.0) == 4.0 and level.peak == 5.0
+    level.restart(6.0)
+    assert level.mean(6.0) == 5.0 and level.mean(8.0) == 5.0
+    level.set(7.0, 1.0)
+    assert level.mean(8.0) == pytest.approx(3.0, abs=1e-12)
+
+
+# ---------------------------------------------------------------------------- daily counts and trends
+@pytest.mark.parametrize("seed", SEEDS)
+def test_daily_discharges_by_pathway_add_up_to_the_patients_discharged(seed):
+    """The daily table's discharges, in all and per pathway, counted by the day each patient
+    left, add up to the log's discharged patients of that pathway."""
+    params = stretched_params(run__seed=seed)
+    result = simulate(params)
+    p = result.patients
+    out = p[~p["diverted"] & p["left"].notna()]
+    daily = result.daily
+    assert daily["discharges"].sum() == len(out)
+    for key in params.pathways:
+        mine = out[out["pathway"] == key]
+        assert daily[f"discharges_{key}"].sum() == len(mine) > 0, key
+        by_day = np.bincount(np.floor(mine["left"]).astype(int), minlength=len(daily))
+        np.testing.assert_array_equal(daily[f"discharges_{key}"], by_day[:len(daily)])
+    assert (daily[[f"discharges_{k}" for k in params.pathways]].sum(axis=1)
+            == daily["discharges"]).all()
+
+
+@pytest.mark.parametrize("days", [3.0, 40.0])
+def test_queue_growth_is_the_least_squares_slope_of_the_midnight_counts(days):
+    """Acute beds far too few: the midnight queue for a bed grows, and its growth is the
+    least-squares slope (numpy's polyfit) of the measured midnights' counts, also for a window
+    of only two midnights."""
+    params = small_params(acute__beds=3, run__days=days, run__warmup_days=1.0)
+    result = simulate(params)
+    measured = result.daily[~result.daily["warmup"]]
+    assert len(measured) == days - 1
+    slope = np.polyfit(measured["day"], measured["waiting_for_bed"], 1)[0]
+    assert slope > 0
+    assert result.value("bed_queue_growth") == pytest.approx(slope, rel=1e-9)
+
+
+def test_with_escalation_on_the_causes_still_add_up_to_the_delayed_days():
+    """Needs that escalate while waiting: each delayed day is still attributed to one cause
+    (the old pathway's until the escalation, the new one's after), so the causes add up to the
+    delayed days in the log (from fit to leaving the bed, or dying, or the end)."""
+    params = stretched_params(harm__escalation__enabled=True)
+    result = simulate(params)
+    p = result.patients[result.patients["fit"].notna()]
+    assert p["escalated"].notna().sum() > 5
+    lo, hi = params.run.warmup_days, params.run.days
+    gone = p["died"].fillna(p["left"]).to_numpy(float)
+    whole = overlap(p["fit"].to_numpy(float), gone, lo, hi) * PER / (hi - lo)
+    causes = ["assessment", *params.services, "transfer", "rule"]
+    total = sum(result.value(f"delayed_days_per_30d.{c}") for c in causes)
+    assert total == pytest.approx(whole.sum(), rel=1e-9)
+    assert result.value("delayed_days_per_30d") == pytest.approx(whole.sum(), rel=1e-9)
+    pathway = p["pathway"].to_numpy(str)
+    for key in params.pathways:
+        assert result.value(f"delayed_days_per_30d.{key}") == pytest.approx(
+            whole[pathway == key].sum(), rel=1e-9, abs=1e-9), key

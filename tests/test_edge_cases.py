@@ -8,6 +8,7 @@ whatever else the case implies.
 from __future__ import annotations
 
 import math
+import signal
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,29 @@ def test_a_tiny_community_referral_rate_means_almost_no_referrals():
     check_conservation(model, result)
     waits = result.service_waits
     assert not ((waits["service"] == "homecare") & (waits["source"] == "community")).any()
+
+
+def test_a_service_whose_clients_take_nothing_starts_empty_and_the_run_ends():
+    """Homecare packages of 0 carer-hours: filling the service on the first day must stop (no
+    number of such clients reaches a utilisation), so the run ends, within seconds, with no
+    initial clients."""
+    params = small_params(run__days=30.0, run__warmup_days=5.0,
+                          services__homecare__amount=Distribution("fixed", 0.0))
+
+    def endless(*_):
+        raise TimeoutError("filling a service whose clients take nothing never ends")
+
+    previous = signal.signal(signal.SIGALRM, endless)
+    signal.alarm(30)
+    try:
+        model, result = run(params)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    check_conservation(model, result)
+    waits = result.service_waits
+    assert not ((waits["service"] == "homecare") & (waits["source"] == "initial")).any()
+    assert ((waits["service"] == "step_down") & (waits["source"] == "initial")).any()
 
 
 # ---------------------------------------------------------------------------- tiny systems

@@ -158,13 +158,36 @@ def test_a_refused_rerun_changes_nothing_in_the_folder(tmp_path):
         assert len(lines) == 1 and words in lines[0], done.stderr
         assert snapshot(folder) == before, f"{change} changed the folder"
     assert "beds: 106" in (folder / ".hydra" / "config.yaml").read_text()
+    # Run again as it was: nothing is simulated again, and every output is whole.
+    patients = pd.read_csv(folder / "patients.csv")
+    assert set(patients["replication"]) == {0, 1, 2}
+    again = discharge_sim(*SHORT, f"hydra.run.dir={folder}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(folder / "patients.csv"), patients)
+    assert all(snapshot(folder)[name] == before[name] for name in before
+               if name.startswith("replications/"))
 
 
-def test_a_refused_run_into_a_new_folder_leaves_no_folder(tmp_path):
+@pytest.mark.slow
+def test_a_sweep_run_again_keeps_every_jobs_patient_log(tmp_path):
+    sweep = tmp_path / "sweep"
+    command = ["-m", *SHORT, "acute.beds=106,110", f"hydra.sweep.dir={sweep}"]
+    assert discharge_sim(*command, cwd=tmp_path).returncode == 0
+    logs = {job: pd.read_csv(job) for job in sweep.glob("*/patients.csv")}
+    assert len(logs) == 2
+    again = discharge_sim(*command, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    for job, log in logs.items():
+        assert set(log["replication"]) == {0, 1, 2}
+        pd.testing.assert_frame_equal(pd.read_csv(job), log)
+
+
+def test_a_refused_run_into_a_new_folder_writes_nothing_there(tmp_path):
     folder = tmp_path / "new"
     done = discharge_sim(*SHORT, "acute.beds=-1", f"hydra.run.dir={folder}", cwd=tmp_path)
     assert done.returncode == 2
-    assert not folder.exists()
+    # At most the empty log file Hydra opens before the run starts.
+    assert all(p.suffix == ".log" and p.stat().st_size == 0 for p in folder.rglob("*"))
 
 
 @pytest.mark.slow
@@ -209,12 +232,14 @@ SIMULATED_FULL_DISK = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("disk_kind", ["small tmpfs", "simulated"])
+@pytest.mark.parametrize("disk_kind", [
+    "small tmpfs", pytest.param("simulated", marks=pytest.mark.slow)])
 def test_a_full_disk_is_one_line_and_keeps_every_finished_replication(tmp_path, disk_kind):
     disk = tmp_path / "disk"
     mounted = disk_kind == "small tmpfs" and _mount_small_disk(disk, "1m")
     if disk_kind == "small tmpfs" and not mounted:
-        pytest.skip("cannot mount a tmpfs here (needs root on Linux): the simulated case runs")
+        pytest.skip("cannot mount a tmpfs here (needs root on Linux): the simulated case, "
+                    "marked slow, runs instead")
     disk.mkdir(exist_ok=True)
     folder = disk / "run"
     command = [*SHORT, "run.replications=6", "run.days=300", f"hydra.run.dir={folder}"]

@@ -142,6 +142,15 @@ def test_zero_admissions_run_is_empty_but_well_formed():
     assert result.value("delayed_days") == 0
 
 
+def test_a_model_is_replication_0_unless_told_otherwise():
+    """Model(params) and simulate(params) both run replication 0, on its random streams."""
+    params = small_params(run__days=40.0, run__warmup_days=5.0)
+    model = Model(params)
+    assert model.replication == 0
+    pd.testing.assert_frame_equal(model.run().patients, simulate(params, 0).patients)
+    assert not simulate(params, 1).patients["arrival"].equals(simulate(params, 0).patients["arrival"])
+
+
 def test_a_model_runs_once_and_a_stopped_run_continues_unchanged():
     params = small_params(run__days=60.0)
     whole = simulate(params, 0)
@@ -208,3 +217,10 @@ def test_capacity_changed_during_a_run_is_granted_first_come_first_served():
     assert not first.triggered and pool.in_use == 1
     pool.set_capacity(3)        # recruitment: both queued requests fit now, in order
     assert first.triggered and second.triggered and pool.in_use == 3
+
+
+def test_asking_for_a_metric_that_does_not_exist_names_it(small_run):
+    """A misspelt metric is a KeyError that says which name was not found."""
+    assert small_run.value("delayed_days") > 0
+    with pytest.raises(KeyError, match="no metric named 'delayed_dayz'"):
+        small_run.value("delayed_dayz")

@@ -37,7 +37,7 @@ from sim.running.calibration import CalibrationError
 from sim.running.files import write_atomic
 from sim.core.params import ParameterError
 from sim.running.folders import (FolderBusy, OutputFolderError, describe, exclusive,
-                                 file_system_error, remove_if_empty)
+                                 file_system_error)
 from sim.running.provenance import provenance
 from sim.reporting.report import pathway_title, queue_warnings, summary_markdown, write_tables
 from sim.running.runner import check_before_run, default_workers, run_replications
@@ -132,7 +132,6 @@ def _hydra_main(cfg: DictConfig) -> None:
         message = one_line(error)
         print(f"discharge-sim: error: {message}", file=sys.stderr)
         if hydra_config.mode != RunMode.MULTIRUN:
-            remove_if_empty(out)  # a new folder Hydra made for a run refused: gone again
             sys.exit(2)
         # In a sweep the other jobs go on; the sweep's end reports this one and exits 2.
         try:

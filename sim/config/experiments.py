@@ -182,7 +182,7 @@ def _calibration_check(config: AppConfig, folder: Path) -> int:
 def _calibration(config: AppConfig, folder: Path) -> int:
     """Fit the targets file's parameters to its targets (Optuna; resumable in the folder), and
     save the best sets as scenarios."""
-    from sim.running.calibration import calibrate, load_parameters, write_scenario
+    from sim.running.calibration import calibrate, load_parameters, write_results
 
     params, experiment, path = config.params, config.experiment, _targets(config)
     targets = _active_targets(config)
@@ -191,30 +191,21 @@ def _calibration(config: AppConfig, folder: Path) -> int:
                        replications=config.run.replications, seed=config.run.seed,
                        store_folder=folder, keep=experiment.keep,
                        time_limit=experiment.time_limit_minutes * 60, progress=True)
-    write_table(result.trials, folder, "trials",
-                f"# Calibration trials\n\n{len(result.trials)} trials of {path.name}, "
-                f"{result.replications} replications each on common random numbers.")
-    write_table(result.best_sets, folder, "best_sets",
-                f"# The {len(result.best_sets)} best parameter sets\n\nEach is saved as a "
-                "scenario beside this file (calibrated.yaml, calibrated_2.yaml, ...): copy one to "
-                "configs/scenario/ and run it with scenario=<its name>.")
-    for rank, values in enumerate(result.sets(), start=1):
-        stem = "calibrated" if rank == 1 else f"calibrated_{rank}"
-        write_scenario(values, folder / f"{stem}.yaml", stem,
-                       f"Calibrated to {path.name}: rank {rank} of the best sets, "
-                       f"{result.replications} replications. Only the fitted parameters are "
-                       "set; every other setting is the baseline's.")
+    write_results(result, folder, path.name)
     return _write_fit(result.fit, folder, f"Calibration fit to {path.name}: best of "
                       f"{len(result.trials)} trials (loss {result.best_loss:.4g})",
-                      result.replications)
+                      result.replications, write=False)
 
 
-def _write_fit(table: pd.DataFrame, folder: Path, title: str, replications: int) -> int:
+def _write_fit(table: pd.DataFrame, folder: Path, title: str, replications: int,
+               write: bool = True) -> int:
+    """The fit table (unless written already), its chart, and the table on the console."""
     within = int(table["within_tolerance"].sum())
-    write_table(table, folder, "fit",
-                f"# {title}\n\nModel mean and 95% CI over {replications} replications; "
-                f"{within} of {len(table)} targets within tolerance (absolute, in the target's "
-                "unit).")
+    if write:
+        write_table(table, folder, "fit",
+                    f"# {title}\n\nModel mean and 95% CI over {replications} replications; "
+                    f"{within} of {len(table)} targets within tolerance (absolute, in the "
+                    "target's unit).")
     charts.calibration_fit(table, folder / "fit.png", replications, title)
     print(table.drop(columns=["source"]).to_string(index=False))
     print(f"\n{within} of {len(table)} targets within tolerance. Report: {folder}/fit.md, fit.png")

@@ -523,7 +523,12 @@ class Model:
         if per_day <= 0 or not math.isfinite(1.0 / per_day):
             return  # none, or so rare that the mean gap overflows: none in any run
         rng = self._rng
-        gap = sampler(Distribution("exponential", 1.0 / per_day), rng[f"{service}_referrals"])
+        # Gaps of mean 1/per_day, drawn as unit exponentials times the mean (what numpy does
+        # inside, so the same numbers): a rare referral's mean gap may exceed what a
+        # user-given Distribution allows.
+        unit_gap, mean_gap = sampler(Distribution("exponential", 1.0),
+                                     rng[f"{service}_referrals"]), 1.0 / per_day
+        gap = lambda: unit_gap() * mean_gap  # noqa: E731
         amount = sampler(settings.amount, rng[f"{service}_referral_amount"])
         stay = sampler(settings.stay, rng[f"{service}_referral_stay"])
         end = self.params.run.days

@@ -19,7 +19,6 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy.special import stdtrit  # the t quantile; much lighter to import than scipy.stats
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,10 @@ def estimate(values: np.ndarray | list[float], level: float = 0.95,
     mean = float(x.mean())
     if n == 1:
         return Estimate(mean, math.nan, math.nan, math.nan, 1)
+    # The t quantile: scipy.special is much lighter than scipy.stats, and imported only when
+    # needed, so that a command refused at once does not wait for it.
+    from scipy.special import stdtrit
+
     sd = float(x.std(ddof=1))
     half = float(stdtrit(n - 1, 0.5 + level / 2.0)) * sd / math.sqrt(n)
     low, high = mean - half, mean + half

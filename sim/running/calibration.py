@@ -671,3 +671,38 @@ def write_scenario(values: Mapping[str, Any], path: str | Path, name: str = "cal
     text = scenario_yaml(values, name, comment)
     write_atomic(path, lambda p: p.write_text(text))
     return path
+
+
+def write_results(result: CalibrationResult, folder: str | Path, source: str = "the targets"
+                  ) -> list[Path]:
+    """Write a calibration's tables (``trials``, ``best_sets``, ``fit``: each ``.csv`` and
+    ``.md``) and its best parameter sets as scenarios (``calibrated.yaml``,
+    ``calibrated_2.yaml``, ...) into ``folder``; returns the files written. ``source`` names
+    the targets file in the notes. (The fit chart is drawn by
+    :func:`sim.reporting.charts.calibration_fit`.)"""
+    from sim.reporting.tables import write_table
+
+    folder = Path(folder)
+    n = result.replications
+    within = int(result.fit["within_tolerance"].sum())
+    write_table(result.trials, folder, "trials",
+                f"# Calibration trials\n\n{len(result.trials)} trials of {source}, {n} "
+                "replications each on common random numbers.")
+    write_table(result.best_sets, folder, "best_sets",
+                f"# The {len(result.best_sets)} best parameter sets\n\nEach is saved as a "
+                "scenario beside this file (calibrated.yaml, calibrated_2.yaml, ...): copy one to "
+                "configs/scenario/ and run it with scenario=<its name>.")
+    write_table(result.fit, folder, "fit",
+                f"# Calibration fit to {source}: best of {len(result.trials)} trials (loss "
+                f"{result.best_loss:.4g})\n\nModel mean and 95% CI over {n} replications; "
+                f"{within} of {len(result.fit)} targets within tolerance (absolute, in the "
+                "target's unit).")
+    written = [folder / f"{name}.{ext}" for name in ("trials", "best_sets", "fit")
+               for ext in ("csv", "md")]
+    for rank, values in enumerate(result.sets(), start=1):
+        stem = "calibrated" if rank == 1 else f"calibrated_{rank}"
+        written.append(write_scenario(
+            values, folder / f"{stem}.yaml", stem,
+            f"Calibrated to {source}: rank {rank} of the best sets, {n} replications. Only "
+            "the fitted parameters are set; every other setting is the baseline's."))
+    return written

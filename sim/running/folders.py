@@ -71,13 +71,14 @@ def _errno(error: BaseException) -> int | None:
 
 
 def file_system_error(error: BaseException) -> OSError | None:
-    """The OSError behind ``error`` (itself, or what caused it, as when Python's logging cannot
-    open its file) if it is one the user can fix: no space, not writable, not a folder."""
-    seen = error
+    """The OSError behind ``error`` (itself, or its explicit cause, as when Python's logging
+    cannot open its file) if it is one the user can fix: no space, not writable, not a folder.
+    (An error merely raised while another was handled is not followed: that is a bug.)"""
+    seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, OSError) and _errno(seen) in (*NO_SPACE, *NOT_WRITABLE, *NOT_A_FOLDER):
             return seen
-        seen = seen.__cause__ or seen.__context__
+        seen = seen.__cause__
     return None
 
 
@@ -105,16 +106,3 @@ def _file_in_the_way(path: Path | None) -> Path | None:
         if candidate.exists() and not candidate.is_dir():
             return candidate
     return path
-
-
-def remove_if_empty(folder: Path) -> None:
-    """Remove a folder that holds nothing but empty log files (what Hydra leaves in a new
-    folder before the run is refused); anything else is left as it is."""
-    try:
-        entries = list(folder.iterdir())
-        if all(e.is_file() and e.suffix == ".log" and e.stat().st_size == 0 for e in entries):
-            for entry in entries:
-                entry.unlink()
-            folder.rmdir()
-    except OSError:
-        pass
