@@ -305,3 +305,32 @@ def test_a_queue_that_grows_all_run_is_reported_and_its_waits_count_everyone(tmp
         assert arrived["bed"].isna().sum() > 0, "some still wait at the end"
         assert values["bed_wait_share"] == pytest.approx(waited.mean(), abs=1e-12)
         assert values["bed_queue_end"] == (log["bed"].isna() & ~log["diverted"]).sum()
+
+
+def test_the_default_run_folder_is_named_from_the_scenario_and_the_overrides(tmp_path):
+    """No ``hydra.run.dir``: the run goes to results/runs/<scenario>+<overrides that change
+    results>/<time> (not how many replications, nor what to write), and without such overrides
+    to results/runs/<scenario>/<time>; the command recorded is the one typed. The harm
+    scenario's summary has its harm section and counts deaths in the conservation line."""
+    harm = ["scenario=harm", *SHORT, "output.charts=false", "output.patients_csv=false"]
+    plain = ["run.replications=1", "output.charts=false", "output.patients_csv=false"]
+    for args, done in zip([harm, plain], run_all([harm, plain], tmp_path)):
+        assert done.returncode == 0, done.stderr
+    changes = ",".join(sorted(o for o in SHORT if not o.startswith("run.replications")))
+    runs = tmp_path / "results" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["baseline", f"harm+{changes}"]
+    for folder, args in ((runs / f"harm+{changes}", harm), (runs / "baseline", plain)):
+        (out,) = folder.iterdir()
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", out.name), out.name
+        assert (out / "summary.md").is_file() and (out / "metrics.csv").is_file()
+        assert json.loads((out / "provenance.json").read_text())["command"][1:] == args
+    (out,) = (runs / f"harm+{changes}").iterdir()
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("# Delayed discharge: harm with ")
+    assert "## Harm of waiting" in summary and "Deaths in hospital" in summary
+    metrics = pd.read_csv(out / "metrics.csv").set_index("metric")
+    died = int(metrics.loc["died_total", "value"])
+    assert metrics.loc["died_total", "summary"] == "total" and died > 0
+    assert f"+ {died:,} died + " in summary and "**OK**" in summary
+    (out,) = (runs / "baseline").iterdir()
+    assert "Harm of waiting" not in (out / "summary.md").read_text()

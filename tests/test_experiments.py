@@ -180,3 +180,35 @@ def test_a_sweep_gives_the_same_table_on_one_or_two_processes(tmp_path):
     assert _sweep(one, "hydra.launcher.n_jobs=1").wait(timeout=600) == 0
     assert _sweep(two, "hydra.launcher.n_jobs=2").wait(timeout=600) == 0
     pd.testing.assert_frame_equal(collect(one), collect(two))
+
+
+def test_the_scenario_comparison_table_has_bounded_levels_and_unbounded_differences(tmp_path):
+    """The experiment's table (``scenario_comparison.md``), as written after a sweep: deaths
+    during delay of [0, 0, 120] in the baseline would have the t-interval [-132, 212]; it is
+    [0, 212]†, with the note, while the paired difference keeps its negative end; labels come
+    from the catalogue."""
+    from sim.config.experiments import analyse
+    from sim.config.schema import load_config
+    from sim.core.catalogue import describe
+
+    values = {("baseline", "harm.deaths_during_delay"): [0.0, 0.0, 120.0],
+              ("better", "harm.deaths_during_delay"): [0.0, 0.0, 0.0],
+              ("baseline", "delayed_days_per_30d"): [500.0, 520.0, 510.0],
+              ("better", "delayed_days_per_30d"): [400.0, 430.0, 420.0]}
+    tidy = pd.DataFrame([(f"scenario={s}", s, k, m, v, describe(m).unit)
+                         for (s, m), vs in values.items() for k, v in enumerate(vs)],
+                        columns=["job", "scenario", "replication", "metric", "value", "unit"])
+    config = load_config(["experiment.analysis=scenario_comparison"])
+    analyse(config, tidy, tmp_path)
+    table = pd.read_csv(tmp_path / "scenario_comparison.csv").set_index(["metric", "scenario"])
+    deaths = table.loc["harm.deaths_during_delay"]
+    assert deaths.loc["baseline", "ci_low"] == 0 and deaths.loc["baseline", "ci_at_bound"]
+    assert deaths.loc["better", "diff_ci_low"] == pytest.approx(-40 - 172.11, abs=0.05)
+    text = (tmp_path / "scenario_comparison.md").read_text()
+    row = next(line for line in text.splitlines() if "| harm.deaths_during_delay |" in line
+               and "| baseline |" in line)
+    assert describe("harm.deaths_during_delay").label in row
+    assert "| baseline | 40 | 0 | 212.1† |" in row and "too few replications" in text
+    better = next(line for line in text.splitlines() if "| harm.deaths_during_delay |" in line
+                  and "| better |" in line)
+    assert "| better | 0 | 0 | 0 | -40 | -212.1 | 132.1 |" in better

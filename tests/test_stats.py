@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sim.core.catalogue import Metric
 from sim.reporting.analysis import paired_differences
-from sim.reporting.stats import estimate, summarise
+from sim.reporting.stats import estimate, summarise, summarise_metrics, total
 
 # Two-sided t quantiles from a statistical table (Student's t, upper-tail probability 0.025
 # unless noted), to 5 significant figures.
@@ -93,6 +94,48 @@ def test_an_interval_past_the_quantitys_bound_is_cut_there():
     assert not inside.at_bound and inside == estimate([1, 2, 3, 4, 5])
 
 
+def test_an_interval_past_a_shares_upper_bound_is_cut_there():
+    """[0.9, 1.0, 0.8] of a share in [0, 1]: mean 0.9, sd 0.1, half-width 4.3027 * 0.1 /
+    sqrt(3) = 0.24842, so [0.6516, 1.1484] is cut to [0.6516, 1] and says so; both bounds at
+    once cut both ends ([0, 0, 1]: [-1.1009, 1.7676] becomes [0, 1])."""
+    cut = estimate([0.9, 1.0, 0.8], lower=0.0, upper=1.0)
+    assert cut.at_bound and cut.high == 1.0
+    assert cut.low == pytest.approx(0.9 - 0.24842, abs=1e-4)
+    both = estimate([0.0, 0.0, 1.0], lower=0.0, upper=1.0)
+    assert both.at_bound and (both.low, both.high) == (0.0, 1.0)
+    assert both.mean == pytest.approx(1 / 3, rel=1e-12)
+    inside = estimate([0.4, 0.5, 0.6], lower=0.0, upper=1.0)
+    assert not inside.at_bound and inside == estimate([0.4, 0.5, 0.6])
+
+
+def test_a_total_is_the_sum_over_replications_with_no_interval():
+    """A count declared ``total`` (patients who arrived in the whole run): 3 + 4 + 5 = 12, NaN
+    dropped, no sd and no interval, however spread the values."""
+    t = total([3.0, 4.0, np.nan, 5.0])
+    assert (t.mean, t.n) == (12.0, 3)
+    assert math.isnan(t.sd) and math.isnan(t.low) and math.isnan(t.high) and not t.at_bound
+
+
+def test_summarise_metrics_reads_bounds_and_totals_from_the_catalogue():
+    """A share, a count declared total, an unbounded slope and a metric the catalogue does not
+    declare, over three replications, by hand."""
+    entries = {"share": Metric("share", "fraction", "a share", "g", percent=True),
+               "count": Metric("count", "patients", "a count", "g", "total"),
+               "slope": Metric("slope", "per day", "a slope", "g", lower=None)}
+    values = {"share": [0.9, 1.0, 0.8], "count": [3.0, 4.0, 5.0], "slope": [-1.0, 0.0, -2.0],
+              "other": [-1.0, 0.0, -2.0]}
+    tidy = pd.DataFrame([(m, "u", k, v) for m, vs in values.items() for k, v in enumerate(vs)],
+                        columns=["metric", "unit", "replication", "value"])
+    s = summarise_metrics(tidy, entries).set_index("metric")
+    assert s.loc["share", "ci_high"] == 1.0 and s.loc["share", "ci_at_bound"]
+    assert s.loc["count", "mean"] == 12.0 and s.loc["count", "replications"] == 3
+    assert np.isnan(s.loc["count", ["sd", "ci_low", "ci_high"]].astype(float)).all()
+    # -1 +- 4.3027 * 1 / sqrt(3) = [-3.4841, 1.4841]: unbounded, or not declared: not cut
+    for name in ("slope", "other"):
+        assert s.loc[name, "ci_low"] == pytest.approx(-1 - 2.4841, abs=1e-4), name
+        assert not s.loc[name, "ci_at_bound"], name
+
+
 def test_t_interval_covers_the_true_mean_95_percent_of_the_time_even_for_three_values():
     """Coverage of 4000 intervals from 3 normal values each. The t-interval covers the true
     mean with probability 0.95 exactly; a 1.96 interval would cover it only 81% of the time.
@@ -163,3 +206,63 @@ def test_pairing_is_by_replication_number_not_by_row_order():
     assert d["difference"] == pytest.approx(5.0, abs=1e-12)
     assert d["diff_ci_low"] == pytest.approx(5.0, abs=1e-12)
     assert d["diff_ci_high"] == pytest.approx(5.0, abs=1e-12)
+
+
+def _two_scenarios(metric: str, baseline: list[float], other: list[float]) -> pd.DataFrame:
+    rows = [(s, metric, "u", k, v) for s, values in (("baseline", baseline), ("other", other))
+            for k, v in enumerate(values)]
+    return pd.DataFrame(rows, columns=["scenario", "metric", "unit", "replication", "value"])
+
+
+def test_scenario_comparison_cuts_levels_at_their_bounds_but_not_differences():
+    """Deaths during delay, baseline [0, 0, 120] (t-interval 40 +- 172.1, i.e. [-132, 212]),
+    another scenario [0, 0, 0]: the levels cannot be negative, so the baseline's is cut at 0
+    and marked; the paired difference [0, 0, -120] = -40 +- 172.1 keeps its negative end. A
+    share reaching past 100% is cut at 100%."""
+    from sim.reporting.analysis import scenario_comparison
+    deaths = "harm.deaths_during_delay"
+    tidy = pd.concat([_two_scenarios(deaths, [0.0, 0.0, 120.0], [0.0, 0.0, 0.0]),
+                      _two_scenarios("acute_occupancy", [0.9, 1.0, 0.8], [0.5, 0.5, 0.5])])
+    table = scenario_comparison(tidy, metrics=(deaths, "acute_occupancy")).set_index(
+        ["metric", "scenario"])
+    base = table.loc[(deaths, "baseline")]
+    assert base["ci_low"] == 0.0 and base["ci_at_bound"]
+    assert base["ci_high"] == pytest.approx(40 + 172.11, abs=0.05)
+    other = table.loc[(deaths, "other")]
+    assert other["difference"] == -40.0
+    assert other["diff_ci_low"] == pytest.approx(-40 - 172.11, abs=0.05)
+    assert other["diff_ci_high"] == pytest.approx(-40 + 172.11, abs=0.05)
+    occupancy = table.loc[("acute_occupancy", "baseline")]
+    assert occupancy["ci_high"] == 1.0 and occupancy["ci_at_bound"]
+    assert not table.loc[("acute_occupancy", "other"), "ci_at_bound"]
+
+
+def test_every_analysis_table_has_bounded_levels():
+    """The response curve, the weekend rules and the warm-up series: a delay or a count of
+    [0, 0, 9] (9 +- ... reaches below 0) is cut at 0 in each."""
+    from sim.reporting.analysis import response_curve, warmup, weekend_rules
+    values = [0.0, 0.0, 9.0]
+    curve = pd.DataFrame({"job": "j", "scenario": "s", "replication": [0, 1, 2],
+                          "metric": "delay_mean.p1", "value": values, "unit": "days",
+                          "beds": 100})
+    weekday = _two_scenarios("delay_mean.fit_Mon", values, values)
+    daily = pd.DataFrame({"day": [0, 0, 0], "replication": [0, 1, 2], "fit_in_hospital": values})
+    tables = {"response curve": response_curve(curve, "beds", metrics=("delay_mean.p1",)),
+              "weekend rules": weekend_rules(weekday), "warm-up": warmup(daily)[0]}
+    for name, table in tables.items():
+        assert (table["ci_low"] == 0.0).all() and table["ci_at_bound"].all(), name
+
+
+def test_a_markdown_table_marks_an_interval_cut_at_its_bound_and_says_why(tmp_path):
+    """The † of the run summary, after the interval's ``ci_high``, and the note under the
+    table; the CSV keeps the column, the Markdown shows no True/False."""
+    from sim.reporting.tables import BOUND_NOTE, write_table
+    table = pd.DataFrame({"metric": ["a", "b"], "mean": [3.0, 5.0], "ci_low": [0.0, 4.0],
+                          "ci_high": [17.7, 6.0], "ci_at_bound": [True, False]})
+    write_table(table, tmp_path, "t", "# A table")
+    text = (tmp_path / "t.md").read_text()
+    assert "| a | 3 | 0 | 17.7† |" in text and "| b | 5 | 4 | 6 |" in text
+    assert BOUND_NOTE in text and "True" not in text and "ci_at_bound" not in text
+    assert "ci_at_bound" in (tmp_path / "t.csv").read_text()
+    write_table(table.iloc[1:], tmp_path, "whole", "# No cut")
+    assert BOUND_NOTE not in (tmp_path / "whole.md").read_text()

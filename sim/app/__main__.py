@@ -28,7 +28,8 @@ def main() -> None:
     args = sys.argv[1:]
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
     options = [a for a in args if a not in overrides]
-    os.environ[OVERRIDES_VARIABLE] = shlex.join(overrides)
+    if overrides:  # else the baseline set in the environment, if any, stays
+        os.environ[OVERRIDES_VARIABLE] = shlex.join(overrides)
     app = Path(__file__).with_name("workshop.py")
     sys.argv = ["streamlit", "run", str(app), "--browser.gatherUsageStats", "false",
                 "--client.toolbarMode", "minimal",

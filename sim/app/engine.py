@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+import threading
 import time
+import uuid
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -164,13 +166,19 @@ def what_if_label(values: Mapping[str, Any], baseline: Mapping[str, Any],
     return text[:1].upper() + text[1:]
 
 
+_COMPOSING = threading.Lock()
+"""Hydra's Compose API keeps one global state per process: the app's script runs (one thread
+each, and a rerun may start before the run it replaces has stopped) compose one at a time."""
+
+
 def compose(overrides: Sequence[str] = ()) -> AppConfig:
     """The config of a what-if, composed as the command line composes it; refuses bad input
     with :class:`InputError` carrying the command line's one-line message."""
     from sim.config.cli import USER_ERRORS, one_line
 
     try:
-        config = load_config(list(overrides))
+        with _COMPOSING:
+            config = load_config(list(overrides))
         check_before_run(config.params)
     except USER_ERRORS as error:
         raise InputError(one_line(error)) from None
@@ -256,10 +264,17 @@ class ScenarioRun:
     flows: pd.DataFrame
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """Names these results (what the app's chart cache is keyed by)."""
 
     @property
     def replications(self) -> int:
         return int(self.metrics["replication"].nunique())
+
+    def renamed(self, label: str, **extra: Any) -> "ScenarioRun":
+        """The same results under another name (a new ``run_id``: charts show the name)."""
+        return replace(self, name=label, label=label, extra={**self.extra, **extra},
+                       run_id=uuid.uuid4().hex)
 
     def summary(self) -> pd.DataFrame:
         """One row per metric: mean, sd and 95% CI over the replications."""

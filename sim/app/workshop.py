@@ -14,9 +14,10 @@ The page logic is in plain functions (tested directly); :func:`main` draws the p
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 
@@ -40,6 +41,13 @@ def startup_overrides() -> list[str]:
     """The overrides the app was started with (its baseline: ``python -m sim.app
     run.replications=10``)."""
     return shlex.split(os.environ.get(OVERRIDES_VARIABLE, ""))
+
+
+def verbatim(text: str) -> str:
+    """``text`` for Streamlit to show as it is, not as Markdown: a message may hold ``*``,
+    ``_``, ``[...]``, ``$`` or ``:name:``, which Markdown would turn into italics, links, maths
+    or icons. (Streamlit still draws a lone ``>=`` as ``≥``.)"""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$=])", r"\\\1", text)
 
 
 def run_overrides(settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[str]:
@@ -72,16 +80,26 @@ def headline(comparison: pd.DataFrame, name: str) -> list[dict[str, Any]]:
             "change": format_change(r["difference"], r["diff_ci_low"], r["diff_ci_high"],
                                     metric),
             "verdict": verdict(r["diff_ci_low"], r["diff_ci_high"]),
+            "detectable": bool(r["diff_ci_low"] > 0 or r["diff_ci_high"] < 0),
             "mean": float(r["mean"]), "baseline_mean": float(base["mean"]),
             "difference": float(r["difference"]) if name != BASELINE else 0.0,
         })
     return out
 
 
-def chart_figures(runs: Mapping[str, engine.ScenarioRun], comparison: pd.DataFrame,
-                  flow_of: str) -> dict[str, Any]:
-    """The app's charts (matplotlib figures) by tab title, for the baseline and the given
-    what-ifs; the patient flow of ``flow_of``."""
+def delta_colour(item: Mapping[str, Any]) -> str:
+    """How Streamlit colours a headline's change: green when better, red when worse, grey when
+    the simulation cannot tell it from no change (its sign alone would colour it)."""
+    if not item["detectable"]:
+        return "off"
+    return "inverse" if item["metric"] in LOWER_IS_BETTER else "normal"
+
+
+def chart_makers(runs: Mapping[str, engine.ScenarioRun], comparison: pd.DataFrame,
+                 flow_of: str) -> dict[str, Callable[[], Any]]:
+    """The app's charts by tab title, each a function that draws it (a matplotlib figure), for
+    the baseline and the given what-ifs; the patient flow of ``flow_of``. Only the charts
+    looked at are drawn: drawing all seven takes seconds."""
     from sim.core.catalogue import causes
     from sim.reporting import analysis, charts
 
@@ -92,21 +110,28 @@ def chart_figures(runs: Mapping[str, engine.ScenarioRun], comparison: pd.DataFra
     pathways = {k: engine.pathway_name(k, params) for k in params.pathways}
     tidy = engine.tidy(runs)
     flow = runs[flow_of]
+    dailies = {n: r.daily for n, r in runs.items()}
     return {
-        "Change from baseline": charts.scenario_comparison(comparison, baseline=BASELINE,
-                                                           labels=labels),
-        "By pathway": charts.delayed_days_by_scenario(
+        "Change from baseline": lambda: charts.scenario_comparison(
+            comparison, baseline=BASELINE, labels=labels),
+        "By pathway": lambda: charts.delayed_days_by_scenario(
             {n: r.metrics for n, r in runs.items()}, pathways, labels=labels),
-        "Where the delay comes from": charts.delay_by_cause(tidy, causes(params), labels=labels),
-        "Medically fit over time": charts.fit_in_hospital_over_time(
-            {n: r.daily for n, r in runs.items()}, warmup, labels=labels),
-        "Acute beds": charts.acute_occupancy({n: r.daily for n, r in runs.items()},
-                                             params.acute.beds, warmup, labels=labels),
-        "By weekday": charts.weekend_rules(analysis.weekend_rules(tidy), labels=labels),
-        "Patient flow": charts.patient_flow(flow.mean_flows(), title=flow.label,
-                                            replications=flow.replications,
-                                            days=flow.params.run.measured_days),
+        "Where the delay comes from": lambda: charts.delay_by_cause(tidy, causes(params),
+                                                                    labels=labels),
+        "Medically fit over time": lambda: charts.fit_in_hospital_over_time(
+            dailies, warmup, labels=labels),
+        "Acute beds": lambda: charts.acute_occupancy(dailies, params.acute.beds, warmup,
+                                                     labels=labels),
+        "By weekday": lambda: charts.weekend_rules(analysis.weekend_rules(tidy), labels=labels),
+        "Patient flow": lambda: charts.patient_flow(flow.mean_flows(), title=flow.label,
+                                                    replications=flow.replications,
+                                                    days=flow.params.run.measured_days),
     }
+
+
+def table_height(table: pd.DataFrame) -> int:
+    """Pixels that show every row of a table on the page (no scrolling inside it)."""
+    return 38 + 35 * len(table)
 
 
 def run_what_if(values: Mapping[str, Any], extra: str, run_settings: list[str],
@@ -145,7 +170,7 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
     try:
         base_config = engine.compose(startup)
     except engine.InputError as error:
-        st.error(f"Started with bad settings: {error}")
+        st.error(verbatim(f"Started with bad settings: {error}"))
         st.stop()
     base_values = engine.lever_defaults(base_config)
     run_defaults = {"run.replications": base_config.run.replications,
@@ -219,7 +244,7 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
             st.session_state["current"] = what_if
             st.session_state["current_key"] = base_key
     except engine.InputError as error:
-        st.error(str(error), icon=":material/error:")
+        st.error(verbatim(str(error)), icon=":material/error:")
         st.stop()
 
     current = st.session_state.get("current")
@@ -245,7 +270,7 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
     for column, item in zip(columns, headline(comparison, "what_if")):
         with column:
             st.metric(item["label"], item["value"], delta=item["change"],
-                      delta_color="inverse" if item["metric"] in LOWER_IS_BETTER else "normal",
+                      delta_color=delta_colour(item),
                       help=f"{item['long_label']}. Baseline: {item['baseline']}. The change "
                            "from the baseline is shown with its 95% CI in brackets.")
             st.caption(f"baseline {item['baseline']}: {item['verdict']}")
@@ -256,31 +281,34 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
                                   key=f"keep_name:{current.label}", label_visibility="collapsed")
     with keep_col:
         if st.button("Keep this what-if for comparison", key="keep"):
-            kept_run = engine.ScenarioRun(**{**current.__dict__, "name": keep_name,
-                                             "label": keep_name,
-                                             "extra": {**current.extra, "base_key": base_key}})
+            kept_run = current.renamed(keep_name, base_key=base_key)
             st.session_state["kept"][keep_name] = kept_run
             kept[keep_name] = kept_run
 
     st.markdown("#### In plain words")
-    st.dataframe(plain_table(comparison, {BASELINE: "Baseline", "what_if": "What-if"}),
-                 hide_index=True, width="stretch")
+    table = plain_table(comparison, {BASELINE: "Baseline", "what_if": "What-if"})
+    st.dataframe(table, hide_index=True, width="stretch", height=table_height(table))
 
-    def chart_pngs(key: tuple, runs: dict, table: pd.DataFrame, flow_of: str) -> dict:
-        """The charts as PNGs, drawn once per set of runs (not on every rerun)."""
+    def chart_png(key: tuple, makers: dict, title: str) -> bytes:
+        """A chart as PNG, drawn once per set of runs (not on every rerun)."""
         cache: dict = st.session_state.setdefault("chart_pngs", {})
-        if key not in cache:
-            while len(cache) >= 4:
+        if (key, title) not in cache:
+            while len(cache) >= 30:
                 cache.pop(next(iter(cache)))
-            figures = chart_figures(runs, table, flow_of=flow_of)
-            cache[key] = {title: charts.to_png(fig) for title, fig in figures.items()}
-        return cache[key]
+            cache[key, title] = charts.to_png(makers[title]())
+        return cache[key, title]
 
-    pngs = chart_pngs(("current", id(current), id(baseline)), runs, comparison, "what_if")
-    tabs = st.tabs(list(pngs))
-    for tab, (title, png) in zip(tabs, pngs.items()):
+    makers = chart_makers(runs, comparison, "what_if")
+    key = ("current", current.run_id, baseline.run_id)
+    titles = list(makers)
+    try:  # only the open tab's chart is drawn (Streamlit >= 1.5x); else all of them
+        tabs, lazy = st.tabs(titles, key="chart_tab", on_change="rerun"), True
+    except TypeError:
+        tabs, lazy = st.tabs(titles), False
+    for tab, title in zip(tabs, titles):
         with tab:
-            st.image(png, width="stretch")
+            if not lazy or tab.open:
+                st.image(chart_png(key, makers, title), width="stretch")
 
     if kept:
         st.divider()
@@ -289,21 +317,24 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
                                            enumerate(kept.values())}}
         table = engine.compare(compared)
         labels = {name: run.label for name, run in compared.items()}
-        st.dataframe(plain_table(table, labels), hide_index=True, width="stretch")
-        pngs = chart_pngs(("kept", id(baseline), *map(id, kept.values())), compared, table,
-                          BASELINE)
+        plain = plain_table(table, labels)
+        st.dataframe(plain, hide_index=True, width="stretch", height=table_height(plain))
+        makers = chart_makers(compared, table, BASELINE)
+        key = ("kept", baseline.run_id, *(run.run_id for run in kept.values()))
         for title in ("Change from baseline", "Where the delay comes from",
                       "Medically fit over time", "Acute beds"):
-            st.image(pngs[title], width="stretch")
+            st.image(chart_png(key, makers, title), width="stretch")
         report_key = (base_key, tuple(kept))
         if st.session_state.get("report_key") != report_key:
             if st.button("Prepare an HTML report of this comparison", key="prepare"):
                 with st.spinner("Drawing the report's charts"):
-                    st.session_state["report"] = report_html(compared, table).encode("utf-8")
+                    st.session_state["report_html"] = report_html(compared,
+                                                                  table).encode("utf-8")
                 st.session_state["report_key"] = report_key
         if st.session_state.get("report_key") == report_key:
-            st.download_button("Download the HTML report", st.session_state["report"],
-                               file_name="what-if-report.html", mime="text/html", key="report")
+            st.download_button("Download the HTML report", st.session_state["report_html"],
+                               file_name="what-if-report.html", mime="text/html",
+                               key="download_report")
         if st.button("Clear kept what-ifs", key="clear"):
             st.session_state["kept"] = {}
             st.rerun()

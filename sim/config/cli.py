@@ -1,6 +1,7 @@
 """The ``discharge-sim`` command: a Hydra app over ``configs/``.
 
     discharge-sim                                  # the default scenario
+    discharge-sim acute.beds=400                   # to results/runs/baseline+acute.beds=400/
     discharge-sim scenario=extra_homecare run.replications=10
     discharge-sim services.homecare.staff.count=120 run.days=365 hydra.run.dir=out/hc120
     discharge-sim --cfg job                        # print the resolved config
@@ -10,9 +11,10 @@
 Each run writes ``metrics.csv``, ``replications.csv``, ``daily.csv``, ``patients.csv``,
 ``summary.md``, two PNG charts and ``provenance.json`` (seed, package versions, git revision)
 into its folder, next to Hydra's ``.hydra/config.yaml`` (the exact resolved config), and prints
-the summary. Finished
-replications are kept in ``replications/`` as they finish; running again into the same folder
-skips them. A sweep is collected into ``sweep_results.parquet`` / ``.csv`` when it ends.
+the summary. The folder is ``hydra.run.dir`` if given, else named from the scenario and the
+overrides that change results (:data:`~sim.config.schema.RUN_DIR`). Finished replications are
+kept in ``replications/`` as they finish; running again into the same folder skips them. A
+sweep is collected into ``sweep_results.parquet`` / ``.csv`` when it ends.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.config.schema import (CONFIG_DIR, AppConfig, ConfigError, load_config, register, run_title,
-                               settle_distribution_kinds, to_app_config)
+from sim.config.schema import (CONFIG_DIR, RUN_DIR, AppConfig, ConfigError, load_config, register,
+                               run_title, settle_distribution_kinds, to_app_config)
 from sim.running.calibration import CalibrationError
 from sim.running.files import write_atomic
 from sim.core.params import ParameterError
@@ -102,6 +104,7 @@ def _run_and_write(config: AppConfig, out: Path, store: ReplicationStore, title:
                    workers: int, in_sweep: bool) -> Path:
     results = run_replications(config.params, workers=workers, store=store, progress=True)
     record = provenance(config.run.seed, len(results.runs))  # as run, after any precision rule
+    record["command"] = [item for item in record["command"] if item != RUN_DIR_OVERRIDE]
     write_atomic(out / "provenance.json", lambda p: p.write_text(json.dumps(record, indent=1)))
     write_tables(results, out, patients=config.output.patients_csv)
     summary = summary_markdown(results, title)
@@ -179,6 +182,8 @@ def main() -> None:
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     arguments = _parsed_arguments(sys.argv[1:])
     multirun = arguments is not None and arguments.multirun
+    if arguments is not None and not multirun and not _names_run_dir(arguments.overrides):
+        sys.argv = [*sys.argv, RUN_DIR_OVERRIDE]
     if multirun:
         from sim.running.workers import use_in_joblib_workers
         use_in_joblib_workers()  # sweep workers end with this process
@@ -190,6 +195,17 @@ def main() -> None:
             raise
         print(f"discharge-sim: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+RUN_DIR_OVERRIDE = f"hydra.run.dir='{RUN_DIR}'"
+"""Given to Hydra when the command line names no run folder: ``configs/config.yaml`` names it
+from the scenario alone, which would put ``discharge-sim acute.beds=400`` in the baseline's
+folder. It is left out of the command recorded in ``provenance.json``."""
+
+
+def _names_run_dir(overrides: Sequence[str]) -> bool:
+    """Whether the overrides choose the run's folder (``hydra.run.dir=...``)."""
+    return any(item.partition("=")[0].lstrip("+~") == "hydra.run.dir" for item in overrides)
 
 
 def _parsed_arguments(argv: Sequence[str]):

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from sim.config.schema import CONFIG_DIR, AppConfig
-from sim.core.catalogue import describe
+from sim.core.catalogue import catalogue, describe
 from sim.core.params import Run
 from sim.reporting import analysis, charts
 from sim.reporting.tables import write_table
@@ -41,9 +41,10 @@ def experiment_names() -> list[str]:
 
 
 # ----------------------------------------------------------------------------- analyses of sweeps
-def _labelled(table: pd.DataFrame) -> pd.DataFrame:
-    """A table for people: each metric's plain-English label and unit beside its code name."""
-    entries = [describe(m) for m in table["metric"]]
+def _labelled(table: pd.DataFrame, config: AppConfig) -> pd.DataFrame:
+    """A table for people: each metric's plain-English label and unit beside its code name
+    (from the catalogue of the experiment's system)."""
+    entries = [describe(m, config.params) for m in table["metric"]]
     labelled = table.copy()
     labelled.insert(1, "measure", [e.label for e in entries])
     if "unit" not in labelled.columns:
@@ -53,9 +54,9 @@ def _labelled(table: pd.DataFrame) -> pd.DataFrame:
 
 def _scenario_comparison(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
     baseline = config.experiment.baseline
-    table = analysis.scenario_comparison(tidy, baseline)
+    table = analysis.scenario_comparison(tidy, baseline, entries=catalogue(config.params))
     n = int(table["replications"].min())
-    write_table(_labelled(table), folder, "scenario_comparison",
+    write_table(_labelled(table, config), folder, "scenario_comparison",
                 f"# Scenario comparison\n\nMean and 95% CI over {n} replications per scenario; "
                 f"difference = scenario - {baseline}, paired on common random numbers, with its "
                 "95% CI. A difference whose CI excludes 0 is a real effect of the scenario.")
@@ -64,15 +65,15 @@ def _scenario_comparison(tidy: pd.DataFrame, folder: Path, config: AppConfig) ->
 
 def _response_curve(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
     parameter = config.experiment.parameter
-    table = analysis.response_curve(tidy, parameter)
+    table = analysis.response_curve(tidy, parameter, entries=catalogue(config.params))
     n = int(table["replications"].min())
-    write_table(_labelled(table), folder, "response_curve",
+    write_table(_labelled(table, config), folder, "response_curve",
                 f"# Response to {parameter}\n\nMean and 95% CI over {n} replications per value.")
     charts.response_curve(table, parameter, folder / "response_curve.png")
 
 
 def _weekend_rules(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
-    table = analysis.weekend_rules(tidy)
+    table = analysis.weekend_rules(tidy, catalogue(config.params))
     n = int(table["replications"].min())
     write_table(table, folder, "weekend_rules",
                 "# Delay by the day patients became medically fit\n\nMean days from medically "
@@ -86,7 +87,7 @@ def _warmup(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
     if len(jobs) != 1:
         raise analysis.AnalysisError(f"analysis=warmup needs one job; this sweep has {len(jobs)}")
     daily = pd.read_csv(folder / jobs[0] / "daily.csv")
-    series, suggested = analysis.warmup(daily)
+    series, suggested = analysis.warmup(daily, catalogue(config.params))
     configured = Run().warmup_days  # the default warm-up, to judge it (this run has none)
     n = int(series["replications"].max())
     enough = "long enough" if configured >= suggested else "too short"

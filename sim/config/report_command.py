@@ -1,9 +1,9 @@
 """A report to hand on: run scenarios against the baseline and write one self-contained HTML
 file (charts embedded, a table in plain words, assumptions, settings that differ).
 
-    .venv/bin/python -m sim.config.report_command                     # every scenario, 5 replications
-    .venv/bin/python -m sim.config.report_command extra_homecare seven_day_discharge run.replications=10
-    .venv/bin/python -m sim.config.report_command extra_homecare --out handout.html
+    .venv/bin/discharge-report                          # every scenario, 5 replications
+    .venv/bin/discharge-report extra_homecare seven_day_discharge run.replications=10
+    .venv/bin/discharge-report extra_homecare --out handout.html
 
 Names without ``=`` are scenarios (``configs/scenario/NAME.yaml``); ``key=value`` arguments are
 Hydra overrides applied to the baseline and every scenario alike. Every scenario runs the same
@@ -22,14 +22,22 @@ from typing import Sequence
 
 from sim.config.schema import CONFIG_DIR
 
-PROGRAM = "python -m sim.config.report_command"
+PROGRAM = "discharge-report"
 
 
 def scenario_names() -> list[str]:
+    """The scenarios in ``configs/scenario/``."""
     return sorted(p.stem for p in (CONFIG_DIR / "scenario").glob("*.yaml"))
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``discharge-report`` command (exit status 0 when the report is written, 2 for bad
+    input)."""
+    report(argv)
+
+
+def report(argv: Sequence[str] | None = None) -> Path:
+    """Run the scenarios of ``argv`` (the command's arguments) and write the report; its path."""
     from sim.app import engine
     from sim.reporting.charts import scenario_label
     from sim.reporting.html import write_report

@@ -97,10 +97,19 @@ def _changes(override_dirname: str) -> str:
 
 
 def run_folder_name(name: str, override_dirname: str = "") -> str:
-    """A single run's folder name (under ``outputs/``): the scenario, then the overrides that
-    change its results, e.g. ``baseline+acute.beds=400``; shortened like a sweep job's."""
+    """A single run's folder name (under ``results/runs/``, see :data:`RUN_DIR`): the scenario,
+    then the overrides that change its results, e.g. ``baseline+acute.beds=400``; shortened
+    like a sweep job's."""
     changes = _changes(override_dirname)
     return job_folder_name(f"{name}+{changes}") if changes else name
+
+
+RUN_DIR = ("results/runs/${run_folder:${name},${hydra.job.override_dirname}}/"
+           "${now:%Y-%m-%d_%H-%M-%S}")
+"""A single run's default folder, as ``hydra.run.dir``: under ``results/runs/``, named by
+:func:`run_folder_name` (``baseline+acute.beds=400``), then the time. ``configs/config.yaml``
+says only ``${name}``; :mod:`sim.config.cli` gives Hydra this instead when the command line
+names no folder."""
 
 
 def run_title(name: str, override_dirname: str = "") -> str:

@@ -3,7 +3,8 @@
 Time is in days from a Monday 00:00: ``int(t) % 7`` is the weekday (0 = Monday) and
 ``24 * (t % 1)`` the hour. A :class:`Calendar` answers the two questions the model asks of a
 weekly timetable: when is the next open moment, and when does a piece of work that needs
-``d`` days of open time finish. Both are computed directly, with no polling process.
+``d`` days of open time finish. Both are computed directly, with no polling process. Work
+goes at the window's ``weekend_cover`` pace on Saturdays and Sundays (fewer staff on duty).
 """
 
 from __future__ import annotations
@@ -19,19 +20,24 @@ class Calendar:
     """A weekly timetable of open periods, built from a :class:`Window`."""
 
     def __init__(self, window: Window) -> None:
+        weekend = window.weekend_cover if window.enabled else 1.0
         self.always_open = (not window.enabled) or (
-            len(window.days) == 7 and window.start_hour == 0 and window.end_hour == 24)
+            len(window.days) == 7 and window.start_hour == 0 and window.end_hour == 24
+            and weekend == 1.0)
         start, end = window.start_hour / 24.0, window.end_hour / 24.0
-        # Open periods within one week, as (start, end) offsets in days from Monday 00:00.
-        periods = sorted((d + start, d + end) for d in window.days)
-        merged: list[tuple[float, float]] = []
-        for a, b in periods:
-            if merged and a <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        # Open periods within one week, as (start, end) offsets in days from Monday 00:00, with
+        # the pace of work in each; touching periods of the same pace are merged.
+        periods = sorted((d + start, d + end, weekend if d >= 5 else 1.0) for d in window.days)
+        merged: list[tuple[float, float, float]] = []
+        for a, b, pace in periods:
+            if merged and a <= merged[-1][1] and pace == merged[-1][2]:
+                merged[-1] = (merged[-1][0], max(b, merged[-1][1]), pace)
             else:
-                merged.append((a, b))
-        self.periods = merged
-        self.open_per_week = sum(b - a for a, b in merged)
+                merged.append((a, b, pace))
+        self.periods = [(a, b) for a, b, _ in merged]
+        self.paces = [pace for _, _, pace in merged]
+        self.open_per_week = sum((b - a) * pace for a, b, pace in merged)
+        """Work done in a week (days of work at the weekday pace)."""
 
     def is_open(self, t: float) -> bool:
         if self.always_open:
@@ -69,10 +75,11 @@ class Calendar:
         i = next((j for j, (a, b) in enumerate(self.periods) if offset < b), 0)
         while True:
             a, b = self.periods[i]
+            pace = self.paces[i]
             start = max(offset, a)
-            if remaining <= b - start + 1e-12:
-                return week + start + remaining
-            remaining -= b - start
+            if remaining <= (b - start) * pace + 1e-12:
+                return week + start + remaining / pace
+            remaining -= (b - start) * pace
             i += 1
             if i == len(self.periods):
                 i, week = 0, week + _WEEK

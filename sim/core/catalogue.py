@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from sim.core.params import Params
+from sim.core.params import Params, Service
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 SOURCES = {"hospital": "hospital patients", "community": "community referrals"}
@@ -49,6 +49,8 @@ class Metric:
 DELAYS, FLOW, BEDS, TEAM, SERVICES, CHECKS = (
     "delays", "flow", "acute beds", "discharge team", "community services", "conservation")
 HARM = "harm"
+MARKET, WORKFORCE = "care market", "care workforce"
+"""Why community services keep patients waiting (sim.core.market, sim.core.workforce)."""
 """The harm of waiting (sim.core.params.Harm; defined in sim.core.metrics._harm_metrics)."""
 
 _PER_30 = "bed-days per 30 days"
@@ -89,6 +91,13 @@ _FIXED: tuple[Metric, ...] = (
            "medically fit patients in hospital (time-average)", BEDS),
     Metric("fit_in_hospital_share", "fraction of occupied beds",
            "occupied beds held by medically fit patients", BEDS, percent=True),
+    Metric("long_stay_share", "fraction of occupied beds",
+           "occupied beds held by patients in hospital 21 days or more", BEDS, percent=True),
+    Metric("fit_discharged_next_day_share", "fraction of fit patients at midnight",
+           "medically fit patients at midnight discharged by the next midnight", BEDS,
+           percent=True),
+    Metric("delay_mean.long_stay", _DAYS,
+           "mean delay of patients discharged after 21 days or more in hospital", DELAYS),
     Metric("weekend_discharge_ratio", "weekend-day / weekday discharges",
            "discharges on a weekend day relative to a weekday", BEDS),
     Metric("assessors_utilisation",
@@ -123,10 +132,15 @@ _HARM: tuple[Metric, ...] = (
 
 
 def causes(params: Params) -> dict[str, str]:
-    """The causes a delayed day is attributed to, in the order they happen, with labels."""
+    """The causes a delayed day is attributed to, in the order they happen, with labels (the
+    wait for each community service is a cause of its own)."""
     waits = {name: f"waiting for {name.replace('_', ' ')}" for name in params.services}
-    return {"assessment": "waiting for the discharge team's assessment", **waits,
-            "transfer": "transfer (medicines, transport, paperwork)",
+    return {"assessment": "waiting for the discharge team's assessment",
+            "funding": "waiting for a council funding decision",
+            "choice": "patient and family choosing", **waits,
+            "equipment": "waiting for equipment or home adaptations",
+            "summary": "waiting for the medical decision and discharge summary",
+            "transfer": "transfer (transport and hand-over)",
             "rule": "weekend / hours rule of the receiving service"}
 
 
@@ -135,12 +149,18 @@ def pathway_label(key: str) -> str:
     return f"pathway {key[1:]}" if key[:1] == "p" and key[1:].isdigit() else key
 
 
+MARKET_SOURCES = {"handed_back": "clients handed back by a provider",
+                  "moved": "clients moved out of a provider that closed"}
+"""Who else asks for a service with a market: clients it placed before, placed again."""
+
+
 def sources(params: Params, service: str) -> dict[str, str]:
-    """Who asks for ``service``: hospital patients, community referrals, and clients of any
-    service whose ``then`` leads to it."""
+    """Who asks for ``service``: hospital patients, community referrals, clients of any
+    service whose ``then`` leads to it, and, in a market, clients placed again."""
     onward = {name: f"clients moving on from {name.replace('_', ' ')}"
               for name, s in params.services.items() if service in s.then}
-    return {**SOURCES, **onward}
+    again = MARKET_SOURCES if params.services[service].market.enabled else {}
+    return {**SOURCES, **onward, **again}
 
 
 def _families(params: Params) -> Iterator[Metric]:
@@ -181,6 +201,44 @@ def _families(params: Params) -> Iterator[Metric]:
                          f"mean wait for {what}, {label}", SERVICES)
         yield Metric(f"harm.escalated_to.{name}", _PATIENTS_30,
                      f"escalations of need to a pathway needing {what}", HARM)
+        if service.market.enabled:
+            yield from _market_family(name, service)
+        if service.staff is not None and service.staff.workforce.enabled:
+            yield from _workforce_family(name)
+
+
+def _market_family(name: str, service: Service) -> Iterator[Metric]:
+    what = name.replace("_", " ")
+    yield Metric(f"{name}.rounds_mean", "rounds per placement",
+                 f"rounds of offers to {what} providers until a hospital patient is placed",
+                 MARKET)
+    yield Metric(f"{name}.handbacks_per_30d", _PATIENTS_30,
+                 f"clients handed back by {what} providers", MARKET)
+    yield Metric(f"{name}.moves_per_30d", _PATIENTS_30,
+                 f"clients moved out of {what} providers that closed", MARKET)
+    yield Metric(f"{name}.not_taking_share", "fraction of providers",
+                 f"{what} providers not taking new clients (suspended or closed)", MARKET,
+                 percent=True)
+    for segment in service.market.segments:
+        part = f"{what}, {segment.name.replace('_', ' ')}"
+        yield Metric(f"{name}.{segment.name}.utilisation", "fraction of capacity",
+                     f"{part}: utilisation", MARKET, percent=True)
+        yield Metric(f"{name}.{segment.name}.wait_mean.hospital", "days (censored at run end)",
+                     f"{part}: mean wait of hospital patients", MARKET)
+
+
+def _workforce_family(name: str) -> Iterator[Metric]:
+    what = name.replace("_", " ")
+    yield Metric(f"{name}.staff_in_post", "carers (time-average)", f"{what} staff in post",
+                 WORKFORCE)
+    yield Metric(f"{name}.vacancy_rate", "fraction of posts", f"{what} posts vacant", WORKFORCE,
+                 percent=True)
+    yield Metric(f"{name}.staff_off_sick", "carers (time-average)", f"{what} staff off sick",
+                 WORKFORCE)
+    yield Metric(f"{name}.joiners_per_year", "carers a year", f"{what} staff who joined",
+                 WORKFORCE)
+    yield Metric(f"{name}.leavers_per_year", "carers a year", f"{what} staff who left",
+                 WORKFORCE)
 
 
 def catalogue(params: Params) -> dict[str, Metric]:

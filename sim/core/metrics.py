@@ -15,9 +15,15 @@ import pandas as pd
 
 from sim.core.catalogue import PER, WEEKDAY_NAMES, catalogue, causes, sources
 from sim.core.params import Params
+from sim.core.patient import CAUSE_OF_PHASE, PHASES, SERVICE
 
 if TYPE_CHECKING:
+    from sim.core.market import Market
     from sim.core.resources import CapacityPool, TimeWeighted
+    from sim.core.workforce import Roster
+
+LONG_STAY = 21.0
+"""Days in hospital from which a stay is long (NHS England's and QualityWatch's 21 days)."""
 
 
 def _count_at(times_in: np.ndarray, times_out: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -43,6 +49,7 @@ def compute_daily(patients: pd.DataFrame, params: Params) -> pd.DataFrame:
     wait_end = np.where(np.isnan(bed), np.where(diverted, left, np.nan), bed)
     gone = _bed_left(patients)
     in_bed_left = np.where(np.isnan(bed), np.nan, gone)
+    long_from = bed + LONG_STAY  # in hospital 21 days or more from then (NaN: no bed)
     # Medically fit: from fit to leaving, less any time medically unfit again.
     unfit_again = patients["unfit_again"].to_numpy(float)
     daily = pd.DataFrame({
@@ -53,6 +60,8 @@ def compute_daily(patients: pd.DataFrame, params: Params) -> pd.DataFrame:
         "fit_in_hospital": _count_at(fit, np.where(np.isnan(fit), np.nan, gone), days)
         - _count_at(unfit_again, patients["unfit_again_end"].to_numpy(float), days),
         "waiting_for_bed": _count_at(arrival, wait_end, days),
+        "long_stay": _count_at(long_from, np.where(in_bed_left < long_from, long_from,
+                                                   in_bed_left), days),
     })
     discharge_day = np.floor(left[discharged]).astype(int)
     pathway = patients["pathway"].to_numpy(str)[discharged]
@@ -96,25 +105,27 @@ def delay_phases(patients: pd.DataFrame, params: Params) -> dict[str, np.ndarray
                                        lo, hi))
         return (days - unfit) * has_fit
 
-    def attempt(start: np.ndarray, ends: list[str], end: np.ndarray,
+    def attempt(start: np.ndarray, prefix: str, end: np.ndarray,
                 service: np.ndarray) -> dict[str, np.ndarray]:
-        t = [start, *(np.fmin(np.where(np.isnan(x), end, x), end) for x in map(column, ends)),
-             end]
-        waiting = delayed(t[1], t[2])
-        phases = {"assessment": delayed(t[0], t[1])}
-        for name in params.services:
-            phases[name] = np.where(service == name, waiting, 0.0)
-        phases["transfer"] = delayed(t[2], t[3])
-        phases["rule"] = delayed(t[3], t[4])
+        """Delayed days by cause from ``start`` to ``end``, split at the phase times (columns
+        ``prefix`` + phase; a phase not reached ends at ``end``)."""
+        t = [start, *(np.fmin(np.where(np.isnan(x), end, x), end)
+                      for x in (column(prefix + phase) for phase in PHASES[1:-1])), end]
+        phases = {cause: np.zeros(len(fit)) for cause in causes(params)}
+        for i, cause in enumerate(CAUSE_OF_PHASE.values()):
+            days = delayed(t[i], t[i + 1])
+            if cause == SERVICE:
+                for name in params.services:
+                    phases[name] += np.where(service == name, days, 0.0)
+            else:
+                phases[cause] += days
         return phases
 
     escalated = column("escalated")
     phases = attempt(np.where(np.isnan(escalated), np.nan_to_num(fit, nan=hi), escalated),
-                     ["assessed", "ready", "transferred"], stop,
-                     patients["service"].to_numpy(str))
+                     "", stop, patients["service"].to_numpy(str))
     if not np.isnan(escalated).all():  # the old pathway's phases, until the escalation
-        before = attempt(np.nan_to_num(fit, nan=hi), ["first_assessed", "first_ready",
-                                                      "first_transferred"],
+        before = attempt(np.nan_to_num(fit, nan=hi), "first_",
                          np.where(np.isnan(escalated), np.nan_to_num(fit, nan=hi), escalated),
                          patients["first_service"].to_numpy(str))
         phases = {cause: days + before[cause] for cause, days in phases.items()}
@@ -129,6 +140,22 @@ window: more joined than could be served. A queue in balance only wanders about 
 replications of the default system the largest rise was 1.8% of those who joined (step-down
 beds), while jams rise by 15% or more (acute beds with 140 carers or 80 admissions a day,
 step-down beds with 60 places)."""
+
+
+def _discharged_next_day(patients: pd.DataFrame, lo: float, hi: float) -> float:
+    """Of the medically fit patients in hospital at the window's midnights, the share
+    discharged before the next midnight (NHS Confederation 2022: 42.7% a day). A patient fit at
+    ``k`` measured midnights is discharged after the last of them, if discharged in the
+    window; patients who died are counted at their midnights but never discharged."""
+    fit = patients["fit"].to_numpy(float)
+    gone = _bed_left(patients)
+    a = np.maximum(fit, lo)
+    b = np.minimum(np.where(np.isnan(gone), hi, gone), hi)
+    keep = ~np.isnan(fit) & (b > a)
+    midnights = np.ceil(b[keep]) - np.ceil(a[keep])
+    left = patients["left"].to_numpy(float)[keep]
+    discharged = (midnights >= 1) & (left < hi)  # NaN (still in, or died): False
+    return float(discharged.sum() / midnights.sum()) if midnights.sum() else np.nan
 
 
 def _growth(days: np.ndarray, counts: np.ndarray) -> float:
@@ -147,8 +174,9 @@ def _grew(growth: float, window: float, joined: int) -> float:
 
 def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
                     waits: pd.DataFrame, beds: "CapacityPool", assessors: "CapacityPool",
-                    pools: Mapping[str, "CapacityPool"],
-                    fit_in_hospital: "TimeWeighted") -> pd.DataFrame:
+                    pools: Mapping[str, "CapacityPool | Market"],
+                    fit_in_hospital: "TimeWeighted",
+                    rosters: Mapping[str, "Roster"] | None = None) -> pd.DataFrame:
     """The run's metrics as a tidy table: ``metric``, ``value``, ``unit`` (every metric is
     declared in :mod:`sim.core.catalogue`, which gives its unit)."""
     run = params.run
@@ -219,6 +247,8 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
         add(f"delay_mean.fit_{label}", values.mean() if values.size else np.nan)
     for k in params.pathways:
         add(f"discharge_share.{k}", (delay_pathway == k).mean() if delay.size else np.nan)
+    long = (left - bed)[out] >= LONG_STAY
+    add("delay_mean.long_stay", delay[long].mean() if long.any() else np.nan)
 
     # Beds and the midnight count.
     measured = daily[~daily["warmup"]]
@@ -228,6 +258,8 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
     add("fit_in_hospital_mean", fit_in_hospital.mean(hi))
     occupied = measured["in_hospital"].sum()
     add("fit_in_hospital_share", measured["fit_in_hospital"].sum() / occupied if occupied else 0.0)
+    add("long_stay_share", measured["long_stay"].sum() / occupied if occupied else 0.0)
+    add("fit_discharged_next_day_share", _discharged_next_day(patients, lo, hi))
     queue_end = int((~diverted & np.isnan(bed) & np.isnan(left) & ~died).sum())
     add("bed_queue_end", queue_end)
     growth = _growth(measured["day"].to_numpy(float), measured["waiting_for_bed"].to_numpy(float))
@@ -246,8 +278,9 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
     wait = np.nan_to_num(ended, nan=hi) - requested  # a withdrawn request waited until then
     midnights = measured["day"].to_numpy(float)
     for service, pool in pools.items():
+        size = pool.size.mean(hi) if hasattr(pool, "size") else pool.capacity
         add(f"{service}.in_use", pool.use.mean(hi))
-        add(f"{service}.utilisation", pool.use.mean(hi) / pool.capacity if pool.capacity else np.nan)
+        add(f"{service}.utilisation", pool.use.mean(hi) / size if size else np.nan)
         add(f"{service}.queue_mean", pool.waiting.mean(hi))
         add(f"{service}.queue_end", len(pool.queue))
         mine = (waits["service"] == service).to_numpy()
@@ -264,9 +297,57 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
                 requested >= lo)
             if mask.any():
                 add(f"{service}.wait_mean.{source}", wait[mask].mean())
+        if params.services[service].market.enabled:
+            _market_metrics(add, params, service, pool, waits, wait)
+        if rosters and service in rosters:
+            _workforce_metrics(add, params, service, rosters[service])
 
     _harm_metrics(add, params, patients)
     return pd.DataFrame(rows, columns=["metric", "value", "unit"])
+
+
+def _market_metrics(add: Callable[[str, float], None], params: Params, service: str,
+                    market: "Market", waits: pd.DataFrame, wait: np.ndarray) -> None:
+    """A market's friction in the measured window: rounds of offers per hospital placement,
+    clients handed back or moved by a closing provider (per 30 days), the share of providers
+    not taking clients, and each segment's utilisation and hospital patients' wait."""
+    lo, hi = params.run.warmup_days, params.run.days
+    per = PER / (hi - lo)
+    mine = (waits["service"] == service).to_numpy()
+    requested = waits["requested"].to_numpy(float)
+    granted = waits["granted"].to_numpy(float)
+    source = waits["source"].to_numpy(str)
+    placed = mine & (source == "hospital") & (granted >= lo) & (granted < hi)
+    add(f"{service}.rounds_mean",
+        waits["rounds"].to_numpy(float)[placed].mean() if placed.any() else np.nan)
+    asked = mine & (requested >= lo) & (requested < hi)
+    add(f"{service}.handbacks_per_30d", (asked & (source == "handed_back")).sum() * per)
+    add(f"{service}.moves_per_30d", (asked & (source == "moved")).sum() * per)
+    add(f"{service}.not_taking_share", market.not_taking.mean(hi) / len(market.providers))
+    segment = waits["segment"].to_numpy(str)
+    for g, settings in enumerate(params.services[service].market.segments):
+        size = market.segment_size[g].mean(hi)
+        add(f"{service}.{settings.name}.utilisation",
+            market.segment_use[g].mean(hi) / size if size else np.nan)
+        hospital = asked & (source == "hospital") & (segment == settings.name)
+        add(f"{service}.{settings.name}.wait_mean.hospital",
+            wait[hospital].mean() if hospital.any() else np.nan)
+
+
+def _workforce_metrics(add: Callable[[str, float], None], params: Params, service: str,
+                       roster: "Roster") -> None:
+    """A workforce in the measured window: carers in post and off sick (time-averages), the
+    share of posts vacant, and carers who joined and left (a year)."""
+    lo, hi = params.run.warmup_days, params.run.days
+    posts = len(roster.posts)
+    in_post = roster.in_post.mean(hi)
+    add(f"{service}.staff_in_post", in_post)
+    add(f"{service}.vacancy_rate", 1.0 - in_post / posts if posts else np.nan)
+    add(f"{service}.staff_off_sick", roster.sick.mean(hi))
+    per_year = 365.0 / (hi - lo)
+    for name, times in (("joiners", roster.joined), ("leavers", roster.left)):
+        t = np.asarray(times, dtype=float)
+        add(f"{service}.{name}_per_year", ((t >= lo) & (t < hi)).sum() * per_year)
 
 
 def _harm_metrics(add: Callable[[str, float], None], params: Params,

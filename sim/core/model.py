@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import math
+from operator import attrgetter
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Generator, Iterator
@@ -25,10 +26,14 @@ import pandas as pd
 import simpy
 
 from sim.core.calendar import Calendar
+from sim.core.market import Market, Placement
 from sim.core.metrics import compute_daily, compute_metrics
-from sim.core.params import HOME, Distribution, Params
-from sim.core.patient import HarmDraws, Needs, Patient, Request
+from sim.core.params import HOME, Distribution, Params, Service
+from sim.core.params import Market as MarketSettings
+from sim.core.patient import (CAUSE_OF_PHASE, PHASES, HarmDraws, Needs, Patient, Request,
+                              logged)
 from sim.core.resources import CapacityPool, TimeWeighted
+from sim.core.workforce import Roster
 from sim.core.streams import (BATCH, batch_draw, choice_sampler, length_biased_draw,
                          replication_streams, sampler, uniform_sampler)
 
@@ -66,12 +71,39 @@ def _rate(per_day: float) -> float:
     return -math.log1p(-per_day)
 
 
+class _PlacementSampler:
+    """Samplers of what a client brings to a service's market (:class:`Placement`), each from
+    the stream ``prefix`` + its purpose."""
+
+    def __init__(self, market: MarketSettings, rng: Any, prefix: str) -> None:
+        segments = market.segments
+        self.segment = (choice_sampler([g.demand for g in segments], rng[f"{prefix}_segment"])
+                        if len(segments) > 1 else lambda: 0)
+        self.complex_share = market.complex_share
+        self.complex = (uniform_sampler(rng[f"{prefix}_complex"]) if market.complex_share > 0
+                        else lambda: 1.0)
+        self.clock = sampler(Distribution("exponential", 1.0), rng[f"{prefix}_clock"])
+        self.pick = uniform_sampler(rng[f"{prefix}_pick"])
+
+    def draw(self) -> Placement:
+        return Placement(self.segment(), self.complex() < self.complex_share, self.clock(),
+                         self.pick())
+
+
+def _placements(params: Params, rng: Any, prefix: str) -> dict[str, _PlacementSampler]:
+    """A placement sampler for each service with a market."""
+    return {name: _PlacementSampler(s.market, rng, f"{prefix}{name}")
+            for name, s in params.services.items() if s.market.enabled}
+
+
 class _NeedsSampler:
     """Samplers of what a patient on a pathway needs once medically fit, each from the stream
-    ``prefix`` + its purpose (prefix "": the streams ordinary admissions always had)."""
+    ``prefix`` + its purpose (prefix "": the streams ordinary admissions always had). A step a
+    pathway does not have draws nothing, so switching a step on leaves the others' numbers."""
 
     def __init__(self, params: Params, rng: Any, prefix: str) -> None:
         self.pathways = params.pathways
+        self.services = params.services
         self.transfer = {k: sampler(p.transfer, rng[f"{prefix}transfer_{k}"])
                          for k, p in params.pathways.items()}
         self.assessment = sampler(params.assessment.duration, rng[f"{prefix}assessment"])
@@ -82,21 +114,56 @@ class _NeedsSampler:
         self.then = {name: (list(s.then),
                             choice_sampler(list(s.then.values()), rng[f"{prefix}{name}_then"]))
                      for name, s in params.services.items() if s.then}
+        steps = {k: p for k, p in params.pathways.items()}
+        self.summary = {k: sampler(p.summary, rng[f"{prefix}summary_{k}"])
+                        for k, p in steps.items()}
+        self.choice = {k: sampler(p.choice, rng[f"{prefix}choice_{k}"]) for k, p in steps.items()}
+        self.funding = {k: (uniform_sampler(rng[f"{prefix}funded_{k}"]),
+                            sampler(p.funding, rng[f"{prefix}funding_{k}"]))
+                        for k, p in steps.items() if p.funded_share > 0}
+        self.equipment = {k: (uniform_sampler(rng[f"{prefix}equipment_need_{k}"]),
+                              sampler(p.equipment, rng[f"{prefix}equipment_{k}"]))
+                          for k, p in steps.items() if p.equipment_share > 0}
+        self.placement = _placements(params, rng, prefix)
+
+    def _service(self, name: str) -> tuple[float, float, Placement | None]:
+        """How much of service ``name`` a patient needs, for how long, and the placement."""
+        amount, stay = self.amount[name](), self.stay[name]()
+        placement = None
+        if name in self.placement:
+            placement = self.placement[name].draw()
+            if placement.complex:
+                amount *= self.services[name].market.complex_amount
+        return amount, stay, placement
 
     def draw(self, k: str) -> Needs:
         pathway = self.pathways[k]
         needs = Needs(k, self.transfer[k]())
         if pathway.needs_assessment:
             needs.assessment = self.assessment()
+        needs.summary, needs.choice = self.summary[k](), self.choice[k]()
+        if k in self.funding:  # both drawn whoever pays, so a change of share moves nobody else
+            funded, days = self.funding[k][0](), self.funding[k][1]()
+            if funded < pathway.funded_share:
+                needs.funding = days
+        if k in self.equipment:
+            needed, days = self.equipment[k][0](), self.equipment[k][1]()
+            if needed < pathway.equipment_share:
+                needs.equipment = days
         if pathway.service is not None:
             service = needs.service = pathway.service
-            needs.amount, needs.stay = self.amount[service](), self.stay[service]()
+            needs.amount, needs.stay, needs.placement = self._service(service)
+            if needs.placement is not None:
+                market = self.services[service].market
+                needs.segment = market.segments[needs.placement.segment].name
+                needs.complex = needs.placement.complex
             if service in self.then:
                 names, choose = self.then[service]
                 onward = names[choose()]
                 if onward != HOME:
                     needs.onward = onward
-                    needs.onward_amount, needs.onward_stay = self.amount[onward](), self.stay[onward]()
+                    needs.onward_amount, needs.onward_stay, needs.onward_placement = (
+                        self._service(onward))
         return needs
 
 
@@ -190,12 +257,25 @@ class Model:
         self.beds = CapacityPool(self.env, "acute_beds", params.acute.beds)
         self.fit_in_hospital = TimeWeighted()  # medically fit patients still in a bed
         self.assessors = CapacityPool(self.env, "assessors", params.assessment.staff)
-        self.pools = {name: CapacityPool(self.env, name, service.size)
-                      for name, service in params.services.items()}
+        self.pools: dict[str, CapacityPool | Market] = {}
+        """Each community service: one first-come-first-served pool, or a market of providers."""
+        self.rosters: dict[str, Roster] = {}
+        """The posts of each service whose workforce comes and goes."""
+        for name, service in params.services.items():
+            if service.market.enabled:
+                self.pools[name] = self._market(name, service)
+            else:
+                self.pools[name] = CapacityPool(self.env, name, service.size)
         self.rules = {key: Calendar(p.rule) for key, p in pathways.items()}
         self.team_hours = Calendar(params.assessment.hours)
+        self.ward_hours = Calendar(params.ward.hours)
+        self.funding_hours = Calendar(params.funding.hours)
+        self.panel = Calendar(params.funding.panel)
 
         self._draws = _Draws(params, rng)
+        self._community_placements = _placements(params, rng, "referral.")
+        self._again_placements = _placements(params, rng, "handback.")
+        """What community referrals, and clients handed back, bring to a market."""
         harm = params.harm
         self._readmission_draws = (_Draws(params, rng, "readmission.")
                                    if harm.readmission.enabled else None)
@@ -222,13 +302,16 @@ class Model:
             raise RuntimeError("a Model runs once: continue a stopped run with model.env.run()")
         self._started = True
         run = self.params.run
+        for roster in self.rosters.values():
+            roster.start()
+        self._provider_events()
         self._fill_community_services()
         self.env.process(self._admissions())
         for service in self.params.services:
             self.env.process(self._community_referrals(service))
         if run.warmup_days > 0:
             self.env.run(until=run.warmup_days)
-        for pool in (self.beds, self.assessors, *self.pools.values()):
+        for pool in (self.beds, self.assessors, *self.pools.values(), *self.rosters.values()):
             pool.restart_statistics()
         self.fit_in_hospital.restart(self.env.now)
         with _fewer_gc_pauses():
@@ -243,8 +326,77 @@ class Model:
         waits = request_table(self.requests)
         daily = compute_daily(patients, self.params)
         metrics = compute_metrics(self.params, patients, daily, waits, self.beds,
-                                  self.assessors, self.pools, self.fit_in_hospital)
+                                  self.assessors, self.pools, self.fit_in_hospital, self.rosters)
         return RunResult(self.replication, patients, daily, waits, metrics)
+
+    # ------------------------------------------------------------------ markets
+    def _market(self, name: str, service: Service) -> Market:
+        """The service's providers, with their places or carers' hours, and its workforce."""
+        settings = service.market
+        shares = [g.capacity for g in settings.segments]
+        providers = [g.providers for g in settings.segments]
+        if service.staff is None:
+            places = _split(float(service.capacity or 0.0), shares)
+            capacities = [_split(total, [1.0 / n] * n) for total, n in zip(places, providers)]
+        else:
+            staff = service.staff
+            posts = [[int(x) for x in _split(float(n), [1.0 / m] * m)]
+                     for n, m in zip(_split(float(staff.count), shares), providers)]
+            capacities = [[n * staff.hours_each for n in row] for row in posts]
+        market = Market(self.env, name, settings, capacities, Calendar(settings.hours))
+        market.on_hand_back = lambda request, why: self._place_again(request, why)
+        if service.staff is not None and service.staff.workforce.enabled:
+            flat = market.providers
+            roster = Roster(self.env, service.staff.workforce, [n for row in posts for n in row],
+                            self._rng[f"{name}_workforce"])
+            hours, stretch = service.staff.hours_each, service.staff.workforce.stretch
+            rng = self._rng[f"{name}_handback"]
+            roster.on_change = lambda j, working: market.set_capacity(
+                flat[j], working * hours, stretch, rng)
+            self.rosters[name] = roster
+        return market
+
+    def _provider_events(self) -> None:
+        """Schedule each market's closures, and its providers' suspensions at random."""
+        end = self.params.run.days
+        for name, service in self.params.services.items():
+            settings, market = service.market, self.pools[name]
+            if not isinstance(market, Market):
+                continue
+            for roster_provider, provider in enumerate(market.providers):
+                if name in self.rosters:  # capacity from the carers in post at the start
+                    provider.nominal = (self.rosters[name].working[roster_provider]
+                                        * service.staff.hours_each)
+            market._changed_size()
+            segment = {g.name: i for i, g in enumerate(settings.segments)}
+            for closure in settings.closures:
+                provider = market.segments[segment[closure.segment]][closure.provider]
+                act = market.close if closure.moves_clients else market.suspend
+                if closure.start < end and closure.days > 0:
+                    self.env.timeout(closure.start).callbacks.append(
+                        lambda _, act=act, provider=provider, days=closure.days: act(provider, days))
+            if settings.suspensions_per_year > 0:
+                rng = self._rng[f"{name}_suspensions"]
+                mean_gap = 365.0 / settings.suspensions_per_year
+                days = sampler(settings.suspension, rng)
+                for provider in market.providers:
+                    self._suspend_later(market, provider, rng.exponential(mean_gap), mean_gap,
+                                        days, rng)
+
+    def _suspend_later(self, market: Market, provider: Any, after: float, mean_gap: float,
+                       days: Callable[[], float], rng: np.random.Generator) -> None:
+        """The provider is suspended ``after`` days from now, and again after each suspension
+        ends (gaps exponential with mean ``mean_gap``)."""
+        if self.env.now + after >= self.params.run.days:
+            return
+
+        def suspend(_: object) -> None:
+            length = days()
+            market.suspend(provider, length)
+            self._suspend_later(market, provider, length + rng.exponential(mean_gap), mean_gap,
+                                days, rng)
+
+        self.env.timeout(after).callbacks.append(suspend)
 
     # ------------------------------------------------------------------ admissions
     def _admissions(self) -> Generator:
@@ -312,25 +464,49 @@ class Model:
         if p.service:
             if self.params.services[p.service].then:
                 env.process(self._stay_then_onward(request, p.stay, p.onward, p.onward_amount,
-                                                   p.onward_stay))
+                                                   p.onward_stay, p.onward_placement))
             else:
                 self._hold(request, p.stay)
 
     def _discharge(self, p: Patient, hold: "_Hold | None" = None) -> Generator[Any, Any, Request | None]:
-        """From medically fit to the moment the patient may leave: the assessment, the wait for
-        the pathway's service (returns its granted request), the transfer and the rule. With
-        ``hold``, records what the patient holds, so that it can be let go (harm of waiting)."""
+        """From medically fit (or an escalation of need) to the moment the patient may leave:
+        the assessment, the funding decision and the family's choice, the wait for the
+        pathway's service (returns its granted request), then equipment, the discharge summary
+        (both under way since earlier), the transfer and the rule. With ``hold``, records what
+        the patient holds, so that it can be let go (harm of waiting). With discharge to assess
+        (``assessment.in_hospital: false``) the assessment, funding and choice happen after the
+        patient has left."""
         env = self.env
-        if self.params.pathways[p.pathway].needs_assessment and self.params.assessment.in_hospital:
+        summary_done = self._summary_done(p)
+        in_hospital = self.params.assessment.in_hospital
+        if self.params.pathways[p.pathway].needs_assessment and in_hospital:
             yield from self._assess(p.assessment, hold)
         p.assessed = env.now
+        # The funding decision, then the patient's and family's choice: one wait for both.
+        t = env.now
+        if in_hospital and not math.isnan(p.funding):
+            prepared = self.funding_hours.add_open_time(self.funding_hours.next_open(t),
+                                                        p.funding)
+            t = self.panel.next_open(prepared)
+        p.funded = t
+        if in_hospital:
+            t += p.choice
+        p.chosen = t
+        if t > env.now:
+            yield env.timeout(t - env.now)
 
         request = None
         if p.service:
-            request = yield from self._request(p.service, "hospital", p.amount, hold)
+            request = yield from self._request(p.service, "hospital", p.amount, hold,
+                                               p.placement, summary_done, p.stay)
+            p.rounds = request.rounds
         p.ready = env.now
-        # Transfer, then the first moment the pathway's rule allows: one wait for both.
-        p.transferred = env.now + p.transfer
+        # Equipment and the summary if they are not done yet, the transfer, then the first
+        # moment the pathway's rule allows: one wait for all.
+        equipment = math.nan if math.isnan(p.equipment) else p.assessed + p.equipment
+        p.equipped = equipment if equipment > env.now else env.now
+        p.summarised = summary_done if summary_done > p.equipped else p.equipped
+        p.transferred = p.summarised + p.transfer
         if (hold is not None and hold.unfit_end > env.now
                 and hold.unfit_start < self.rules[p.pathway].next_open(p.transferred)):
             p.transferred = hold.unfit_end + p.transfer  # unfit when due to go: transfer again
@@ -338,6 +514,14 @@ class Model:
         if leaves > env.now:
             yield env.timeout(leaves - env.now)
         return request
+
+    def _summary_done(self, p: Patient) -> float:
+        """When the ward will have made the medical decision and written the discharge summary
+        for work begun now (now, if the pathway needs none)."""
+        now = self.env.now
+        if p.summary <= 0:
+            return now
+        return self.ward_hours.add_open_time(self.ward_hours.next_open(now), p.summary)
 
     def _assess(self, duration: float, hold: "_Hold | None" = None) -> Generator:
         """An assessment by one of the discharge team, in the team's working hours: the patient
@@ -424,13 +608,12 @@ class Model:
         request = hold.request
         if request is not None:
             if hold.event is not None and not hold.event.triggered:
-                self.pools[request.service].cancel(hold.event)
-                request.cancelled = now
+                self._withdraw(request, hold.event)
             else:  # granted (perhaps this very moment): freed unused
                 if math.isnan(request.granted):
                     request.granted = now
                 request.stay = 0.0
-                self._release(request)
+                self._end_use(request)
         hold.assessor = hold.request = hold.event = None
 
     def _die(self, p: Patient, hold: _Hold | None) -> None:
@@ -449,9 +632,10 @@ class Model:
         reached so far are kept as ``first_*``, and the discharge starts again."""
         now = self.env.now
         p.escalated, p.escalated_from, p.first_service = now, p.pathway, p.service
-        p.first_assessed, p.first_ready = p.assessed, p.ready
-        p.first_transferred = p.transferred if p.transferred <= now else math.nan
-        p.assessed = p.ready = p.transferred = math.nan
+        for phase in PHASES[1:-1]:  # those set ahead and not reached are not kept
+            reached = getattr(p, phase)
+            setattr(p, f"first_{phase}", reached if reached <= now else math.nan)
+            setattr(p, phase, math.nan)
         for name in NEEDS:
             setattr(p, name, getattr(needs, name))
 
@@ -473,48 +657,119 @@ class Model:
                 self.env.timeout(days).callbacks.append(lambda _: self._admit(draws, p.id))
 
     # ------------------------------------------------------------------ community services
-    def _request(self, service: str, source: str, amount: float,
-                 hold: "_Hold | None" = None) -> Generator[Any, Any, Request]:
-        """Wait for ``amount`` of a community service; returns the granted request."""
-        request = self._log_request(service, source, amount)
+    def _request(self, service: str, source: str, amount: float, hold: "_Hold | None" = None,
+                 placement: Placement | None = None, complete_from: float = -math.inf,
+                 stay: float = math.nan) -> Generator[Any, Any, Request]:
+        """Wait for ``amount`` of a community service (placed with a provider if it has a
+        market: ``placement``, with the summary written from ``complete_from``); returns the
+        granted request, whose use of ``stay`` days begins when the caller says."""
+        request = self._log_request(service, source, amount, placement)
         pool = self.pools[service]
         if hold is not None:
             hold.request = request
-        if not pool.try_take(amount):
-            event = pool.request(amount)
+        if isinstance(pool, Market):
+            assert placement is not None
+            event = pool.place(request, placement, complete_from)
+        else:
+            event = None if pool.try_take(amount) else pool.request(amount)
+        if event is not None:
             if hold is not None:
                 hold.event = event
             yield event
             if hold is not None:
                 hold.event = None
         request.granted = self.env.now
+        if not math.isnan(stay):
+            request.stay = stay
         return request
 
-    def _log_request(self, service: str, source: str, amount: float) -> Request:
+    def _log_request(self, service: str, source: str, amount: float,
+                     placement: Placement | None = None) -> Request:
         """A new request in the log, made now; the caller records when it is granted."""
-        request = Request(service, source, amount, self.env.now)
+        request = Request(service, source, amount, self.env.now, placement=placement)
         self.requests.append(request)
         return request
 
     def _release(self, request: Request) -> None:
-        self.pools[request.service].release(request.amount)
+        """The request's use ends now: its capacity is free (unless it was handed back and
+        placed again, or freed already)."""
+        if request.moved_to is not None or not math.isnan(request.released):
+            return
+        pool = self.pools[request.service]
+        if isinstance(pool, Market):
+            pool.release(request)
+        else:
+            pool.release(request.amount)
         request.released = self.env.now
+
+    def _end_use(self, request: Request) -> None:
+        """The client's use of a service ends now, wherever the client was placed last:
+        released, or, if still being placed again after a hand-back, withdrawn."""
+        while request.moved_to is not None:
+            request = request.moved_to
+        if math.isnan(request.granted):
+            self._withdraw(request)
+        else:
+            self._release(request)
+
+    def _withdraw(self, request: Request, event: simpy.Event | None = None) -> None:
+        """Withdraw a request not yet granted (``event``: its wait in a pool)."""
+        pool = self.pools[request.service]
+        if isinstance(pool, Market):
+            pool.withdraw(request)
+        elif event is not None:
+            pool.cancel(event)
+        request.cancelled = self.env.now
 
     def _hold(self, request: Request, days: float) -> None:
         """Use a granted request for ``days``, then free it (an event, not a process)."""
         request.stay = days
+        request.ends = self.env.now + days
         self.env.timeout(days).callbacks.append(lambda _: self._release(request))
 
     def _stay_then_onward(self, request: Request, days: float, onward: str, amount: float,
-                          onward_days: float) -> Generator:
+                          onward_days: float, placement: Placement | None = None) -> Generator:
         """A stay in a service with a next step (a step-down bed): one who needs another service
         next waits for it in this service's place, which is freed only once that is granted."""
         request.stay = days  # plus any wait for the onward service
+        request.ends = self.env.now + days
         yield self.env.timeout(days)
         if onward:
-            granted = yield from self._request(onward, request.service, amount)
+            granted = yield from self._request(onward, request.service, amount,
+                                               placement=placement)
             self._hold(granted, onward_days)
-        self._release(request)
+        self._end_use(request)
+
+    def _place_again(self, request: Request, why: str) -> None:
+        """A provider handed the client back (``why``: "handed_back") or closed ("moved"): the
+        client, at home or in the community, is placed again, in the same segment, with new
+        luck, for the rest of the stay. A hospital patient who has not yet left keeps the date
+        and goes home to wait."""
+        now = self.env.now
+        request.released = now
+        name = request.service
+        service = self.params.services[name]
+        again = self._log_request(name, why, request.amount)
+        request.moved_to = again
+        remaining = request.ends - now if not math.isnan(request.ends) else request.stay
+        again.stay = max(0.0, remaining)
+        again.ends = request.ends
+        old = request.placement
+        fresh = self._again_placements[name].draw()
+        again.placement = Placement(old.segment, old.complex, fresh.clock, fresh.pick)
+        market = self.pools[name]
+        assert isinstance(market, Market)
+
+        def start(_: object = None) -> None:
+            again.granted = self.env.now
+            if not math.isnan(again.ends) and not service.then:  # its use had begun
+                self._hold(again, max(0.0, again.ends - self.env.now))
+
+        event = market.place(again, again.placement)
+        if event is None:
+            start()
+        else:
+            event.callbacks.append(start)
 
     def _community_referrals(self, service: str) -> Generator:
         """People referred to a service from the community, competing with hospital patients."""
@@ -531,24 +786,37 @@ class Model:
         gap = lambda: unit_gap() * mean_gap  # noqa: E731
         amount = sampler(settings.amount, rng[f"{service}_referral_amount"])
         stay = sampler(settings.stay, rng[f"{service}_referral_stay"])
+        placement = self._community_placements.get(service)
         end = self.params.run.days
         while True:
             t = self.env.now + gap()
             if t >= end:
                 return
             yield self.env.timeout(t - self.env.now)
-            self._community_client(service, amount(), stay())
+            self._community_client(service, amount(), stay(),
+                                   placement.draw() if placement is not None else None)
 
-    def _community_client(self, service: str, amount: float, days: float) -> None:
-        """A community referral: waits its turn for the service, uses it, frees it."""
-        request = self._log_request(service, "community", amount)
+    def _community_client(self, service: str, amount: float, days: float,
+                          placement: Placement | None = None) -> None:
+        """A community referral: waits its turn for the service (or is placed by its market),
+        uses it, frees it."""
+        if placement is not None and placement.complex:
+            amount *= self.params.services[service].market.complex_amount
+        request = self._log_request(service, "community", amount, placement)
+        request.stay = days
 
         def start(_: object = None) -> None:
             request.granted = self.env.now
             self._hold(request, days)
 
         pool = self.pools[service]
-        if pool.try_take(amount):
+        if isinstance(pool, Market):
+            event = pool.place(request, placement)
+            if event is None:
+                start()
+            else:
+                event.callbacks.append(start)
+        elif pool.try_take(amount):
             start()
         else:
             pool.request(amount).callbacks.append(start)
@@ -556,28 +824,49 @@ class Model:
     def _fill_community_services(self) -> None:
         """Start community services part-full, as a real system is on the first day.
 
-        Each service is filled to ``initial_utilisation`` of its capacity with clients whose
-        remaining time is drawn from the equilibrium residual distribution of the stay (a
-        length-biased stay times a uniform), so the services start near their steady state and
-        a short warm-up suffices even for care homes where residents stay for years.
+        Each service is filled to ``initial_utilisation`` of its capacity (of each provider's,
+        in a market) with clients whose remaining time is drawn from the equilibrium residual
+        distribution of the stay (a length-biased stay times a uniform), so the services start
+        near their steady state and a short warm-up suffices even for care homes where
+        residents stay for years.
         """
         for name, service in self.params.services.items():
             pool, rng = self.pools[name], self._rng[f"initial_{name}"]
-            target = service.initial_utilisation * pool.capacity
             fixed_amount = service.amount.kind == "fixed"
-            while True:
-                amount = (float(service.amount.mean) if fixed_amount
-                          else float(batch_draw(service.amount, rng, 1)[0]))
-                if pool.in_use + amount > target + 1e-9 or amount <= 0:
-                    break
-                assert pool.try_take(amount)
-                request = self._log_request(name, "initial", amount)
-                request.granted = self.env.now
-                self._hold(request, _residual_stay(service.stay, rng))
+            places = pool.providers if isinstance(pool, Market) else [pool]
+            for place in places:
+                target = service.initial_utilisation * place.capacity
+                while True:
+                    amount = (float(service.amount.mean) if fixed_amount
+                              else float(batch_draw(service.amount, rng, 1)[0]))
+                    if place.in_use + amount > target + 1e-9 or amount <= 0:
+                        break
+                    request = self._log_request(name, "initial", amount)
+                    if isinstance(pool, Market):
+                        request.placement = Placement(place.segment, False, 0.0, 0.0)
+                        assert pool.take_at(place, request)
+                    else:
+                        assert pool.try_take(amount)
+                    request.granted = self.env.now
+                    self._hold(request, _residual_stay(service.stay, rng))
 
 
-REQUEST_COLUMNS = [f.name for f in fields(Request)]
-"""The columns of the request log (:attr:`RunResult.service_waits`)."""
+def _split(total: float, shares: list[float]) -> list[float]:
+    """``total`` split by ``shares``: in whole numbers (largest remainders first, then the
+    earlier) when ``total`` is whole, so that places and posts stay whole."""
+    raw = [total * share for share in shares]
+    if not float(total).is_integer():
+        return raw
+    whole = [math.floor(x + 1e-9) for x in raw]
+    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - whole[i]), i))
+    for i in order[:int(round(total)) - sum(whole)]:
+        whole[i] += 1
+    return [float(w) for w in whole]
+
+
+REQUEST_COLUMNS = logged(Request)
+PATIENT_COLUMNS = logged(Patient)
+"""The columns of the request log (:attr:`RunResult.service_waits`) and the patient log."""
 
 
 def _residual_stay(dist: Distribution, rng: np.random.Generator) -> float:
@@ -670,29 +959,32 @@ def patient_table(patients: list[Patient], until: float = math.inf) -> pd.DataFr
     """The patient log as a table, one row per patient, with each patient's delay (days from
     medically fit to leaving the bed; NaN while still in hospital) split by cause. A transfer
     that would end after ``until`` (the end of the run) has not happened: NaN."""
-    names = [f.name for f in fields(Patient)]
-    table = pd.DataFrame([[getattr(p, n) for n in names] for p in patients], columns=names)
+    names = PATIENT_COLUMNS
+    row = attrgetter(*names)
+    table = pd.DataFrame([row(p) for p in patients], columns=names)
     kinds = {"id": int, "pathway": str, "service": str, "onward": str, "diverted": bool,
              "escalated_from": str, "first_service": str, "readmission_of": int,
-             "incomplete_discharge": bool}
+             "incomplete_discharge": bool, "segment": str, "complex": bool, "rounds": int}
     table = table.astype({n: kinds.get(n, float) for n in names})
-    table["transferred"] = table["transferred"].where(table["transferred"] <= until)
+    # Steps whose end was set ahead (the funding panel, the summary, the transfer) and falls
+    # after the run's end have not happened yet.
+    for phase in ("funded", "chosen", "equipped", "summarised", "transferred"):
+        table[phase] = table[phase].where(table[phase] <= until)
     # Days medically unfit again (harm of waiting), up to the run's end: not delayed days.
     table["unfit_again_end"] = np.minimum(table["unfit_again_end"], until)  # NaN stays NaN
     table["unfit_again_days"] = (table["unfit_again_end"] - table["unfit_again"]).fillna(0.0)
     table["delay"] = table["left"] - table["fit"] - table["unfit_again_days"]
-    table["delay_assessment"] = table["assessed"] - table["fit"]
-    table["delay_service"] = table["ready"] - table["assessed"]
-    table["delay_transfer"] = table["transferred"] - table["ready"]
-    table["delay_rule"] = table["left"] - table["transferred"]
+    for before, (phase, cause) in zip(PHASES, CAUSE_OF_PHASE.items()):
+        table[f"delay_{cause}"] = table[phase] - table[before]
     return table
 
 
 def request_table(requests: list[Request]) -> pd.DataFrame:
     """The log of requests for community services as a table, one row per request."""
-    return pd.DataFrame([[getattr(r, c) for c in REQUEST_COLUMNS] for r in requests],
-                        columns=REQUEST_COLUMNS).astype(
-        {c: str if c in ("service", "source") else float for c in REQUEST_COLUMNS})
+    kinds = {"service": str, "source": str, "segment": str, "provider": int, "rounds": int}
+    row = attrgetter(*REQUEST_COLUMNS)
+    return pd.DataFrame([row(r) for r in requests], columns=REQUEST_COLUMNS).astype(
+        {c: kinds.get(c, float) for c in REQUEST_COLUMNS})
 
 
 def simulate(params: Params, replication: int = 0) -> RunResult:

@@ -116,15 +116,24 @@ class Distribution:
 class Window:
     """When something may happen: on ``days`` (0=Monday .. 6=Sunday) between two hours.
 
-    ``enabled: false`` switches the rule off (any time allowed).
+    ``enabled: false`` switches the rule off (any time allowed). For work done in these hours
+    (an assessment, a discharge summary), ``weekend_cover`` is the pace of work on a Saturday or
+    Sunday as a share of a weekday's (fewer doctors, pharmacists or social workers on duty): 0.5
+    means that an hour's work takes two hours at a weekend. It does not change when the window
+    is open.
     """
 
     enabled: bool = True
     days: List[int] = field(default_factory=lambda: list(ALL_DAYS))
     start_hour: float = 0.0
     end_hour: float = 24.0
+    weekend_cover: float = 1.0
 
     def __post_init__(self) -> None:
+        _check(math.isfinite(self.weekend_cover) and 0.0 < self.weekend_cover <= 1.0,
+               "weekend_cover", self.weekend_cover,
+               "a share of the weekday pace in (0, 1] (leave Saturday and Sunday out of days "
+               "for none)")
         _check(len(self.days) > 0 and all(d in ALL_DAYS for d in self.days)
                and len(set(self.days)) == len(self.days),
                "days", list(self.days), "a non-empty list of distinct weekdays 0 (Mon) .. 6 (Sun)")
@@ -215,17 +224,182 @@ class Acute:
             _non_negative("max_wait_for_bed", self.max_wait_for_bed)
 
 
+def _mean_of(dist: "Distribution") -> float:
+    return sum(dist.values) / len(dist.values) if dist.kind == "empirical" else dist.mean
+
+
+@dataclass
+class Workforce:
+    """Staff who come and go (used when ``enabled``; otherwise every post is always filled).
+
+    Each of the service's ``staff.count`` posts is filled or vacant. A carer in post leaves at
+    the rate ``turnover_per_year`` (leavers a year per carer in post, so the mean time in post is
+    365 / turnover days), and the post then stays vacant for ``time_to_fill`` days until a new
+    carer starts. A carer in post is off sick ``sickness_days_per_year`` days a year on
+    average, in episodes of ``sickness_episode`` days. The hours the service can deliver at any
+    moment are those of the carers in post and not off sick. A provider whose packages in place
+    exceed its hours by more than ``stretch`` (the overtime and agency cover it can find) hands
+    packages back, chosen at random, until they fit: those clients are sourced again, at home.
+
+    Sources: turnover about 30% a year in adult social care (Skills for Care 2022-23; 30.4-30.8%
+    in 2018-2022). Vacancy rate 9.4% (Skills for Care, upper end of 2018-2022): in a steady state
+    the vacant share is fill / (fill + time in post), so the mean time to fill a post is
+    0.094 / 0.906 x 365 / 0.30 = 126 days. Sickness about 5 days a year per care worker (Skills
+    for Care 2019). Assumptions: exponential times to fill and sickness episodes of 3 days on
+    average; 5% stretch.
+    """
+
+    enabled: bool = False
+    turnover_per_year: float = 0.30
+    time_to_fill: Distribution = field(default_factory=lambda: Distribution("exponential", 126.0))
+    sickness_days_per_year: float = 5.0
+    sickness_episode: Distribution = field(
+        default_factory=lambda: Distribution("exponential", 3.0))
+    stretch: float = 0.05
+
+    def __post_init__(self) -> None:
+        _check(math.isfinite(self.turnover_per_year) and 0 < self.turnover_per_year <= 12,
+               "turnover_per_year", self.turnover_per_year,
+               "leavers a year per carer in post, in (0, 12]")
+        _check(math.isfinite(self.sickness_days_per_year)
+               and 0 <= self.sickness_days_per_year < 365 / 2, "sickness_days_per_year",
+               self.sickness_days_per_year, "days a year in [0, 182.5)")
+        if self.sickness_days_per_year > 0:
+            _check(_mean_of(self.sickness_episode) > 0, "sickness_episode",
+                   _mean_of(self.sickness_episode),
+                   "a mean above 0 while sickness_days_per_year > 0")
+        _check(math.isfinite(self.stretch) and 0 <= self.stretch <= 1, "stretch", self.stretch,
+               "a share of the hours in [0, 1]")
+
+    @property
+    def time_in_post(self) -> float:
+        """Mean days a carer stays in post."""
+        return 365.0 / self.turnover_per_year
+
+    @property
+    def vacancy_rate(self) -> float:
+        """The expected share of posts vacant in a steady state."""
+        fill = _mean_of(self.time_to_fill)
+        return fill / (fill + self.time_in_post)
+
+
 @dataclass
 class Staff:
     """The people who deliver a service whose capacity is their working time: ``count`` staff
-    (e.g. domiciliary carers) working ``hours_each`` hours a week on clients."""
+    (e.g. domiciliary carers; the posts, filled or not, when the workforce comes and goes)
+    working ``hours_each`` hours a week on clients."""
 
     count: int = 0
     hours_each: float = 25.0
+    workforce: Workforce = field(default_factory=Workforce)
 
     def __post_init__(self) -> None:
         _check(self.count >= 0, "count", self.count, "an integer >= 0")
         _non_negative("hours_each", self.hours_each)
+
+
+@dataclass
+class Segment:
+    """A part of a service's market that does not substitute for the others: a kind of
+    care-home place (residential, nursing, dementia nursing), or a locality's homecare. Each
+    client needs one segment (``demand``: the share of the service's clients who need it);
+    the segment holds ``capacity``, its share of the service's places or staff posts, split
+    among its ``providers``. ``acceptance`` multiplies the market's chance that a provider
+    accepts an offer (below 1 for care that is harder to place)."""
+
+    name: str = "all"
+    demand: float = 1.0
+    capacity: float = 1.0
+    providers: int = 1
+    acceptance: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "name", self.name, "a name for the segment")
+        _fraction("demand", self.demand)
+        _fraction("capacity", self.capacity)
+        _check(1 <= self.providers <= 10_000, "providers", self.providers,
+               "an integer in [1, 10000]")
+        _check(math.isfinite(self.acceptance) and self.acceptance >= 0, "acceptance",
+               self.acceptance, "a multiplier >= 0")
+
+
+@dataclass
+class Closure:
+    """A provider that stops for ``days`` from day ``start`` of the run: by default it closes
+    (its places are gone and its clients move out, to be placed again like new referrals); with
+    ``moves_clients: false`` it only stops taking new clients (after an inadequate rating)."""
+
+    segment: str = "all"
+    provider: int = 0
+    start: float = 0.0
+    days: float = 0.0
+    moves_clients: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.provider >= 0, "provider", self.provider, "a provider's index >= 0")
+        _non_negative("start", self.start)
+        _non_negative("days", self.days)
+
+
+@dataclass
+class Market:
+    """How a client is placed with a provider (used when ``enabled``; otherwise the service is
+    one first-come-first-served pool that takes every client it has room for).
+
+    The service's capacity is split into ``segments`` and each segment among its providers. A
+    client's segment, and whether the needs are complex, are drawn when the client appears. The
+    referral is offered in rounds, ``round_days`` apart within the brokerage team's ``hours``, to
+    every provider of its segment with room for it; each accepts with probability
+    ``acceptance`` x the segment's ``acceptance`` x ``complex_acceptance`` (complex needs: for
+    homecare, a package that needs two carers at once, ``complex_amount`` times the hours) x
+    ``incomplete_acceptance`` while the hospital's discharge summary (with medicines) is not yet
+    written x ``weekend_acceptance`` on a Saturday or Sunday. One provider that accepts takes
+    the client; if none does, the next round goes out. So a referral waits for a provider that
+    has room and says yes: longer when few have room, for complex needs, or without the summary.
+
+    Providers also stop taking new clients at random, each ``suspensions_per_year`` times a year
+    on average, for ``suspension`` days (an inadequate rating and the council's embargo), and at
+    set times (``closures``: a home that closes, a homecare provider that hands back its
+    packages).
+    """
+
+    enabled: bool = False
+    segments: List[Segment] = field(default_factory=lambda: [Segment()])
+    acceptance: float = 1.0
+    complex_share: float = 0.0
+    complex_amount: float = 1.0
+    complex_acceptance: float = 1.0
+    incomplete_acceptance: float = 1.0
+    weekend_acceptance: float = 1.0
+    round_days: float = 1.0
+    hours: Window = field(default_factory=lambda: Window(False))
+    suspensions_per_year: float = 0.0
+    suspension: Distribution = field(default_factory=lambda: Distribution("fixed", 90.0))
+    closures: List[Closure] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check(len(self.segments) > 0, "segments", len(self.segments), "at least one segment")
+        names = [g.name for g in self.segments]
+        _check(len(set(names)) == len(names), "segments", names, "segments of distinct names")
+        _shares("segments.demand", [g.demand for g in self.segments], len(self.segments))
+        _shares("segments.capacity", [g.capacity for g in self.segments], len(self.segments))
+        for name in ("acceptance", "complex_acceptance", "incomplete_acceptance",
+                     "weekend_acceptance"):
+            _fraction(name, getattr(self, name))
+        _fraction("complex_share", self.complex_share)
+        _check(math.isfinite(self.complex_amount) and self.complex_amount >= 1,
+               "complex_amount", self.complex_amount, "a multiplier >= 1")
+        _check(math.isfinite(self.round_days) and 0.01 <= self.round_days <= 365, "round_days",
+               self.round_days, "days between rounds of offers in [0.01, 365]")
+        _check(math.isfinite(self.suspensions_per_year) and 0 <= self.suspensions_per_year <= 12,
+               "suspensions_per_year", self.suspensions_per_year, "a rate in [0, 12] a year")
+        by_name = {g.name: g for g in self.segments}
+        for closure in self.closures:
+            _check(closure.segment in by_name, "closures.segment", closure.segment,
+                   "one of the segments: " + ", ".join(by_name))
+            _check(closure.provider < by_name[closure.segment].providers, "closures.provider",
+                   closure.provider, f"a provider of segment {closure.segment!r}: 0 to "
+                   f"{by_name[closure.segment].providers - 1}")
 
 
 @dataclass
@@ -239,7 +413,8 @@ class Service:
     package of so many carer-hours a week) for ``stay`` days. ``then`` lists where clients go
     when their stay ends, as shares (``home`` or another service's name, which they wait for in
     this service's place); empty means they leave. The service starts ``initial_utilisation``
-    full, as a real one is on the first day.
+    full, as a real one is on the first day. ``market`` says how clients are placed with its
+    providers (off: one first-come-first-served pool).
     """
 
     unit: str = "places"
@@ -250,6 +425,7 @@ class Service:
     then: Dict[str, float] = field(default_factory=dict)
     community_referrals_per_day: float = 0.0
     initial_utilisation: float = 0.0
+    market: Market = field(default_factory=Market)
 
     def __post_init__(self) -> None:
         _check(bool(self.unit), "unit", self.unit, "a name for what capacity counts")
@@ -262,6 +438,10 @@ class Service:
         _fraction("initial_utilisation", self.initial_utilisation)
         if self.then:
             _shares("then", list(self.then.values()), len(self.then))
+        if self.staff is not None and self.staff.workforce.enabled:
+            _check(self.market.enabled, "staff.workforce.enabled", True,
+                   "true only with market.enabled=true (the providers hold the posts and hand "
+                   "packages back when their carers leave)")
 
     @property
     def size(self) -> float:
@@ -276,30 +456,76 @@ HOME = "home"
 """In a service's ``then``: the client goes home, needing nothing more."""
 
 
+BROKERAGE_HOURS = (0, 1, 2, 3, 4)
+"""The days the council's brokerage team sends out referrals (assumption: weekdays)."""
+
+
 def _services() -> Dict[str, Service]:
-    return {
-        # 175 carers x 25 carer-hours a week; a package of 9 hours a week for about 16 days.
-        "homecare": Service(unit="carer-hours/week", staff=Staff(175, 25.0),
-                            amount=Distribution("gamma", 9.0, 5.0),
-                            stay=Distribution("lognormal", 16.0, 10.0),
-                            community_referrals_per_day=4.0, initial_utilisation=0.92),
-        "step_down": Service(unit="places", capacity=120,
-                             stay=Distribution("lognormal", 38.0, 20.0),
-                             then={HOME: 0.55, "homecare": 0.35, "care_home": 0.10},
-                             community_referrals_per_day=0.8, initial_utilisation=0.95),
-        "care_home": Service(unit="places", capacity=890,
-                             stay=Distribution("lognormal", 801.0, 1134.0),
-                             community_referrals_per_day=0.35, initial_utilisation=0.96),
-    }
+    """The default community services. Where each number comes from is in docs/calibration.md;
+    the uncertain ones are fitted to configs/targets/england.yaml by the calibration
+    experiment. ``configs/scenario/one_pool.yaml`` is the system before the market and the
+    workforce (one pool per service, tuned transfer times)."""
+    brokerage = Window(True, list(BROKERAGE_HOURS), 9, 17)
+    homecare = Service(
+        # 205 posts of 25 carer-hours a week, about 9.4% of them vacant at any time; a package
+        # of 9 hours a week for about 16 days (IPACS/BNSSG pathway-1 stays 12-19 days).
+        unit="carer-hours/week", staff=Staff(205, 25.0, Workforce(enabled=True)),
+        amount=Distribution("gamma", 9.0, 5.0), stay=Distribution("lognormal", 16.0, 10.0),
+        community_referrals_per_day=4.0, initial_utilisation=0.85,
+        market=Market(
+            enabled=True,
+            # Localities with their own carers: a rural package waits while town carers are free.
+            segments=[Segment("town", 0.65, 0.67, 8), Segment("rural", 0.35, 0.33, 4, 0.8)],
+            acceptance=0.6, complex_share=0.12, complex_amount=2.0, complex_acceptance=0.5,
+            incomplete_acceptance=0.7, weekend_acceptance=0.5, round_days=0.5,
+            hours=Window(True, list(MONDAY_TO_SATURDAY), 9, 17),
+            suspensions_per_year=0.1, suspension=Distribution("lognormal", 90.0, 45.0)))
+    step_down = Service(
+        unit="places", capacity=120, stay=Distribution("lognormal", 38.0, 20.0),
+        then={HOME: 0.55, "homecare": 0.35, "care_home": 0.10},
+        community_referrals_per_day=0.8, initial_utilisation=0.9,
+        market=Market(
+            enabled=True,
+            # Community hospitals and rehabilitation units in three localities.
+            segments=[Segment("north", 0.3, 0.3, 2), Segment("central", 0.4, 0.4, 2),
+                      Segment("south", 0.3, 0.3, 2)],
+            acceptance=0.7, incomplete_acceptance=0.8, round_days=1.0, hours=brokerage))
+    care_home = Service(
+        unit="places", capacity=900, stay=Distribution("lognormal", 801.0, 1134.0),
+        community_referrals_per_day=0.35, initial_utilisation=0.93,
+        market=Market(
+            enabled=True,
+            # Kinds of place that do not substitute; nursing and dementia care harder to place.
+            segments=[Segment("residential", 0.5, 0.5, 14),
+                      Segment("nursing", 0.33, 0.33, 9, 0.8),
+                      Segment("dementia_nursing", 0.17, 0.17, 5, 0.6)],
+            acceptance=0.3, incomplete_acceptance=0.5, weekend_acceptance=0.5, round_days=2.0,
+            hours=brokerage, suspensions_per_year=0.1,
+            suspension=Distribution("lognormal", 120.0, 60.0)))
+    return {"homecare": homecare, "step_down": step_down, "care_home": care_home}
 
 
 @dataclass
 class Pathway:
-    """One discharge pathway: its share of patients, the acute stay until medically fit, whether
-    the discharge team must assess the patient, the community service the patient needs next
-    (none: home), the transfer time once everything is ready (medicines, transport, paperwork),
-    and the rule on when a discharge may happen (days and hours the receiving service accepts
-    people)."""
+    """One discharge pathway: its share of patients, the acute stay until medically fit, and
+    what must happen, each step its own cause of delay, before the patient may leave the bed:
+
+    - ``summary``: the medical decision and the discharge summary, with the medicines to take
+      home: work of the ward's doctors and pharmacy (days of :attr:`Params.ward` hours), begun
+      when the patient becomes medically fit, alongside the steps below;
+    - the discharge team's assessment, if ``needs_assessment``;
+    - a council funding decision for ``funded_share`` of patients (the others fund their own
+      care): ``funding`` days of social workers' time (:attr:`Params.funding` hours), then the
+      next sitting of the funding panel;
+    - ``choice``: days for the patient and family to choose where to go (a care home);
+    - the community service the pathway needs (``service``; none: home), placed as its market
+      allows;
+    - equipment and home adaptations for ``equipment_share`` of patients, ``equipment`` days
+      from the assessment, alongside the steps before;
+    - ``transfer``: transport and hand-over on the day;
+    - the ``rule``: the days and hours the receiving service takes people.
+
+    Each step is off at its default (0 days, share 0)."""
 
     share: float = 0.25
     acute_stay: Distribution = field(default_factory=lambda: Distribution("lognormal", 6.0, 6.0))
@@ -307,6 +533,12 @@ class Pathway:
     service: Optional[str] = None
     transfer: Distribution = field(default_factory=lambda: Distribution("fixed", 0.0))
     rule: Window = field(default_factory=Window)
+    summary: Distribution = field(default_factory=lambda: Distribution("fixed", 0.0))
+    funded_share: float = 0.0
+    funding: Distribution = field(default_factory=lambda: Distribution("fixed", 0.0))
+    choice: Distribution = field(default_factory=lambda: Distribution("fixed", 0.0))
+    equipment_share: float = 0.0
+    equipment: Distribution = field(default_factory=lambda: Distribution("fixed", 0.0))
     escalates_to: Dict[str, float] = field(default_factory=dict)
     """Harm of waiting (used when ``harm.escalation.enabled``): the pathways a patient's need
     escalates to, as shares (empty: it does not escalate), with ``escalation_per_day``, the
@@ -315,6 +547,8 @@ class Pathway:
 
     def __post_init__(self) -> None:
         _fraction("share", self.share)
+        _fraction("funded_share", self.funded_share)
+        _fraction("equipment_share", self.equipment_share)
         _check(0.0 <= self.escalation_per_day < 1.0, "escalation_per_day",
                self.escalation_per_day, "a daily probability in [0, 1)")
         if self.escalates_to:
@@ -322,24 +556,32 @@ class Pathway:
 
 
 def _pathway(share: float, stay_mean: float, stay_sd: float, service: Optional[str],
-             transfer: Distribution, days: tuple[int, ...], start: float, end: float) -> Pathway:
+             transport: float, days: tuple[int, ...], start: float, end: float) -> Pathway:
     return Pathway(share=share, acute_stay=Distribution("lognormal", stay_mean, stay_sd),
-                   needs_assessment=service is not None, service=service, transfer=transfer,
-                   rule=Window(True, list(days), start, end))
+                   needs_assessment=service is not None, service=service,
+                   transfer=Distribution("lognormal", transport, transport * 0.75),
+                   rule=Window(True, list(days), start, end),
+                   summary=Distribution("lognormal", 0.1, 0.08))
 
 
 def _pathways() -> Dict[str, Pathway]:
     """The four national discharge pathways: 0 home, 1 home with homecare, 2 step-down or rehab
-    bed, 3 care home."""
+    bed, 3 care home. Transport takes hours; the days come from the steps before it."""
     pathways = {
-        "p0": _pathway(0.50, 6.5, 7.0, None, Distribution("exponential", 0.25), ALL_DAYS, 8, 20),
-        "p1": _pathway(0.45, 10.0, 9.0, "homecare", Distribution("exponential", 0.5),
-                       MONDAY_TO_SATURDAY, 8, 18),
-        "p2": _pathway(0.04, 12.0, 10.0, "step_down", Distribution("lognormal", 4.0, 3.0),
-                       WEEKDAYS, 9, 17),
-        "p3": _pathway(0.01, 14.0, 11.0, "care_home", Distribution("lognormal", 10.0, 7.0),
-                       WEEKDAYS, 9, 17),
+        "p0": _pathway(0.50, 6.5, 7.0, None, 0.08, ALL_DAYS, 8, 20),
+        "p1": _pathway(0.45, 10.0, 9.0, "homecare", 0.1, MONDAY_TO_SATURDAY, 8, 18),
+        "p2": _pathway(0.04, 12.0, 10.0, "step_down", 0.15, WEEKDAYS, 9, 17),
+        "p3": _pathway(0.01, 14.0, 11.0, "care_home", 0.15, WEEKDAYS, 9, 17),
     }
+    # Equipment and home adaptations for a quarter of homecare patients (assumption).
+    pathways["p1"].equipment_share = 0.25
+    pathways["p1"].equipment = Distribution("lognormal", 2.5, 2.0)
+    # Care homes: 37% of residents fund their own care (ONS 2023, not in the project's reference
+    # notes: check); the others wait for the council's funding decision. Choosing a home:
+    # assumption.
+    pathways["p3"].funded_share = 0.63
+    pathways["p3"].funding = Distribution("lognormal", 3.0, 2.0)
+    pathways["p3"].choice = Distribution("lognormal", 7.0, 5.0)
     # Deconditioning (used only when harm.escalation.enabled). Assumption, no published figure:
     # 1% a day, so that about 1 in 10 patients delayed 10 days needs more care; pathway 1
     # escalates mostly to rehabilitation (assumption: 70/30). Calibrate locally.
@@ -364,6 +606,24 @@ class Assessment:
 
     def __post_init__(self) -> None:
         _check(self.staff >= 0, "staff", self.staff, "an integer >= 0")
+
+
+@dataclass
+class Ward:
+    """The ward's doctors and pharmacy, who make the medical decision that a patient can go and
+    write the discharge summary with the medicines to take home, in ``hours`` (at weekends at
+    the pace ``hours.weekend_cover``)."""
+
+    hours: Window = field(default_factory=lambda: Window(True, list(ALL_DAYS), 8, 18, 0.5))
+
+
+@dataclass
+class Funding:
+    """The council's funding decisions: a case is prepared in social workers' ``hours`` and
+    decided at the next sitting of the funding ``panel``."""
+
+    hours: Window = field(default_factory=lambda: Window(True, list(WEEKDAYS), 9, 17))
+    panel: Window = field(default_factory=lambda: Window(True, [1, 3], 10, 12))
 
 
 def _daily_probability(name: str, value: float) -> None:
@@ -489,6 +749,8 @@ class Params:
     pathways: Dict[str, Pathway] = field(default_factory=_pathways)
     assessment: Assessment = field(default_factory=Assessment)
     services: Dict[str, Service] = field(default_factory=_services)
+    ward: Ward = field(default_factory=Ward)
+    funding: Funding = field(default_factory=Funding)
     harm: Harm = field(default_factory=Harm)
 
     def __post_init__(self) -> None:

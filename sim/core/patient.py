@@ -5,20 +5,33 @@ the patient goes after a step-down stay) is drawn when the patient arrives, each
 stream, so that a change of capacity does not shift the random numbers a later patient gets:
 scenarios compare on common random numbers.
 
-The times after ``fit`` split the delay into its causes, in the order they happen:
-``fit -> assessed`` (assessment), ``assessed -> ready`` (waiting for the pathway's community
-service: a homecare package, a step-down bed, a care-home place), ``ready -> transferred``
-(transfer: medicines, transport, paperwork), ``transferred -> left`` (the weekend / hours rule).
+The times after ``fit`` split the delay into its causes, in the order they happen (see
+:data:`CAUSE_OF_PHASE`): the discharge team's assessment, the council's funding decision, the
+patient's and family's choice, the wait for the pathway's community service (a homecare
+package, a step-down bed, a care-home place), equipment and home adaptations, the medical
+decision and discharge summary, the transfer (transport and hand-over), and the receiving
+service's days and hours (the rule). A step with nothing to do ends when the one before it does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 NAN = float("nan")
 
-PHASES = ("fit", "assessed", "ready", "transferred", "left")
+PHASES = ("fit", "assessed", "funded", "chosen", "ready", "equipped", "summarised",
+          "transferred", "left")
 """The times that bound the delay phases, in order."""
+
+SERVICE = "service"
+"""In :data:`CAUSE_OF_PHASE`: the wait for the community service the pathway needs (the cause
+is then named after that service)."""
+
+CAUSE_OF_PHASE = {"assessed": "assessment", "funded": "funding", "chosen": "choice",
+                  "ready": SERVICE, "equipped": "equipment", "summarised": "summary",
+                  "transferred": "transfer", "left": "rule"}
+"""The cause of the days that end at each phase time (from the phase time before it)."""
 
 
 @dataclass(slots=True)
@@ -38,24 +51,49 @@ class Patient:
     """Where the patient goes when the service's stay ends: another service ("" for home)."""
     onward_amount: float = 0.0
     onward_stay: float = 0.0
+    summary: float = 0.0
+    """Work on the medical decision and discharge summary (days of the ward's hours)."""
+    funding: float = NAN
+    """Preparation of a council funding decision (days of social workers' hours; NaN: none)."""
+    choice: float = 0.0
+    """Days the patient and family take to choose (a care home)."""
+    equipment: float = NAN
+    """Days from the assessment until equipment is delivered (NaN: none needed)."""
+    segment: str = ""
+    """The part of the service's market the patient needs (a kind of place, a locality)."""
+    complex: bool = False
+    """Complex needs (for homecare: a package that needs two carers at once)."""
+    placement: Any = None
+    onward_placement: Any = None
+    """What the patient brings to the service's market, and the onward one's (not logged)."""
     bed: float = NAN
     fit: float = NAN
     assessed: float = NAN
+    funded: float = NAN
+    chosen: float = NAN
     ready: float = NAN
+    equipped: float = NAN
+    summarised: float = NAN
     transferred: float = NAN
     left: float = NAN
+    rounds: int = 0
+    """Rounds of offers to providers until the service was placed (0: no market)."""
     diverted: bool = False
     # The harm of waiting (sim.core.params.Harm); NaN / "" / -1 when it did not happen.
     died: float = NAN
     """When the patient died in hospital (``left`` stays NaN: a death is not a discharge)."""
     escalated: float = NAN
     """When the patient's need escalated; the pathway and service columns are then the new
-    ones, ``escalated_from`` and ``first_service`` the old, and ``first_assessed``,
-    ``first_ready``, ``first_transferred`` the phase ends reached on the old pathway."""
+    ones, ``escalated_from`` and ``first_service`` the old, and ``first_assessed`` ...
+    ``first_transferred`` the phase ends reached on the old pathway."""
     escalated_from: str = ""
     first_service: str = ""
     first_assessed: float = NAN
+    first_funded: float = NAN
+    first_chosen: float = NAN
     first_ready: float = NAN
+    first_equipped: float = NAN
+    first_summarised: float = NAN
     first_transferred: float = NAN
     unfit_again: float = NAN
     """When the patient became medically unfit again, until ``unfit_again_end``."""
@@ -80,6 +118,14 @@ class Needs:
     onward: str = ""
     onward_amount: float = 0.0
     onward_stay: float = 0.0
+    summary: float = 0.0
+    funding: float = NAN
+    choice: float = 0.0
+    equipment: float = NAN
+    segment: str = ""
+    complex: bool = False
+    placement: Any = None
+    onward_placement: Any = None
 
 
 @dataclass(slots=True)
@@ -96,7 +142,7 @@ class HarmDraws:
     readmission: tuple[float, float, float] = (1.0, 1.0, 0.0)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # hashed by identity: markets keep sets of requests
 class Request:
     """One request for a community service: who asked (``source``: hospital, a service's name
     for an onward move, community, initial), how much, and when it was requested, granted and
@@ -111,3 +157,23 @@ class Request:
     stay: float = NAN
     cancelled: float = NAN
     """When the request was withdrawn before it was granted (the patient died or escalated)."""
+    segment: str = ""
+    provider: int = -1
+    """Where a market placed it: the segment and the provider's index in it (-1: no market)."""
+    rounds: int = 0
+    """Rounds of offers to providers made for it (0: no market)."""
+    placement: Any = None
+    """What the client brings to the service's market (not logged)."""
+    ends: float = NAN
+    """When its use is due to end, once it has begun (not logged)."""
+    moved_to: Any = None
+    """The request that replaced it when its provider handed it back or closed (not logged)."""
+
+
+NOT_LOGGED = ("placement", "onward_placement", "ends", "moved_to")
+"""Fields of the records that hold objects, not values: left out of the tables."""
+
+
+def logged(record: type) -> list[str]:
+    """The fields of a record class that its table has as columns."""
+    return [f.name for f in fields(record) if f.name not in NOT_LOGGED]

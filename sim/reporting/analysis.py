@@ -4,15 +4,26 @@
 Scenario differences are paired: replication k of every scenario runs on the same random
 numbers, so the difference is taken replication by replication and its 95% confidence interval
 is far narrower than that of two independent means.
+
+Levels (a scenario's mean) have the interval the run summary gives: cut at the bounds the
+metric catalogue declares (no negative count of deaths, no share above 100%), with
+``ci_at_bound`` saying where it was cut, and totals where it declares them
+(:func:`sim.reporting.stats.summarise_metrics`). A difference from the baseline has no bound
+(it can be negative) and is never cut. Each analysis takes the catalogue of the swept system
+(``entries``); by default that of the default system, in which a metric of a service it does
+not have is an unbounded mean.
 """
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
 
-from sim.core.catalogue import WEEKDAY_NAMES
-from sim.reporting.stats import estimate, summarise
+from sim.core.catalogue import WEEKDAY_NAMES, Metric, catalogue
+from sim.core.params import Params
+from sim.reporting.stats import estimate, summarise_metrics
 
 KEY_METRICS = ("delayed_days_per_30d", "delay_mean.all", "delay_mean.p1", "delay_mean.p3",
                "fit_in_hospital_midnight", "acute_occupancy", "bed_wait_mean",
@@ -31,6 +42,15 @@ FIXED_COLUMNS = ("job", "scenario", "replication", "metric", "value", "unit")
 
 class AnalysisError(ValueError):
     """An analysis that does not fit the sweep it was asked to analyse."""
+
+
+Catalogue = Mapping[str, Metric]
+"""Metrics by code name, as :func:`sim.core.catalogue.catalogue` gives them."""
+
+
+def _levels(tidy: pd.DataFrame, by: list[str], entries: Catalogue | None) -> pd.DataFrame:
+    """Each metric's mean and bounded 95% CI per ``by`` group (see the module docstring)."""
+    return summarise_metrics(tidy, entries if entries is not None else catalogue(Params()), by)
 
 
 def paired_differences(tidy: pd.DataFrame, baseline: str = "baseline",
@@ -63,15 +83,17 @@ def one_job_per(tidy: pd.DataFrame, key: str, name: str) -> None:
 
 
 def scenario_comparison(tidy: pd.DataFrame, baseline: str = "baseline",
-                        metrics: tuple[str, ...] = KEY_METRICS) -> pd.DataFrame:
-    """Every scenario against the baseline: for each metric, its mean and 95% CI, and the
-    paired difference from the baseline with its 95% CI; the baseline first."""
+                        metrics: tuple[str, ...] = KEY_METRICS,
+                        entries: Catalogue | None = None) -> pd.DataFrame:
+    """Every scenario against the baseline: for each metric, its mean and 95% CI (cut at the
+    metric's bounds: ``ci_at_bound``), and the paired difference from the baseline with its
+    95% CI (unbounded); the baseline first."""
     one_job_per(tidy, "scenario", "scenario_comparison")
     if baseline not in set(tidy["scenario"]):
         raise AnalysisError(f"analysis=scenario_comparison needs the scenario {baseline!r} in "
                             "the sweep, as the baseline")
     tidy = tidy[tidy["metric"].isin(metrics)]
-    summary = summarise(tidy, by=["scenario"])
+    summary = _levels(tidy, ["scenario"], entries)
     table = summary.merge(paired_differences(tidy, baseline), on=["scenario", "metric"],
                           how="left")
     order = [baseline] + sorted(s for s in table["scenario"].unique() if s != baseline)
@@ -80,33 +102,37 @@ def scenario_comparison(tidy: pd.DataFrame, baseline: str = "baseline",
     table = table.sort_values(["metric", "scenario"]).reset_index(drop=True)
     table["scenario"] = table["scenario"].astype(str)
     table["metric"] = table["metric"].astype(str)
-    return table[["metric", "unit", "scenario", "mean", "ci_low", "ci_high", "difference",
-                  "diff_ci_low", "diff_ci_high", "replications"]]
+    return table[["metric", "unit", "scenario", "mean", "ci_low", "ci_high", "ci_at_bound",
+                  "difference", "diff_ci_low", "diff_ci_high", "replications"]]
 
 
 def response_curve(tidy: pd.DataFrame, parameter: str,
-                   metrics: tuple[str, ...] = CURVE_METRICS) -> pd.DataFrame:
-    """Mean and 95% CI of ``metrics`` at each value of the swept ``parameter``."""
+                   metrics: tuple[str, ...] = CURVE_METRICS,
+                   entries: Catalogue | None = None) -> pd.DataFrame:
+    """Mean and 95% CI (cut at the metric's bounds) of ``metrics`` at each value of the swept
+    ``parameter``."""
     swept = [c for c in tidy.columns if c not in FIXED_COLUMNS]
     if parameter not in swept:
         raise AnalysisError(f"analysis response_curve: parameter={parameter!r} is not allowed: "
                             "one of the swept overrides " + (", ".join(swept) or
                                                              "(none: sweep a setting)"))
     one_job_per(tidy, parameter, "response_curve")
-    summary = summarise(tidy[tidy["metric"].isin(metrics)], by=[parameter])
+    summary = _levels(tidy[tidy["metric"].isin(metrics)], [parameter], entries)
     return summary.sort_values(["metric", parameter]).reset_index(drop=True)
 
 
-def weekend_rules(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Mean delay by the weekday on which patients became medically fit, per scenario."""
+def weekend_rules(tidy: pd.DataFrame, entries: Catalogue | None = None) -> pd.DataFrame:
+    """Mean delay (95% CI, cut at 0) by the weekday on which patients became medically fit,
+    per scenario."""
     one_job_per(tidy, "scenario", "weekend_rules")
     names = {f"delay_mean.fit_{d}": d for d in WEEKDAY_NAMES}
-    summary = summarise(tidy[tidy["metric"].isin(names)], by=["scenario"])
+    summary = _levels(tidy[tidy["metric"].isin(names)], ["scenario"], entries)
     summary["weekday"] = pd.Categorical(summary["metric"].map(names), list(WEEKDAY_NAMES),
                                         ordered=True)
     summary = summary.sort_values(["scenario", "weekday"]).reset_index(drop=True)
     summary["weekday"] = summary["weekday"].astype(str)
-    return summary[["scenario", "weekday", "mean", "ci_low", "ci_high", "replications"]]
+    return summary[["scenario", "weekday", "mean", "ci_low", "ci_high", "ci_at_bound",
+                    "replications"]]
 
 
 def mser5(series: np.ndarray) -> int:
@@ -128,12 +154,12 @@ def mser5(series: np.ndarray) -> int:
     return best_d * 5
 
 
-def warmup(daily: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """The daily midnight count of medically fit patients over replications (mean, 95% CI, a
-    centred 7-day moving average and the cumulative mean from day 0), and the MSER-5 warm-up
-    in days."""
-    s = summarise(daily.rename(columns={"fit_in_hospital": "value"}).assign(
-        metric="fit_in_hospital_midnight", unit="patients"), by=["day"])
+def warmup(daily: pd.DataFrame, entries: Catalogue | None = None) -> tuple[pd.DataFrame, int]:
+    """The daily midnight count of medically fit patients over replications (mean, 95% CI cut
+    at 0, a centred 7-day moving average and the cumulative mean from day 0), and the MSER-5
+    warm-up in days."""
+    s = _levels(daily.rename(columns={"fit_in_hospital": "value"}).assign(
+        metric="fit_in_hospital_midnight", unit="patients"), ["day"], entries)
     s = s.sort_values("day").reset_index(drop=True)
     s["weekly_mean"] = s["mean"].rolling(7, center=True).mean()
     s["cumulative_mean"] = s["mean"].cumsum() / np.arange(1, len(s) + 1)

@@ -47,7 +47,7 @@ STYLE = {
     "figure.titlesize": 19, "figure.titleweight": "bold", "axes.spines.top": False,
     "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.35, "grid.linewidth": 0.8,
     "axes.prop_cycle": cycler(color=PALETTE), "lines.linewidth": 2.5, "errorbar.capsize": 6,
-    "legend.frameon": False, "axes.titlepad": 12,
+    "legend.frameon": False, "axes.titlepad": 12, "axes.axisbelow": True,
 }
 LEVEL_COLOUR = "#4A4A6A"
 """Bars of a level (not a change): one neutral colour, so that colour means only the change."""
@@ -75,6 +75,19 @@ SETTING_LABELS = {
 """Plain-English names of the settings people change (any other is shown by its code name)."""
 
 
+SCENARIO_LABELS = {
+    "baseline": "Baseline",
+    "extra_homecare": "25 more carers",
+    "more_care_home_beds": "40 more care-home places",
+    "seven_day_discharge": "Seven-day discharge",
+    "discharge_to_assess": "Discharge to assess",
+    "winter_surge": "Winter surge (12% more admissions)",
+    "harm": "Harm of waiting modelled",
+}
+"""Plain-English names of the scenarios in ``configs/scenario/`` (tests check their numbers
+against the files)."""
+
+
 def setting_label(key: str) -> str:
     """A setting as people read it: ``services.care_home.capacity`` -> ``care-home places``;
     pathway rules get theirs (``pathways.p1.rule.days`` -> ``pathway 1: days discharges may
@@ -90,12 +103,23 @@ def setting_label(key: str) -> str:
 
 
 def scenario_label(name: str, labels: Mapping[str, str] | None = None) -> str:
-    """A scenario's name for people: from ``labels`` if given, else ``extra_homecare`` ->
-    ``Extra homecare``."""
+    """A scenario's name for people: from ``labels`` if given, else from
+    :data:`SCENARIO_LABELS` (``extra_homecare`` -> ``25 more carers``), else the name in words
+    (``my_scenario`` -> ``My scenario``)."""
     if labels and name in labels:
         return labels[name]
+    if name in SCENARIO_LABELS:
+        return SCENARIO_LABELS[name]
     text = str(name).replace("_", " ").strip()
     return text[:1].upper() + text[1:]
+
+
+def _ordered(names, labels: Mapping[str, str] | None = None) -> list[str]:
+    """Scenarios in the order of ``labels`` (the caller's order, so that a scenario has the
+    same colour on every chart), any others after them in their own order."""
+    names = list(dict.fromkeys(names))
+    order = {name: i for i, name in enumerate(labels or {})}
+    return sorted(names, key=lambda n: order.get(n, len(order)))
 
 
 def styled(draw: Callable[..., plt.Figure]) -> Callable[..., plt.Figure]:
@@ -145,9 +169,10 @@ def _errors(mean, low, high):
     return np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
 
 
-def _weekly(daily: pd.DataFrame, column: str) -> pd.DataFrame:
+def _weekly(daily: pd.DataFrame, column: str, upper: float | None = None) -> pd.DataFrame:
     """Weekly means of a daily count, per replication (whole weeks only), then their mean and
-    95% CI over replications: columns ``week``, ``day`` (mid-week), ``mean``, ``ci_low``,
+    95% CI over replications, the interval kept within [0, ``upper``] (a count of patients in
+    beds cannot exceed the beds): columns ``week``, ``day`` (mid-week), ``mean``, ``ci_low``,
     ``ci_high``, ``replications``."""
     d = daily if "replication" in daily.columns else daily.assign(replication=0)
     d = d.assign(week=d["day"] // 7)
@@ -155,6 +180,7 @@ def _weekly(daily: pd.DataFrame, column: str) -> pd.DataFrame:
     per_rep = d.groupby(["week", "replication"], as_index=False)[column].mean()
     tidy = per_rep.rename(columns={column: "value"}).assign(metric=column, unit="")
     s = summarise(tidy, by=["week"]).sort_values("week").reset_index(drop=True)
+    s[["ci_low", "ci_high"]] = s[["ci_low", "ci_high"]].clip(lower=0.0, upper=upper)
     s["day"] = s["week"] * 7 + 3.5
     return s
 
@@ -245,7 +271,7 @@ def response_curve(summary: pd.DataFrame, parameter: str, path: Path | None = No
             ax.annotate(label, (value, 1), xycoords=("data", "axes fraction"), fontsize=12,
                         ha="left", va="top", xytext=(4, -4), textcoords="offset points")
         ax.set_xlabel(setting_label(parameter))
-        unit = "%" if entry.percent else entry.unit
+        unit = percent_unit(entry.unit) if entry.percent else entry.unit
         ax.set_title(_wrap(entry.label[:1].upper() + entry.label[1:], 32), fontsize=16)
         ax.set_ylabel(unit)
     fig.suptitle(f"Response to the number of {setting_label(parameter)}")
@@ -262,7 +288,7 @@ def weekend_rules(table: pd.DataFrame, path: Path | None = None,
     95% CI (``table``: :func:`sim.reporting.analysis.weekend_rules`)."""
     n = int(table["replications"].min())
     fig, ax = plt.subplots(figsize=(13, 6.5))
-    scenarios = list(dict.fromkeys(table["scenario"]))
+    scenarios = _ordered(table["scenario"], labels)
     colours = _colours(scenarios, baseline)
     weekdays = [d for d in WEEKDAY_NAMES if d in set(table["weekday"])]
     width = 0.8 / max(len(scenarios), 1)
@@ -331,28 +357,37 @@ def _weekly_counts(dailies: Mapping[str, pd.DataFrame], column: str, warmup_days
                    path: Path | None = None, labels: Mapping[str, str] | None = None,
                    baseline: str = "baseline", ylabel: str = "", heading: str = "",
                    capacity: float | None = None) -> plt.Figure:
-    colours = _colours(list(dailies), baseline)
+    """Weekly means of a midnight count over the run, a line and 95% CI band per scenario, the
+    warm-up shaded; with ``capacity``, the capacity as a line and the axis zoomed to the
+    measured period, so that the distance to full shows."""
+    names = _ordered(dailies, labels)
+    colours = _colours(names, baseline)
     fig, ax = plt.subplots(figsize=(13, 6.5))
-    n = 0
-    for name, daily in dailies.items():
-        s = _weekly(daily, column)
+    n, lows = 0, []
+    alpha = 0.25 if len(names) <= 2 else 0.15
+    for name in names:
+        s = _weekly(dailies[name], column, upper=capacity)
         n = int(s["replications"].max())
         label = scenario_label(name, labels) or "mean"
-        first = name == baseline or len(dailies) == 1
+        first = name == baseline or len(names) == 1
         ax.plot(s["day"], s["mean"], color=colours[name], label=label, zorder=5 if first else 3,
-                ls="--" if first and len(dailies) > 1 else "-")
+                ls="--" if first and len(names) > 1 else "-")
         if n > 1:
-            ax.fill_between(s["day"], s["ci_low"], s["ci_high"], color=colours[name], alpha=0.2,
-                            lw=0)
-    if capacity is not None:
-        ax.axhline(capacity, color="black", ls="--", lw=2,
-                   label=f"capacity: {capacity:,.0f} beds")
+            ax.fill_between(s["day"], s["ci_low"], s["ci_high"], color=colours[name],
+                            alpha=alpha, lw=0)
+        measured = s[s["day"] > warmup_days]
+        lows.append((measured["ci_low"] if n > 1 else measured["mean"]).min())
     if warmup_days > 0:
         ax.axvspan(0, warmup_days, color="#999999", alpha=0.15, lw=0,
                    label="warm-up (not measured)")
     ax.set_xlim(left=0)
+    axis_note = ""
     if capacity is not None:
-        ax.set_ylim(bottom=0, top=capacity * 1.08)
+        ax.axhline(capacity, color="black", lw=3, label=f"capacity: {capacity:,.0f} beds")
+        bottom = _axis_start(np.nanmin(lows + [capacity]), capacity)
+        ax.set_ylim(bottom=bottom, top=capacity + (capacity - bottom) * 0.12)
+        if bottom > 0:
+            axis_note = f" The vertical axis starts at {bottom:,.0f}."
     else:
         ax.set_ylim(bottom=0)
     ax.set_xlabel("day of the simulated period (weekly means)")
@@ -360,8 +395,18 @@ def _weekly_counts(dailies: Mapping[str, pd.DataFrame], column: str, warmup_days
     ax.set_title(heading)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
     note(fig, "Each line: the mean over replications of each week's mean midnight count; "
-         + uncertainty(n, "band") + ".")
+         + uncertainty(n, "band") + "." + axis_note)
     return fig
+
+
+def _axis_start(lowest: float, capacity: float) -> float:
+    """Where an occupancy axis starts: a round number below the lowest value measured, and 0
+    when that is under half the capacity (zooming would then exaggerate)."""
+    if not np.isfinite(lowest) or lowest < capacity / 2:
+        return 0.0
+    step = 10 ** np.floor(np.log10(max(capacity - lowest, 1.0)))
+    start = np.floor((lowest - (capacity - lowest) * 0.3) / step) * step
+    return float(max(start, 0.0))
 
 
 @styled
@@ -410,6 +455,11 @@ def _change_bars(ax: plt.Axes, rows: pd.DataFrame, y: np.ndarray, unit: str,
                        Patch(color=NO_CHANGE, label="no change the\nsimulation can detect\n"
                              "(95% CI includes 0)")],
               loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=13, labelspacing=1.0)
+
+
+def percent_unit(unit: str) -> str:
+    """The unit of a share, as a per cent: ``fraction of beds`` -> ``% of beds``."""
+    return "%" + unit[len("fraction"):] if unit.startswith("fraction") else "%"
 
 
 def _wrap(text: str, width: int) -> str:
@@ -521,24 +571,27 @@ def patient_flow(flows: pd.DataFrame, path: Path | None = None, title: str = "",
             ax.add_patch(PathPatch(CurvePath(verts, codes), facecolor=colour.get(key, "#999999"),
                                    alpha=0.45, lw=0))
     admitted = sum(size[0, n] for n in columns[0])
+    bottom, ceiling = -gap * 0.5, tallest + gap * 1.6
+    # a label (two lines of 13-point type, about 0.55 inch with its padding) in data units
+    line_pair = (ceiling - bottom) * 0.55 / (fig.get_figheight() * ax.get_position().height)
     for c, nodes in enumerate(columns):
-        for node in nodes:
+        centres = _spread([top[c, node] - size[c, node] / 2 for node in nodes], line_pair,
+                          bottom + line_pair / 2)
+        for node, y in zip(nodes, centres):
             h = size[c, node]
             ax.add_patch(Rectangle((c, top[c, node] - h), width, h, color="#333333"))
             share = f" ({h / admitted:.0%})" if admitted and c > 0 else ""
             text = f"{node}\n{h:,.0f}{share}"
             if c == len(columns) - 1:
-                ax.text(c + width + 0.02, top[c, node] - h / 2, text, va="center", ha="left",
-                        fontsize=13)
+                ax.text(c + width + 0.02, y, text, va="center", ha="left", fontsize=13)
             elif c == 0:
-                ax.text(c - 0.02, top[c, node] - h / 2, text, va="center", ha="right",
-                        fontsize=14, fontweight="bold")
+                ax.text(c - 0.02, y, text, va="center", ha="right", fontsize=14,
+                        fontweight="bold")
             else:
-                ax.text(c + width + 0.02, top[c, node] - h / 2, text, va="center", ha="left",
-                        fontsize=13, bbox={"facecolor": "white", "alpha": 0.85, "lw": 0,
-                                           "pad": 1.5})
+                ax.text(c + width + 0.02, y, text, va="center", ha="left", fontsize=13,
+                        bbox={"facecolor": "white", "alpha": 0.85, "lw": 0, "pad": 1.5})
     ax.set_xlim(-0.45, len(columns) - 1 + 0.75)
-    ax.set_ylim(-gap * 0.5, tallest + gap * 1.6)
+    ax.set_ylim(bottom, ceiling)
     ax.axis("off")
     heads = ["Admitted", "Discharge pathway", "Where they went"]
     for c in range(len(columns)):
@@ -546,9 +599,23 @@ def patient_flow(flows: pd.DataFrame, path: Path | None = None, title: str = "",
                 ha="center", va="bottom", fontsize=15, fontweight="bold", color="#444444")
     ax.set_title("Patient flow" + (f": {title}" if title else ""))
     period = f"admitted in the {days:g} measured days" if days else "admitted"
-    note(fig, f"Band widths: patients {period}, mean per replication over {replications} "
-         "replications (step-down patients' onward place as planned).")
+    note(fig, f"Band widths and numbers: patients {period}, the mean of {replications} "
+         "replications (means only: no intervals on this diagram). Step-down patients' "
+         "onward place as planned.")
     return fig
+
+
+def _spread(centres: list[float], apart: float, floor: float) -> list[float]:
+    """Label positions near ``centres`` (top to bottom) at least ``apart`` from each other and
+    not below ``floor``: each pushed down from the one above, then, from the bottom, lifted
+    off the floor and off the one below."""
+    out: list[float] = []
+    for y in centres:
+        out.append(min(y, out[-1] - apart) if out else y)
+    below = floor - apart
+    for i in reversed(range(len(out))):
+        out[i] = below = max(out[i], below + apart)
+    return out
 
 
 @styled

@@ -113,11 +113,14 @@ def plain_table(comparison: pd.DataFrame, labels: Mapping[str, str] | None = Non
                 baseline: str = "baseline") -> pd.DataFrame:
     """A comparison table (:func:`sim.app.engine.compare`) in plain words: a row per measure,
     its unit, the baseline's value, and each scenario's value with its change from the
-    baseline and the 95% CI of the change."""
+    baseline and the 95% CI of the change. Measures that are 0 in every scenario (the harm of
+    waiting, when it is not modelled) are left out: a row of zeros tells people nothing."""
     labels = dict(labels or {})
     scenarios = list(dict.fromkeys(comparison["scenario"]))
     rows = []
     for metric, group in comparison.groupby("metric", sort=False):
+        if (group["mean"].fillna(0) == 0).all():
+            continue
         entry = describe(metric)
         row: dict[str, str] = {"measure": entry.label[:1].upper() + entry.label[1:],
                                "unit": short_unit(metric)}

@@ -1,0 +1,336 @@
+"""A care market: providers that have room or not, and accept a referral or decline it.
+
+A community service with a market (:class:`sim.core.params.Market`) is not one pool. Its places
+(or its carers' hours) are split into segments that do not substitute for each other (kinds of
+care-home place, localities of homecare), and each segment among its providers. A referral is
+offered, in rounds of offers, to every provider of the client's segment that has room for it;
+each accepts or declines. So a client waits while providers have no room, and also while those
+with room say no: more often for complex needs, at weekends, or while the hospital's discharge
+summary is not written. That second kind of wait is why real systems have long waits at 85-95%
+occupancy, where one first-come-first-served pool of hundreds of places has almost none.
+
+The chance of acceptance is kept as a hazard. If ``m`` providers have room in a round and each
+accepts with probability ``a``, nobody accepts with probability ``(1 - a) ** m``, that is
+``exp(-h)`` with ``h = -m log(1 - a)``. A client who brings a unit exponential ``clock`` is
+accepted at the first round at which the sum of the rounds' ``h`` reaches it, by the provider
+that ``pick`` (a uniform) points to among those with room. That is exactly the chance of rounds
+of independent offers, and all of a client's luck is drawn when the client appears, so a change
+of capacity changes when a client is placed, not the random numbers that client gets.
+
+Providers can stop taking new clients for a time (suspended: an inadequate rating) or close
+(their places are gone and their clients must be placed again). A provider whose capacity falls
+below what its clients use (carers who left, :mod:`sim.core.workforce`) hands clients back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import simpy
+
+from sim.core.calendar import Calendar
+from sim.core.params import Market as MarketSettings
+from sim.core.patient import Request
+from sim.core.resources import TimeWeighted
+
+_EPS = 1e-9
+_PLACED, _DECLINED, _NO_ROOM = 0, 1, 2
+"""What a round of offers comes to."""
+
+
+@dataclass(slots=True)
+class Placement:
+    """What a client brings to the market, drawn when the client appears: the ``segment``
+    needed (its index), whether the needs are ``complex``, and the client's luck: ``clock``, a
+    unit exponential (the offers' cumulative hazard at which a provider says yes), and
+    ``pick``, a uniform (which of the providers with room takes the client)."""
+
+    segment: int
+    complex: bool
+    clock: float
+    pick: float
+
+
+class Provider:
+    """One provider: its capacity (places or carer-hours a week), what its clients use, and
+    whether it takes new clients."""
+
+    __slots__ = ("segment", "index", "nominal", "in_use", "suspended", "closed", "clients")
+
+    def __init__(self, segment: int, index: int, capacity: float) -> None:
+        self.segment, self.index = segment, index
+        self.nominal = capacity
+        """What the provider could hold when open (its places, or its carers' hours now)."""
+        self.in_use = 0.0
+        self.suspended = 0
+        """How many suspensions (an embargo, a closure) stop it taking clients now."""
+        self.closed = 0
+        """How many closures are under way (its capacity is then 0)."""
+        self.clients: dict[Request, None] = {}
+        """The requests it holds, in the order they were placed."""
+
+    @property
+    def capacity(self) -> float:
+        return 0.0 if self.closed else self.nominal
+
+    def has_room(self, amount: float) -> bool:
+        return not self.suspended and not self.closed and (
+            self.in_use + amount <= self.nominal + _EPS)
+
+
+class _Sourcing:
+    """A referral being offered round by round."""
+
+    __slots__ = ("request", "placement", "complete_from", "event", "hazard", "live")
+
+    def __init__(self, request: Request, placement: Placement, complete_from: float,
+                 event: simpy.Event) -> None:
+        self.request, self.placement, self.complete_from = request, placement, complete_from
+        self.event = event
+        self.hazard = 0.0
+        self.live = True
+
+
+class Market:
+    """A service's providers, and the referrals being offered to them.
+
+    Exposes what the model's metrics read of any service: ``use`` (time-weighted units in use),
+    ``waiting`` (referrals being offered), ``size`` (time-weighted capacity), ``capacity`` and
+    ``queue`` now.
+    """
+
+    def __init__(self, env: simpy.Environment, name: str, settings: MarketSettings,
+                 capacities: list[list[float]], hours: Calendar) -> None:
+        self.env, self.name, self.settings = env, name, settings
+        self.hours = hours
+        self.segments = [[Provider(g, j, c) for j, c in enumerate(caps)]
+                         for g, caps in enumerate(capacities)]
+        self.providers = [p for segment in self.segments for p in segment]
+        self._factor = [settings.acceptance * g.acceptance for g in settings.segments]
+        self.queue: dict[Request, _Sourcing] = {}
+        """The referrals being offered, in the order they were made."""
+        self.in_use = 0.0
+        self.use = TimeWeighted()
+        self.waiting = TimeWeighted()
+        self.size = TimeWeighted(level=self.capacity)
+        self.segment_use = [TimeWeighted() for _ in self.segments]
+        self.segment_size = [TimeWeighted(level=sum(p.capacity for p in providers))
+                             for providers in self.segments]
+        self.not_taking = TimeWeighted()
+        """Providers not taking new clients (suspended or closed)."""
+        self.on_hand_back: Callable[[Request, str], None] = lambda request, why: None
+        """Called for each client a provider hands back (``why``: "handed_back" or "moved")."""
+        self._where: dict[Request, Provider] = {}
+        self.asleep: list[dict[_Sourcing, None]] = [{} for _ in self.segments]
+        """Referrals that found no provider with room, by segment, in the order they slept."""
+        self._waking = [False] * len(self.segments)
+
+    @property
+    def capacity(self) -> float:
+        return sum(p.capacity for p in self.providers)
+
+    # ------------------------------------------------------------------ placing clients
+    def place(self, request: Request, placement: Placement,
+              complete_from: float = -math.inf) -> simpy.Event | None:
+        """Offer ``request`` to the providers, now (or when the brokerage team next works),
+        then round by round. Returns None if a provider took it at once, else an event that
+        succeeds when one does. ``complete_from``: when the hospital's discharge summary is
+        written (offers before then are incomplete)."""
+        sourcing = _Sourcing(request, placement, complete_from, self.env.event())
+        request.segment = self.settings.segments[placement.segment].name
+        now = self.env.now
+        opens = self.hours.next_open(now)
+        outcome = self._offer(sourcing) if opens <= now else None
+        if outcome == _PLACED:
+            return None
+        self.queue[request] = sourcing
+        self.waiting.set(now, len(self.queue))
+        if outcome == _NO_ROOM:
+            self._sleep(sourcing)
+        else:
+            self._next_round(sourcing, opens if outcome is None else None)
+        return sourcing.event
+
+    def _offer(self, sourcing: _Sourcing) -> int:
+        """One round of offers now: placed, declined by every provider with room, or no room."""
+        request, placement = sourcing.request, sourcing.placement
+        request.rounds += 1
+        room = [p for p in self.segments[placement.segment] if p.has_room(request.amount)]
+        if not room:
+            return _NO_ROOM
+        s = self.settings
+        a = self._factor[placement.segment]
+        if placement.complex:
+            a *= s.complex_acceptance
+        now = self.env.now
+        if now < sourcing.complete_from:
+            a *= s.incomplete_acceptance
+        if math.floor(now) % 7 >= 5:
+            a *= s.weekend_acceptance
+        if a <= 0:
+            return _DECLINED
+        sourcing.hazard += math.inf if a >= 1 else -len(room) * math.log1p(-a)
+        if sourcing.hazard < placement.clock:
+            return _DECLINED
+        provider = room[min(int(placement.pick * len(room)), len(room) - 1)]
+        self._take(provider, request)
+        return _PLACED
+
+    def _next_round(self, sourcing: _Sourcing, at: float | None = None) -> None:
+        now = self.env.now
+        when = at if at is not None else self.hours.next_open(now + self.settings.round_days)
+        self.env.timeout(when - now).callbacks.append(lambda _: self._round(sourcing))
+
+    def _round(self, sourcing: _Sourcing) -> None:
+        """A referral's next round of offers."""
+        if sourcing.live:
+            self._after(sourcing, self._offer(sourcing))
+
+    def _after(self, sourcing: _Sourcing, outcome: int) -> None:
+        if outcome == _PLACED:
+            sourcing.live = False
+            del self.queue[sourcing.request]
+            self.waiting.set(self.env.now, len(self.queue))
+            sourcing.event.succeed()
+        elif outcome == _NO_ROOM:
+            self._sleep(sourcing)
+        else:
+            self._next_round(sourcing)
+
+    def _sleep(self, sourcing: _Sourcing) -> None:
+        """No provider has room: the referral waits, without rounds, for room in its segment
+        (a provider tells the brokerage team of a vacancy)."""
+        self.asleep[sourcing.placement.segment][sourcing] = None
+
+    def _room_appeared(self, segment: int) -> None:
+        """Room may have appeared in ``segment``: the referrals waiting for room there get a
+        round of offers, in the order they were made, when the brokerage team next works."""
+        if self.asleep[segment] and not self._waking[segment]:
+            self._waking[segment] = True
+            now = self.env.now
+            self.env.timeout(self.hours.next_open(now) - now).callbacks.append(
+                lambda _: self._wake(segment))
+
+    def _wake(self, segment: int) -> None:
+        self._waking[segment] = False
+        asleep = self.asleep[segment]
+        providers = self.segments[segment]
+        free = self._most_free(providers)
+        for sourcing in list(asleep):
+            if not sourcing.live:
+                del asleep[sourcing]
+            elif sourcing.request.amount <= free + _EPS:  # else: still no room for it
+                del asleep[sourcing]
+                outcome = self._offer(sourcing)
+                self._after(sourcing, outcome)
+                if outcome == _PLACED:
+                    free = self._most_free(providers)
+
+    @staticmethod
+    def _most_free(providers: list[Provider]) -> float:
+        """The most room any of these providers taking clients has."""
+        return max((p.nominal - p.in_use for p in providers if not p.suspended and not p.closed),
+                   default=-math.inf)
+
+    def withdraw(self, request: Request) -> None:
+        """Stop offering a referral (the patient died, or now needs something else)."""
+        sourcing = self.queue.pop(request, None)
+        if sourcing is not None:
+            sourcing.live = False
+            self.asleep[sourcing.placement.segment].pop(sourcing, None)
+            self.waiting.set(self.env.now, len(self.queue))
+
+    def _take(self, provider: Provider, request: Request) -> None:
+        provider.in_use += request.amount
+        provider.clients[request] = None
+        self._where[request] = provider
+        request.segment = self.settings.segments[provider.segment].name
+        request.provider = provider.index
+        self._set_use(provider, self.in_use + request.amount)
+
+    def take_at(self, provider: Provider, request: Request) -> bool:
+        """Place ``request`` with ``provider`` directly (the clients a service starts with)."""
+        if not provider.has_room(request.amount):
+            return False
+        self._take(provider, request)
+        return True
+
+    def release(self, request: Request) -> None:
+        """The client's stay has ended: its place (or hours) are free."""
+        provider = self._where.pop(request)
+        del provider.clients[request]
+        provider.in_use = max(0.0, provider.in_use - request.amount)
+        if provider.in_use < _EPS:
+            provider.in_use = 0.0
+        self._set_use(provider, self.in_use - request.amount)
+        self._room_appeared(provider.segment)
+
+    def _set_use(self, provider: Provider, level: float) -> None:
+        now = self.env.now
+        change = level - self.in_use
+        self.in_use = level if level > _EPS else 0.0
+        self.use.set(now, self.in_use)
+        used = self.segment_use[provider.segment]
+        used.set(now, max(0.0, used.level + change))
+
+    # ------------------------------------------------------------------ providers change
+    def set_capacity(self, provider: Provider, capacity: float, stretch: float,
+                     rng: np.random.Generator) -> None:
+        """The provider's capacity is now ``capacity`` (its carers' hours); clients beyond it
+        by more than ``stretch`` are handed back, chosen at random with ``rng``."""
+        more = capacity > provider.nominal
+        provider.nominal = capacity
+        self._changed_size()
+        self._hand_back(provider, capacity * (1.0 + stretch), "handed_back", rng)
+        if more:
+            self._room_appeared(provider.segment)
+
+    def suspend(self, provider: Provider, days: float) -> None:
+        """The provider takes no new clients for ``days``."""
+        provider.suspended += 1
+        self._changed_size()
+        self.env.timeout(days).callbacks.append(lambda _: self._resume(provider))
+
+    def _resume(self, provider: Provider) -> None:
+        provider.suspended -= 1
+        self._changed_size()
+        self._room_appeared(provider.segment)
+
+    def close(self, provider: Provider, days: float) -> None:
+        """The provider closes for ``days``: its capacity is gone and its clients move out
+        (each is placed again, by :attr:`on_hand_back`)."""
+        provider.closed += 1
+        provider.suspended += 1
+        self._changed_size()
+        self._hand_back(provider, 0.0, "moved", None)
+        self.env.timeout(days).callbacks.append(lambda _: self._reopen(provider))
+
+    def _reopen(self, provider: Provider) -> None:
+        provider.closed -= 1
+        provider.suspended -= 1
+        self._changed_size()
+        self._room_appeared(provider.segment)
+
+    def _changed_size(self) -> None:
+        now = self.env.now
+        self.size.set(now, self.capacity)
+        for level, providers in zip(self.segment_size, self.segments):
+            level.set(now, sum(p.capacity for p in providers))
+        self.not_taking.set(now, sum(1 for p in self.providers if p.suspended or p.closed))
+
+    def _hand_back(self, provider: Provider, limit: float, why: str,
+                   rng: np.random.Generator | None) -> None:
+        while provider.clients and provider.in_use > limit + _EPS:
+            clients = list(provider.clients)
+            request = clients[int(rng.integers(len(clients)))] if rng is not None else clients[0]
+            self.release(request)
+            self.on_hand_back(request, why)
+
+    def restart_statistics(self) -> None:
+        now = self.env.now
+        for level in (self.use, self.waiting, self.size, self.not_taking, *self.segment_use,
+                      *self.segment_size):
+            level.restart(now)

@@ -1,0 +1,138 @@
+"""A workforce that comes and goes: carers who leave, posts that stay vacant, sickness.
+
+Each post of a staffed service (:class:`sim.core.params.Workforce`) belongs to one provider and
+is filled or vacant. A carer in post leaves after an exponential time (the turnover is a rate),
+and the post then waits ``time_to_fill`` for the next carer; while in post, a carer is off sick
+now and then. The hours a provider can deliver at any moment are those of its carers in post and
+not off sick; every change is passed on (:attr:`Roster.on_change`), and the market hands
+packages back when a provider's clients no longer fit (:mod:`sim.core.market`).
+
+The posts start in their steady state (filled with the probability time in post / (time in
+post + time to fill), with residual times), so no warm-up is spent filling them. The roster
+draws only from its own stream, in the order of its own events, which do not depend on the
+patients: scenarios with the same workforce settings see the same carers come and go.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import simpy
+
+from sim.core.params import Workforce
+from sim.core.resources import TimeWeighted
+from sim.core.streams import length_biased_draw, sampler
+
+
+class _Post:
+    __slots__ = ("provider", "filled", "sick", "token")
+
+    def __init__(self, provider: int) -> None:
+        self.provider = provider
+        self.filled = False
+        self.sick = False
+        self.token = 0
+        """Raised when the carer leaves, so that their pending sickness events lapse."""
+
+
+class Roster:
+    """The posts of one service, by provider, and who is working in them."""
+
+    def __init__(self, env: simpy.Environment, settings: Workforce, posts: list[int],
+                 rng: np.random.Generator) -> None:
+        self.env, self.settings, self.rng = env, settings, rng
+        self.posts = [_Post(j) for j, n in enumerate(posts) for _ in range(n)]
+        self.working = [0] * len(posts)
+        """Carers in post and not off sick, by provider."""
+        self.in_post = TimeWeighted()
+        self.sick = TimeWeighted()
+        self.joined: list[float] = []
+        self.left: list[float] = []
+        self.on_change: Callable[[int, int], None] = lambda provider, working: None
+        """Called with a provider's index and its carers working, whenever that changes."""
+        self._fill = sampler(settings.time_to_fill, rng)
+        self._episode = sampler(settings.sickness_episode, rng)
+        episode = settings.sickness_episode
+        mean_episode = (float(np.mean(episode.values)) if episode.kind == "empirical"
+                        else episode.mean)
+        days = settings.sickness_days_per_year
+        self._well = mean_episode * (365.0 - days) / days if days > 0 else math.inf
+        """Mean days between sickness episodes, so that ``days`` a year are spent sick."""
+
+    def start(self) -> None:
+        """Put every post in its steady state and start its events."""
+        s, rng = self.settings, self.rng
+        in_post = s.time_in_post
+        filled_share = 1.0 - s.vacancy_rate
+        sick_share = s.sickness_days_per_year / 365.0
+        for post in self.posts:
+            if rng.random() < filled_share:
+                post.filled = True
+                self.working[post.provider] += 1
+                self._at(rng.exponential(in_post), self._leave, post, None)
+                if rng.random() < sick_share:
+                    post.sick = True
+                    self.working[post.provider] -= 1
+                    residual = length_biased_draw(s.sickness_episode, rng) * rng.random()
+                    self._at(residual, self._recover, post, post.token)
+                else:
+                    self._next_sickness(post)
+            else:
+                residual = length_biased_draw(s.time_to_fill, rng) * rng.random()
+                self._at(residual, self._join, post, None)
+        self._record()
+
+    def _at(self, days: float, action: Callable[[_Post, int | None], None], post: _Post,
+            token: int | None) -> None:
+        if math.isfinite(days):
+            self.env.timeout(days).callbacks.append(lambda _: action(post, token))
+
+    def _next_sickness(self, post: _Post) -> None:
+        if math.isfinite(self._well):
+            self._at(self.rng.exponential(self._well), self._fall_sick, post, post.token)
+
+    def _join(self, post: _Post, _: int | None) -> None:
+        post.filled = True
+        self.joined.append(self.env.now)
+        self._at(self.rng.exponential(self.settings.time_in_post), self._leave, post, None)
+        self._next_sickness(post)
+        self._changed(post.provider, +1)
+
+    def _leave(self, post: _Post, _: int | None) -> None:
+        was_working = not post.sick
+        post.filled = post.sick = False
+        post.token += 1
+        self.left.append(self.env.now)
+        self._at(self._fill(), self._join, post, None)
+        self._changed(post.provider, -1 if was_working else 0)
+
+    def _fall_sick(self, post: _Post, token: int | None) -> None:
+        if token != post.token or not post.filled or post.sick:
+            return
+        post.sick = True
+        self._at(self._episode(), self._recover, post, post.token)
+        self._changed(post.provider, -1)
+
+    def _recover(self, post: _Post, token: int | None) -> None:
+        if token != post.token or not post.sick:
+            return
+        post.sick = False
+        self._next_sickness(post)
+        self._changed(post.provider, +1)
+
+    def _changed(self, provider: int, working: int) -> None:
+        self._record()
+        if working:
+            self.working[provider] += working
+            self.on_change(provider, self.working[provider])
+
+    def _record(self) -> None:
+        now = self.env.now
+        self.in_post.set(now, sum(p.filled for p in self.posts))
+        self.sick.set(now, sum(p.sick for p in self.posts))
+
+    def restart_statistics(self) -> None:
+        self.in_post.restart(self.env.now)
+        self.sick.restart(self.env.now)
