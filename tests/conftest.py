@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -11,11 +12,15 @@ from sim import Params, override
 
 
 def small_params(**overrides: Any) -> Params:
-    """The default system scaled to a fifth (admissions, beds and community capacity), run for
-    200 days after a 28-day warm-up. Keyword names use ``__`` for dots:
+    """The default system scaled to a fifth (admissions, beds and community capacity, and a
+    third of the providers of each market, so that each keeps some size), run for 200 days
+    after a 28-day warm-up. Keyword names use ``__`` for dots:
     ``small_params(services__homecare__staff__count=10)``."""
     p = Params()
-    scaled = {
+    markets = {f"services.{name}.market.segments": [
+        replace(g, providers=max(1, g.providers // 3)) for g in s.market.segments]
+        for name, s in p.services.items() if s.market.enabled}
+    scaled = {**markets,
         "run.days": 228.0, "run.warmup_days": 28.0,
         "admissions.per_day": p.admissions.per_day / 5,
         "acute.beds": p.acute.beds // 5,
@@ -30,15 +35,28 @@ def small_params(**overrides: Any) -> Params:
     return override(p, scaled)
 
 
-def max_concurrent(start: np.ndarray, end: np.ndarray) -> int:
-    """The largest number of intervals [start, end) open at once (NaN end = still open)."""
+def max_concurrent(start: np.ndarray, end: np.ndarray,
+                   amount: np.ndarray | None = None) -> float:
+    """The largest number of intervals [start, end) open at once (NaN end = still open), or,
+    with ``amount``, the largest sum of their amounts."""
     keep = ~np.isnan(start)
-    start, end = start[keep], end[keep]
+    amount = np.ones(start.size) if amount is None else np.asarray(amount, dtype=float)
+    start, end, amount = start[keep], end[keep], amount[keep]
     end = np.where(np.isnan(end), np.inf, end)
     times = np.concatenate([start, end])
-    steps = np.concatenate([np.ones(start.size), -np.ones(end.size)])
-    order = np.lexsort((steps, times))  # at equal times, departures (-1) before arrivals
-    return int(np.cumsum(steps[order]).max(initial=0))
+    steps = np.concatenate([amount, -amount])
+    order = np.lexsort((steps, times))  # at equal times, departures (-) before arrivals
+    peak = float(np.cumsum(steps[order]).max(initial=0))
+    return int(round(peak)) if np.all(amount == 1) else peak
+
+
+def provider_peaks(waits) -> dict[tuple[str, str, int], float]:
+    """From the request log alone: the most each provider of each market held at once, by
+    (service, segment, provider)."""
+    held = waits[waits["granted"].notna() & (waits["provider"] >= 0)]
+    return {key: max_concurrent(g["granted"].to_numpy(float), g["released"].to_numpy(float),
+                                g["amount"].to_numpy(float))
+            for key, g in held.groupby(["service", "segment", "provider"])}
 
 
 @pytest.fixture(scope="session")

@@ -43,19 +43,48 @@ def require(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _carers() -> int:
+    """The baseline's domiciliary carers."""
+    return engine.lever_defaults(engine.compose([]))["services.homecare.staff.count"]
+
+
 def test_levers_become_the_command_lines_overrides():
     base = engine.lever_defaults(engine.compose([]))
-    assert base["services.homecare.staff.count"] == 175
-    values = {**base, "services.homecare.staff.count": 195, "seven_day": True}
+    carers = base["services.homecare.staff.count"]
+    assert carers == load_config([]).params.services["homecare"].staff.count
+    values = {**base, "services.homecare.staff.count": carers + 20, "seven_day": True}
     overrides = engine.what_if_overrides(values, base, "acute.beds=540")
-    assert overrides[0] == "services.homecare.staff.count=195"
+    assert overrides[0] == f"services.homecare.staff.count={carers + 20}"
     assert overrides[-1] == "acute.beds=540"
-    assert engine.what_if_label(values, base) == "195 carers (+20), seven-day working"
+    assert engine.what_if_label(values, base) == f"{carers + 20} carers (+20), seven-day working"
     # a switch applies exactly its scenario's settings
     seven = engine.compose(engine.what_if_overrides({**base, "seven_day": True}, base)).params
     assert seven == load_config(["scenario=seven_day_discharge"]).params
     assert engine.compose(engine.what_if_overrides(
         {**base, "discharge_to_assess": True}, base)).params.assessment.in_hospital is False
+
+
+TURNOVER = "services.homecare.staff.workforce.turnover_per_year"
+
+
+def test_carers_turnover_is_a_lever_while_the_workforce_comes_and_goes():
+    config = engine.compose([])
+    assert config.params.services["homecare"].staff.workforce.enabled  # the default system
+    base = engine.lever_defaults(config)
+    lever = next(lever for lever in engine.levers(config) if lever.key == TURNOVER)
+    assert lever.shown(base[TURNOVER]) == 100 * base[TURNOVER]  # shown as a per cent
+    values = {**base, TURNOVER: lever.value(lever.shown(base[TURNOVER]) - 10)}
+    overrides = engine.what_if_overrides(values, base)
+    assert overrides == [f"{TURNOVER}={base[TURNOVER] - 0.1:g}"]
+    assert engine.what_if_label(values, base) == \
+        f"{100 * base[TURNOVER] - 10:g}% carer turnover (-10 points)"
+    assert engine.compose(overrides).params.services["homecare"].staff.workforce \
+        .turnover_per_year == pytest.approx(base[TURNOVER] - 0.1)
+    # shown and read back unchanged: no override
+    same = {**base, TURNOVER: lever.value(lever.shown(base[TURNOVER]))}
+    assert engine.what_if_overrides(same, base) == []
+    # a system whose carers never leave has no turnover to change
+    assert TURNOVER not in engine.lever_defaults(engine.compose(["scenario=one_pool"]))
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -123,13 +152,15 @@ def test_app_shows_the_models_numbers_for_a_what_if(monkeypatch):
     from streamlit.proto.Metric_pb2 import Metric as MetricProto
 
     assert "Baseline ready" in at.info[0].value
-    _run_what_if(at, 150)
-    assert "150 carers (-25)" in at.subheader[0].value
+    fewer = _carers() - 25
+    _run_what_if(at, fewer)
+    assert f"{fewer} carers (-25)" in at.subheader[0].value
     shown = {m.label: (m.value, m.delta, MetricProto.MetricColor.Name(m.proto.color))
              for m in at.metric}
     assert len(shown) == len(engine.HEADLINE)
     base = _direct(SMALL.split(), engine.HEADLINE)
-    what_if = _direct([*SMALL.split(), "services.homecare.staff.count=150"], engine.HEADLINE)
+    what_if = _direct([*SMALL.split(), f"services.homecare.staff.count={fewer}"],
+                      engine.HEADLINE)
     for metric in engine.HEADLINE:  # each headline number, from a direct run on seeds 0, 1
         diff = estimate(what_if[metric] - base[metric])
         value, delta, colour = shown[workshop.SHORT_LABELS[metric]]
@@ -156,7 +187,7 @@ def test_app_refuses_bad_input_in_one_line(monkeypatch):
     assert [e.value for e in at.error] == [workshop.verbatim(  # shown as is, not as Markdown
         "services.homecare.staff.count=-5 is not allowed: an integer >= 0")]
     assert not at.metric  # nothing shown for input that was refused
-    at.sidebar.number_input(key="services.homecare.staff.count").set_value(175)
+    at.sidebar.number_input(key="services.homecare.staff.count").set_value(_carers())
     at.sidebar.text_input(key="extra").input("homecare.carerz=3")
     at.sidebar.button(key="run").click().run()
     assert len(at.error) == 1 and workshop.verbatim("homecare.carerz") in at.error[0].value
@@ -169,9 +200,22 @@ def test_app_refuses_bad_input_in_one_line(monkeypatch):
     assert "\n" not in at.error[0].value
 
 
+def test_app_warns_as_the_command_line_does_when_a_queue_grows_all_run(monkeypatch):
+    AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
+    monkeypatch.setenv(workshop.OVERRIDES_VARIABLE, SMALL + " acute.beds=300")
+    at = AppTest.from_file(str(APP), default_timeout=240)
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.warning) == 1
+    assert workshop.verbatim("Baseline: The queue for acute beds grew all run in 2 of 2") \
+        in at.warning[0].value
+
+
 @pytest.mark.slow
 def test_app_draws_every_chart_and_keeps_what_ifs_side_by_side(monkeypatch):
-    at = _run_what_if(_app(monkeypatch), 150)
+    carers = _carers()
+    at = _run_what_if(_app(monkeypatch), carers - 25)
     assert [tab.label for tab in at.tabs] == list(TAB_TITLES)
     for title in TAB_TITLES:
         at.session_state["chart_tab"] = title
@@ -182,19 +226,29 @@ def test_app_draws_every_chart_and_keeps_what_ifs_side_by_side(monkeypatch):
     assert drawn == set(TAB_TITLES)
 
     at.button(key="keep").click().run()
+    turnover = at.sidebar.number_input(key=TURNOVER)
+    assert turnover.label.startswith("Carers leaving a year (%)")
+    turnover.set_value(turnover.value - 10)
+    at.sidebar.button(key="run").click().run()
+    assert not at.exception and not at.error
+    assert "carer turnover (-10 points)" in at.subheader[0].value
+    run = at.session_state["current"]
+    assert run.params.services["homecare"].staff.workforce.turnover_per_year == \
+        pytest.approx(turnover.value / 100)
+    at.sidebar.number_input(key=TURNOVER).set_value(turnover.value + 10)  # back to baseline
     at.sidebar.toggle(key="seven_day").set_value(True)
-    at.sidebar.number_input(key="services.homecare.staff.count").set_value(175)
+    at.sidebar.number_input(key="services.homecare.staff.count").set_value(carers)
     at.sidebar.button(key="run").click().run()
     at.button(key="keep").click().run()
     assert not at.exception and not at.error
     side_by_side = at.dataframe[-1].value
-    assert {"150 carers (-25)", "Seven-day working"} <= set(side_by_side.columns)
+    assert {f"{carers - 25} carers (-25)", "Seven-day working"} <= set(side_by_side.columns)
     assert _images(at) == 1 + 4  # the open tab, and four charts of the kept what-ifs
     at.button(key="prepare").click().run()
     assert not at.exception and not at.error
     report = at.session_state["report_html"].decode()
     assert at.get("download_button")  # the report can be downloaded
-    assert "150 carers (-25)" in report and "Seven-day working" in report
+    assert f"{carers - 25} carers (-25)" in report and "Seven-day working" in report
 
 
 
@@ -263,13 +317,16 @@ def test_app_in_a_browser(tmp_path):
             assert error.inner_text().strip().replace("≥", ">=") == (
                 "services.homecare.staff.count=-5 is not allowed: an integer >= 0")
 
-            carers.fill("150")
+            fewer = _carers() - 25
+            carers.fill(str(fewer))
             carers.press("Enter")
             page.get_by_role("button", name="Run what-if").click()
-            page.get_by_text("What if: 150 carers (-25)").wait_for(timeout=180_000)
+            page.get_by_text(f"What if: {fewer} carers (-25)").wait_for(timeout=180_000)
+            metrics = page.locator("[data-testid='stMetric']")
+            metrics.nth(len(engine.HEADLINE) - 1).wait_for(timeout=60_000)
             _settled(page)
             assert page.get_by_text("2 replications of 49 measured days").count() == 1
-            assert page.locator("[data-testid='stMetric']").count() == len(engine.HEADLINE)
+            assert metrics.count() == len(engine.HEADLINE)
             widths = {}
             for title in TAB_TITLES:
                 page.get_by_role("tab", name=title).click()

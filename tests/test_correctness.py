@@ -35,7 +35,8 @@ from conftest import small_params
 
 SEEDS = (20240101, 7)
 DRAWN = ["arrival", "pathway", "acute_stay", "transfer", "assessment", "service", "amount",
-         "stay", "onward", "onward_amount", "onward_stay"]
+         "stay", "onward", "onward_amount", "onward_stay", "summary", "funding", "choice",
+         "equipment", "segment", "complex"]
 """Patient attributes drawn on arrival, from random streams of their own."""
 PER = 30.0
 SERVICES = ("homecare", "step_down", "care_home")
@@ -196,25 +197,65 @@ def first_open(window: Window, t: float) -> float:
     raise AssertionError("a window that never opens")
 
 
+def work_done(window: Window, t: float, work: float) -> float:
+    """When ``work`` days of work begun at t are done in ``window``'s hours, at its weekend
+    pace on Saturdays and Sundays, by walking the days (independent of the Calendar)."""
+    if not window.enabled:
+        return t + work
+    day = math.floor(t)
+    while True:
+        if day % 7 in window.days:
+            opens = max(t, day + window.start_hour / 24.0)
+            closes = day + window.end_hour / 24.0
+            pace = window.weekend_cover if day % 7 >= 5 else 1.0
+            if opens < closes or (work == 0 and opens <= closes):
+                if work <= (closes - opens) * pace + 1e-12:
+                    return opens + work / pace
+                work -= (closes - opens) * pace
+        day += 1
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_each_phase_of_the_hospital_stay_lasts_what_was_drawn(seed):
-    """fit - bed is the acute stay; transferred - ready is the transfer; the patient leaves at
-    the first moment the pathway's rule allows after the transfer; a pathway with no
-    assessment or no service skips that phase; an assessment takes at least its working time."""
+    """fit - bed is the acute stay; the discharge summary is done its drawn work after fit in
+    the ward's hours (at the weekend pace on Saturdays and Sundays); the funding decision is at
+    the panel's next sitting after its preparation in social workers' hours; the choice takes
+    its drawn days; equipment arrives its drawn days after the assessment; the patient is
+    summarised and equipped when the later of those and the service is ready; transferred -
+    summarised is the transfer; the patient leaves at the first moment the pathway's rule
+    allows after the transfer; a pathway with no assessment or no service skips that phase."""
     params = stretched_params(run__seed=seed)
     result = simulate(params)
     p = result.patients[~result.patients["diverted"]]
+    days = params.run.days
     fit = p[p["fit"].notna()]
     np.testing.assert_allclose(fit["fit"] - fit["bed"], fit["acute_stay"], **EXACT)
 
-    moved = p[p["transferred"].notna()]
-    assert len(moved) > 1000
-    np.testing.assert_allclose(moved["transferred"] - moved["ready"], moved["transfer"], **EXACT)
-    # A transfer is missing exactly where it would end after the run.
     ready = p[p["ready"].notna()]
-    late = ready["ready"] + ready["transfer"] > params.run.days
-    assert ready.loc[late, "transferred"].isna().all() and ready.loc[~late, "transferred"].notna().all()
-    assert (p["transferred"].dropna() <= params.run.days).all()
+    assert len(ready) > 1000
+    equipment = ready["assessed"] + ready["equipment"]
+    equipped = np.where(equipment > ready["ready"], equipment, ready["ready"])
+    summary = [f if w <= 0 else work_done(params.ward.hours, f, w)
+               for f, w in zip(ready["fit"], ready["summary"])]
+    summarised = np.maximum(equipped, summary)
+    transferred = summarised + ready["transfer"]
+    for column, expected in (("equipped", equipped), ("summarised", summarised),
+                             ("transferred", transferred)):
+        late = expected > days  # not happened by the end of the run
+        assert ready.loc[late, column].isna().all(), column
+        np.testing.assert_allclose(ready.loc[~late, column], expected[~late], **EXACT)
+    for cause, column in (("equipment", "equipped"), ("summary", "summarised")):
+        waited = ready[column] > ready["ready"] + 1e-9
+        assert waited.sum() > 20, f"nobody waited for {cause}: the check has no teeth"
+
+    assessed = p[p["assessed"].notna() & p["chosen"].notna()]
+    prepared = [a if np.isnan(f) else first_open(params.funding.panel,
+                                                 work_done(params.funding.hours, a, f))
+                for a, f in zip(assessed["assessed"], assessed["funding"])]
+    np.testing.assert_allclose(assessed["funded"], prepared, **EXACT)
+    np.testing.assert_allclose(assessed["chosen"], assessed["funded"] + assessed["choice"],
+                               **EXACT)
+    assert (assessed["funded"] > assessed["assessed"] + 1e-9).sum() >= 3, "some wait for funding"
 
     out = p[p["left"].notna()]
     rules = {k: pw.rule for k, pw in params.pathways.items()}
@@ -222,7 +263,7 @@ def test_each_phase_of_the_hospital_stay_lasts_what_was_drawn(seed):
     np.testing.assert_allclose(out["left"], expected, **EXACT)
     assert (out["left"] > out["transferred"] + 1e-6).sum() > 100, "the rules do delay some"
     waiting = p[p["transferred"].notna() & p["left"].isna()]
-    assert all(first_open(rules[k], t) >= params.run.days - 1e-9
+    assert all(first_open(rules[k], t) >= days - 1e-9
                for k, t in zip(waiting["pathway"], waiting["transferred"]))
 
     for key, pathway in params.pathways.items():
@@ -233,22 +274,25 @@ def test_each_phase_of_the_hospital_stay_lasts_what_was_drawn(seed):
             np.testing.assert_array_equal(done["assessed"], done["fit"])
         else:
             assert (done["assessed"] - done["fit"] >= done["assessment"] - 1e-9).all(), key
-        ready = mine[mine["ready"].notna()]
+        placed = mine[mine["ready"].notna()]
         if pathway.service is None:
-            np.testing.assert_array_equal(ready["ready"], ready["assessed"])
+            np.testing.assert_array_equal(placed["ready"], placed["chosen"])
             assert (mine["service"] == "").all()
         else:
             assert (mine["service"] == pathway.service).all()
+        assert mine["funding"].notna().any() == (pathway.funded_share > 0), key
+        assert mine["equipment"].notna().any() == (pathway.equipment_share > 0), key
 
 
 def hospital_requests(result) -> pd.DataFrame:
     """Each patient who asked for a community service, joined to the request made: it was made
-    the moment the patient was assessed, for the patient's service and amount."""
+    the moment the patient had chosen (after the assessment and any funding decision), for the
+    patient's service and amount."""
     p = result.patients
-    asked = p[(p["service"] != "") & p["assessed"].notna()]
+    asked = p[(p["service"] != "") & p["chosen"].notna()]
     w = result.service_waits
     w = w[w["source"] == "hospital"].add_prefix("r_")
-    joined = asked.merge(w, left_on=["service", "assessed"],
+    joined = asked.merge(w, left_on=["service", "chosen"],
                          right_on=["r_service", "r_requested"], how="left", validate="1:1")
     assert joined["r_requested"].notna().all(), "a patient's request is missing from the log"
     assert len(w) == len(asked), "a request no patient made"
@@ -272,16 +316,37 @@ def test_a_patient_is_ready_when_the_service_is_granted_and_holds_it_for_the_sta
     simple = j[(j["onward"] == "") & j["left"].notna()]
     for service in SERVICES:
         assert (simple["service"] == service).sum() > 5, service
-    ends = simple["left"] + simple["stay"]
-    released = simple["r_released"]
-    np.testing.assert_allclose(released[ends < params.run.days], ends[ends < params.run.days],
-                               **EXACT)
-    assert released[ends >= params.run.days].isna().all()
-    # Community referrals too hold their place for exactly their stay.
+    # A place is freed the drawn stay after leaving the acute bed, unless its provider handed
+    # it back first: then a request "handed_back" is made that moment, for the same amount and
+    # the rest of the stay.
     w = result.service_waits
+    again = w[w["source"].isin(["handed_back", "moved"])]
+    back = set(zip(again["service"], again["requested"], again["amount"]))
+    handed = np.array([(s, r, a) in back for s, r, a in
+                       zip(simple["service"], simple["r_released"], simple["amount"])])
+    assert handed.sum() > 3, "no package was handed back: the check has no teeth"
+    ends = (simple["left"] + simple["stay"]).to_numpy()
+    released = simple["r_released"].to_numpy()
+    kept = ~handed & (ends < params.run.days)
+    np.testing.assert_allclose(released[kept], ends[kept], **EXACT)
+    assert np.isnan(released[~handed & (ends >= params.run.days)]).all()
+    assert (released[handed] < ends[handed]).all()
+    # The client, at home, is placed again for what is left of the need: the place is freed at
+    # the original end (or at once, if the need ended while being placed again).
+    successor = again.set_index(["service", "requested", "amount"])
+    rows = [successor.loc[(s, r, a)] for s, r, a in
+            zip(simple["service"][handed], released[handed], simple["amount"][handed])]
+    placed = np.array([not np.isnan(row["granted"]) for row in rows])
+    assert placed.sum() > 3
+    ended = np.array([max(row["granted"] + row["stay"], row["granted"]) for row in rows])
+    np.testing.assert_allclose(ended[placed], np.maximum(ends[handed], ended)[placed], **EXACT)
+    # Community referrals too hold their place for exactly their stay, unless handed back.
     done = w[(w["source"] == "community") & w["released"].notna()]
     assert len(done) > 100
-    np.testing.assert_allclose(done["released"] - done["granted"], done["stay"], **EXACT)
+    whole = [(s, r, a) not in back for s, r, a in
+             zip(done["service"], done["released"], done["amount"])]
+    np.testing.assert_allclose(done["released"][whole] - done["granted"][whole],
+                               done["stay"][whole], **EXACT)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -330,21 +395,26 @@ def overlap(start: np.ndarray, end: np.ndarray, lo: float, hi: float) -> np.ndar
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_delay_metrics_are_the_patient_logs_sums_over_the_measured_window(seed):
-    """Delayed bed-days per 30 days by cause (assessment, the wait for each service, transfer,
-    rule) and by pathway, summed over the patient log between the warm-up and the end, equal
+    """Delayed bed-days per 30 days by cause (assessment, funding, choice, the wait for each
+    service, equipment, summary, transfer, rule) and by pathway, summed over the patient log between the warm-up and the end, equal
     the metrics; each cause occurs, so a swap of two causes would show."""
     params = stretched_params(run__seed=seed)
     result = simulate(params)
     p = result.patients[result.patients["fit"].notna()]
     lo, hi = params.run.warmup_days, params.run.days
     scale = PER / (hi - lo)
-    col = {c: p[c].to_numpy(float) for c in ("fit", "assessed", "ready", "transferred", "left")}
+    col = {c: p[c].to_numpy(float) for c in ("fit", "assessed", "funded", "chosen", "ready",
+                                               "equipped", "summarised", "transferred", "left")}
     # A phase not reached by the end of the run starts at the end: it adds nothing.
     start = {c: np.where(np.isnan(v), hi, v) for c, v in col.items()}
     cause = {
         "assessment": overlap(start["fit"], col["assessed"], lo, hi),
-        "service": overlap(start["assessed"], col["ready"], lo, hi),
-        "transfer": overlap(start["ready"], col["transferred"], lo, hi),
+        "funding": overlap(start["assessed"], col["funded"], lo, hi),
+        "choice": overlap(start["funded"], col["chosen"], lo, hi),
+        "service": overlap(start["chosen"], col["ready"], lo, hi),
+        "equipment": overlap(start["ready"], col["equipped"], lo, hi),
+        "summary": overlap(start["equipped"], col["summarised"], lo, hi),
+        "transfer": overlap(start["summarised"], col["transferred"], lo, hi),
         "rule": overlap(start["transferred"], col["left"], lo, hi),
     }
     whole = overlap(col["fit"], col["left"], lo, hi)
@@ -356,7 +426,7 @@ def test_delay_metrics_are_the_patient_logs_sums_over_the_measured_window(seed):
 
     metric("delayed_days_per_30d", whole)
     assert result.value("delayed_days") == pytest.approx(whole.sum(), rel=1e-9)
-    for name in ("assessment", "transfer", "rule"):
+    for name in ("assessment", "funding", "choice", "equipment", "summary", "transfer", "rule"):
         metric(f"delayed_days_per_30d.{name}", cause[name])
     service = p["service"].to_numpy(str)
     for name in SERVICES:
@@ -396,13 +466,16 @@ def test_the_delay_columns_of_the_log_are_the_phase_lengths(small_run):
     p = small_run.patients
     done = p[p["left"].notna() & p["transferred"].notna() & ~p["diverted"]]
     assert len(done) > 1000
-    pairs = {"delay_assessment": ("fit", "assessed"), "delay_service": ("assessed", "ready"),
-             "delay_transfer": ("ready", "transferred"), "delay_rule": ("transferred", "left"),
-             "delay": ("fit", "left")}
+    pairs = {"delay_assessment": ("fit", "assessed"), "delay_funding": ("assessed", "funded"),
+             "delay_choice": ("funded", "chosen"), "delay_service": ("chosen", "ready"),
+             "delay_equipment": ("ready", "equipped"),
+             "delay_summary": ("equipped", "summarised"),
+             "delay_transfer": ("summarised", "transferred"),
+             "delay_rule": ("transferred", "left"), "delay": ("fit", "left")}
     for column, (a, b) in pairs.items():
         np.testing.assert_allclose(done[column], done[b] - done[a], **EXACT)
         assert (done[column] > 0).any(), column
-    parts = done[["delay_assessment", "delay_service", "delay_transfer", "delay_rule"]]
+    parts = done[[c for c in pairs if c != "delay"]]
     np.testing.assert_allclose(parts.sum(axis=1), done["delay"], **EXACT)
 
 
@@ -446,12 +519,21 @@ def test_time_averages_after_the_warm_up_equal_the_logs_integrals(seed, warmup):
         queue = overlap(mine["requested"].to_numpy(), mine["granted"].to_numpy(), lo, hi).sum()
         assert queue > 0, f"nobody queued for {name}: the check has no teeth"
         assert result.value(f"{name}.in_use") == pytest.approx(in_use, rel=1e-9), name
+        size = service.size
+        if service.staff is not None and service.staff.workforce.enabled:
+            # The hours follow the carers working (in post and not sick), by the roster's
+            # own counts: a second record of the same thing.
+            in_post = result.value(f"{name}.staff_in_post")
+            sick = result.value(f"{name}.staff_off_sick")
+            size = (in_post - sick) * service.staff.hours_each
         assert result.value(f"{name}.utilisation") == pytest.approx(
-            in_use / service.size, rel=1e-9), name
+            in_use / size, rel=1e-9), name
         assert result.value(f"{name}.queue_mean") == pytest.approx(queue / window, rel=1e-9), name
         assert result.value(f"{name}.queue_end") == mine["granted"].isna().sum(), name
         onward = [other for other, s in params.services.items() if name in s.then]
-        for source in ("hospital", "community", *onward):
+        again = [source for source in ("handed_back", "moved") if (mine["source"] == source)
+                 .any()]
+        for source in ("hospital", "community", *onward, *again):
             asked = mine[(mine["source"] == source) & (mine["requested"] >= lo)]
             assert len(asked) > 0, (name, source)
             waited = asked["granted"].fillna(hi) - asked["requested"]
@@ -592,7 +674,8 @@ def test_with_escalation_on_the_causes_still_add_up_to_the_delayed_days():
     lo, hi = params.run.warmup_days, params.run.days
     gone = p["died"].fillna(p["left"]).to_numpy(float)
     whole = overlap(p["fit"].to_numpy(float), gone, lo, hi) * PER / (hi - lo)
-    causes = ["assessment", *params.services, "transfer", "rule"]
+    causes = ["assessment", "funding", "choice", *params.services, "equipment", "summary",
+              "transfer", "rule"]
     total = sum(result.value(f"delayed_days_per_30d.{c}") for c in causes)
     assert total == pytest.approx(whole.sum(), rel=1e-9)
     assert result.value("delayed_days_per_30d") == pytest.approx(whole.sum(), rel=1e-9)

@@ -12,7 +12,7 @@ from sim.core.model import Model
 from sim.core.patient import PHASES
 from sim.reporting.stats import estimate
 
-from conftest import max_concurrent, small_params
+from conftest import max_concurrent, provider_peaks, small_params
 from test_correctness import check_conservation, drawn_admissions
 
 
@@ -44,11 +44,25 @@ def test_beds_never_hold_more_patients_than_there_are_beds(small_run):
 
 
 def test_community_services_never_exceed_capacity():
+    """Each pool within its capacity; in a market each provider within its places, by the
+    request log (carers' hours may run ``stretch`` over before packages are handed back:
+    tests/test_market.py)."""
     params = small_params()
     model = Model(params)
-    model.run()
+    result = model.run()
     for name, pool in model.pools.items():
-        assert pool.use.peak <= pool.capacity + 1e-9, name
+        service = params.services[name]
+        if not service.market.enabled:
+            assert pool.use.peak <= pool.capacity + 1e-9, name
+            continue
+        assert pool.use.peak <= pool.size.peak * (1 + service.staff.workforce.stretch
+                                                  if service.staff else 1) + 1e-9, name
+    peaks = provider_peaks(result.service_waits)
+    for name in ("step_down", "care_home"):
+        market = model.pools[name]
+        for provider in market.providers:
+            segment = params.services[name].market.segments[provider.segment].name
+            assert peaks[(name, segment, provider.index)] <= provider.nominal, (name, segment)
     assert model.beds.use.peak <= params.acute.beds
 
 
@@ -74,16 +88,17 @@ def _weekday(times: pd.Series) -> np.ndarray:
 
 def test_no_care_home_discharge_at_weekends_while_the_rule_is_on():
     """With care homes taking no admissions at weekends, no pathway-3 patient leaves on a
-    Saturday or Sunday; with the rule off, some do. (The discharge team works seven days here,
-    so that the care-home rule is the only weekend rule left.)"""
-    many_p3 = dict(assessment__hours__enabled=False, pathways__p0__share=0.4,
+    Saturday or Sunday; with the rule off, some do. (The discharge team and the brokerage team
+    work seven days here, so that the care-home rule is the only weekend rule left.)"""
+    many_p3 = dict(assessment__hours__enabled=False, services__care_home__market__hours__enabled=False,
+                   pathways__p0__share=0.4,
                    pathways__p1__share=0.3, pathways__p3__share=0.26,
                    services__care_home__capacity=400, services__care_home__initial_utilisation=0.0)
     on = simulate(small_params(**many_p3)).patients
     off = simulate(small_params(pathways__p3__rule__enabled=False, **many_p3)).patients
     p3_on = on[(on["pathway"] == "p3") & on["left"].notna()]
     p3_off = off[(off["pathway"] == "p3") & off["left"].notna()]
-    assert len(p3_on) > 300 and len(p3_off) > 300
+    assert len(p3_on) > 200 and len(p3_off) > 200
     assert not np.isin(_weekday(p3_on["left"]), [5, 6]).any()
     weekend_share = np.isin(_weekday(p3_off["left"]), [5, 6]).mean()
     assert weekend_share > 0.15  # about 2/7 if discharges were spread evenly over the week

@@ -12,6 +12,7 @@ counts in the worker process, so that only small tables travel back and are kept
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import sys
 import threading
@@ -53,29 +54,52 @@ class InputError(ValueError):
 # ----------------------------------------------------------------------------- levers
 @dataclass(frozen=True)
 class Lever:
-    """A number people change in a workshop: the setting it overrides and its label."""
+    """A number people change in a workshop: the setting it overrides, its label, the short
+    name a what-if's label gives it, and how it is shown (``scale``: 100 shows a share as a per
+    cent). ``needs``: a setting that must be on for the lever to act (else it is not shown)."""
 
     key: str
     label: str
     help: str
-    step: int = 1
+    short: str
+    step: float = 1
+    scale: float = 1.0
+    needs: str | None = None
+
+    def shown(self, value: float) -> float:
+        """The value as the app shows it (a share as a per cent)."""
+        return round(value * self.scale, 9) if self.scale != 1 else value
+
+    def value(self, shown: float) -> float:
+        """The setting's value from the one shown."""
+        return shown / self.scale if self.scale != 1 else shown
 
 
 LEVERS = (
     Lever("services.homecare.staff.count", "Domiciliary carers",
           "Carers delivering homecare packages (each works a set number of hours a week with "
-          "clients)."),
+          "clients).", "carers"),
+    Lever("services.homecare.staff.workforce.turnover_per_year", "Carers leaving a year (%)",
+          "Turnover: carers who leave in a year, as a per cent of those in post. A post stays "
+          "vacant until it is filled again.", "% carer turnover", step=5, scale=100,
+          needs="services.homecare.staff.workforce.enabled"),
+    Lever("services.homecare.staff.workforce.time_to_fill.mean", "Days to fill a carer post",
+          "Mean days a carer's post stays vacant after a carer leaves.",
+          "days to fill a carer post", step=7,
+          needs="services.homecare.staff.workforce.enabled"),
     Lever("services.care_home.capacity", "Care-home places",
           "Care-home places the system can buy, shared with people referred from the "
-          "community."),
+          "community.", "care-home places"),
     Lever("services.step_down.capacity", "Step-down / rehab beds",
-          "Step-down or rehabilitation beds (pathway 2)."),
+          "Step-down or rehabilitation beds (pathway 2).", "step-down beds"),
     Lever("assessment.staff", "Discharge-team staff",
-          "Staff assessing patients' needs before discharge (pathways 1-3)."),
+          "Staff assessing patients' needs before discharge (pathways 1-3).",
+          "discharge-team staff"),
     Lever("admissions.per_day", "Emergency admissions per day",
-          "Mean emergency admissions of older patients a day."),
+          "Mean emergency admissions of older patients a day.", "admissions/day"),
 )
-"""The numeric levers (carers' turnover is not in the model yet, so it is not a lever)."""
+"""The numeric levers; each the app shows when its setting exists in the model and is in use
+(carers' turnover only while the homecare workforce comes and goes)."""
 
 SWITCHES = {
     "seven_day": ("Seven-day working", "seven_day_discharge",
@@ -98,9 +122,35 @@ def get_setting(config: Any, key: str) -> Any:
     return value
 
 
+_MISSING = object()
+
+
+def _setting_or_missing(config: Any, key: str) -> Any:
+    try:
+        return get_setting(config, key)
+    except (AttributeError, KeyError, TypeError):
+        return _MISSING
+
+
+def levers(config: AppConfig | Params) -> tuple[Lever, ...]:
+    """The levers that act in ``config``: their setting exists and what they need is on."""
+    return tuple(lever for lever in LEVERS
+                 if _setting_or_missing(config, lever.key) is not _MISSING
+                 and (lever.needs is None or _setting_or_missing(config, lever.needs) is True))
+
+
+def _changed(value: Any, base: Any) -> bool:
+    """Whether a lever moved (a per cent shown and read back may differ in its last bit)."""
+    if isinstance(value, float) or isinstance(base, float):
+        return not math.isclose(value, base, rel_tol=1e-12, abs_tol=1e-12)
+    return value != base
+
+
 def lever_defaults(config: AppConfig | Params) -> dict[str, Any]:
-    """The levers' values in ``config`` (the baseline's: the app's starting values)."""
-    values: dict[str, Any] = {lever.key: get_setting(config, lever.key) for lever in LEVERS}
+    """The values of the levers that act in ``config`` (the baseline's: the app's starting
+    values), and every switch off."""
+    values: dict[str, Any] = {lever.key: get_setting(config, lever.key)
+                              for lever in levers(config)}
     values.update({name: False for name in SWITCHES})
     return values
 
@@ -137,9 +187,9 @@ def what_if_overrides(values: Mapping[str, Any], baseline: Mapping[str, Any],
     settings of each switch that is on, then any ``extra`` overrides (``key=value``
     separated by spaces, as on the command line)."""
     overrides = []
-    for lever in LEVERS:
+    for lever in (lever for lever in LEVERS if lever.key in baseline):
         value = values.get(lever.key, baseline[lever.key])
-        if value != baseline[lever.key]:
+        if _changed(value, baseline[lever.key]):
             overrides.append(f"{lever.key}={_hydra_value(value)}")
     for name, (_, scenario, _) in SWITCHES.items():
         if values.get(name):
@@ -150,20 +200,36 @@ def what_if_overrides(values: Mapping[str, Any], baseline: Mapping[str, Any],
 
 def what_if_label(values: Mapping[str, Any], baseline: Mapping[str, Any],
                   extra: str = "") -> str:
-    """A what-if in plain words: ``200 carers (+25), seven-day working``."""
-    short = {"services.homecare.staff.count": "carers", "services.care_home.capacity":
-             "care-home places", "services.step_down.capacity": "step-down beds",
-             "assessment.staff": "discharge-team staff", "admissions.per_day": "admissions/day"}
+    """A what-if in plain words: ``200 carers (+25), 20% carer turnover (-10 points), seven-day
+    working``."""
     parts = []
-    for lever in LEVERS:
+    for lever in (lever for lever in LEVERS if lever.key in baseline):
         value, base = values.get(lever.key, baseline[lever.key]), baseline[lever.key]
-        if value != base:
-            parts.append(f"{value:g} {short[lever.key]} ({value - base:+g})")
+        if _changed(value, base):
+            shown, change = lever.shown(value), lever.shown(value) - lever.shown(base)
+            space = "" if lever.short.startswith("%") else " "
+            points = " points" if lever.scale == 100 else ""
+            parts.append(f"{shown:g}{space}{lever.short} ({change:+g}{points})")
     parts += [SWITCHES[name][0].lower() for name in SWITCHES if values.get(name)]
     if extra.strip():
         parts.append(extra.strip())
     text = ", ".join(parts) or "no change"
     return text[:1].upper() + text[1:]
+
+
+def scenario_title(name: str, config: AppConfig, baseline: AppConfig) -> str:
+    """A scenario file's name for people, its numbers read from the configs: a scenario that
+    moves only levers says how (``200 carers (+25)``), a switch's scenario says the switch
+    (``Seven-day working``), any other has its plain name (``charts.SCENARIO_LABELS``)."""
+    from sim.reporting.charts import scenario_label
+
+    switches = {scenario: label for label, scenario, _ in SWITCHES.values()}
+    if name in switches:
+        return switches[name]
+    changed = {key for key, _, _ in differences(baseline.params, config.params)}
+    if changed and changed <= {lever.key for lever in LEVERS}:
+        return what_if_label(lever_defaults(config), lever_defaults(baseline))
+    return scenario_label(name)
 
 
 _COMPOSING = threading.Lock()

@@ -87,6 +87,15 @@ def headline(comparison: pd.DataFrame, name: str) -> list[dict[str, Any]]:
     return out
 
 
+def run_warnings(runs: Mapping[str, engine.ScenarioRun]) -> list[str]:
+    """The command line's warnings about the runs, each naming its run: a queue that grew all
+    run makes its waits, and the delays behind it, depend on how long the run is."""
+    from sim.reporting.report import queue_warnings
+
+    return [f"{name}: {line[:1].upper()}{line[1:]}." for name, run in runs.items()
+            for line in queue_warnings(run)]
+
+
 def delta_colour(item: Mapping[str, Any]) -> str:
     """How Streamlit colours a headline's change: green when better, red when worse, grey when
     the simulation cannot tell it from no change (its sign alone would colour it)."""
@@ -185,16 +194,16 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
     with st.sidebar:
         st.header("What if…")
         values: dict[str, Any] = {}
-        for lever in engine.LEVERS:
-            default = base_values[lever.key]
-            is_float = isinstance(default, float)
-            values[lever.key] = st.number_input(
+        for lever in engine.levers(base_config):
+            default = lever.shown(base_values[lever.key])
+            is_float = isinstance(base_values[lever.key], float)
+            shown = st.number_input(
                 f"{lever.label} (baseline {default:g})", value=default,
-                step=float(lever.step) if is_float else lever.step, help=lever.help,
+                step=float(lever.step) if is_float else int(lever.step), help=lever.help,
                 key=lever.key, format="%g" if is_float else "%d")
+            values[lever.key] = lever.value(shown)
         for name, (label, _, help_text) in engine.SWITCHES.items():
             values[name] = st.toggle(label, value=False, help=help_text, key=name)
-        st.caption("Carers' turnover is not in the model yet, so it is not a lever here.")
         extra = st.text_input("Other settings (as on the command line)", key="extra",
                               placeholder="e.g. acute.beds=540",
                               help="Any setting of `discharge-sim --cfg job`, key=value, "
@@ -253,6 +262,10 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
     kept: dict = st.session_state.setdefault("kept", {})
     kept = {k: v for k, v in kept.items() if v.extra.get("base_key") == base_key}
 
+    shown = {"Baseline": baseline} if current is None else {"Baseline": baseline,
+                                                            "What-if": current}
+    for line in run_warnings(shown):
+        st.warning(verbatim(line), icon=":material/warning:")
     if current is None:
         st.info(f"Baseline ready ({baseline.replications} replications of "
                 f"{baseline.params.run.measured_days:g} measured days). Choose a what-if and "

@@ -39,7 +39,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 def report(argv: Sequence[str] | None = None) -> Path:
     """Run the scenarios of ``argv`` (the command's arguments) and write the report; its path."""
     from sim.app import engine
-    from sim.reporting.charts import scenario_label
     from sim.reporting.html import write_report
 
     parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.splitlines()[0])
@@ -70,9 +69,9 @@ def report(argv: Sequence[str] | None = None) -> Path:
     runs = {}
     for name, config in configs.items():
         started = time.perf_counter()
-        runs[name] = engine.run_scenario(config, name=name, label=scenario_label(name),
-                                         workers=args.workers)
-        print(f"{scenario_label(name)}: {runs[name].replications} replications in "
+        label = engine.scenario_title(name, config, configs["baseline"])
+        runs[name] = engine.run_scenario(config, name=name, label=label, workers=args.workers)
+        print(f"{label}: {runs[name].replications} replications in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
     comparison = engine.compare(runs)
     path = write_report(runs, comparison, args.out)

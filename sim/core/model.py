@@ -494,6 +494,8 @@ class Model:
         p.chosen = t
         if t > env.now:
             yield env.timeout(t - env.now)
+            p.chosen = env.now  # now + (t - now) may miss t by a rounding error
+            p.funded = min(p.funded, p.chosen)
 
         request = None
         if p.service:
@@ -513,6 +515,10 @@ class Model:
         leaves = self.rules[p.pathway].next_open(p.transferred)
         if leaves > env.now:
             yield env.timeout(leaves - env.now)
+            # now + (leaves - now) may miss leaves by a rounding error: keep the order exact
+            p.transferred = min(p.transferred, env.now)
+            p.summarised = min(p.summarised, p.transferred)
+            p.equipped = min(p.equipped, p.summarised)
         return request
 
     def _summary_done(self, p: Patient) -> float:

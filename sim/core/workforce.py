@@ -44,6 +44,7 @@ class Roster:
                  rng: np.random.Generator) -> None:
         self.env, self.settings, self.rng = env, settings, rng
         self.posts = [_Post(j) for j, n in enumerate(posts) for _ in range(n)]
+        self._posts = list(posts)
         self.working = [0] * len(posts)
         """Carers in post and not off sick, by provider."""
         self.in_post = TimeWeighted()
@@ -60,6 +61,10 @@ class Roster:
         days = settings.sickness_days_per_year
         self._well = mean_episode * (365.0 - days) / days if days > 0 else math.inf
         """Mean days between sickness episodes, so that ``days`` a year are spent sick."""
+
+    def posts_of(self, provider: int) -> int:
+        """How many posts provider ``provider`` (its index) has, filled or not."""
+        return self._posts[provider]
 
     def start(self) -> None:
         """Put every post in its steady state and start its events."""

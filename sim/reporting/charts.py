@@ -36,6 +36,10 @@ from sim.reporting.stats import summarise  # noqa: E402
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
            "#000000")
 """Okabe-Ito colours, distinguishable with the common colour-vision deficiencies."""
+CATEGORY_COLOURS = tuple(c for c in PALETTE if c != "#000000") + (
+    "#882255", "#44AA99", "#999933", "#332288")
+"""Colours of categories (scenarios, causes): Okabe-Ito without black (error bars are black),
+then four of Paul Tol's colour-blind-safe ones; beyond these, colours repeat hatched."""
 BASELINE_COLOUR = "#6E6E6E"
 BETTER, WORSE, NO_CHANGE = "#0072B2", "#D55E00", "#BBBBBB"
 """The change from baseline: blue fewer (better), vermilion more (worse), grey no detectable
@@ -77,15 +81,16 @@ SETTING_LABELS = {
 
 SCENARIO_LABELS = {
     "baseline": "Baseline",
-    "extra_homecare": "25 more carers",
-    "more_care_home_beds": "40 more care-home places",
+    "extra_homecare": "More carers",
+    "more_care_home_beds": "More care-home places",
     "seven_day_discharge": "Seven-day discharge",
     "discharge_to_assess": "Discharge to assess",
-    "winter_surge": "Winter surge (12% more admissions)",
+    "winter_surge": "Winter surge",
     "harm": "Harm of waiting modelled",
+    "one_pool": "One pool per service (the model before markets)",
 }
-"""Plain-English names of the scenarios in ``configs/scenario/`` (tests check their numbers
-against the files)."""
+"""Plain-English names of the scenarios in ``configs/scenario/``, without numbers (a file's
+numbers can change; :func:`sim.app.engine.scenario_title` says them from the config)."""
 
 
 def setting_label(key: str) -> str:
@@ -162,10 +167,14 @@ def to_png(fig: plt.Figure, close: bool = True) -> bytes:
     return buffer.getvalue()
 
 
-def _errors(mean, low, high):
+def _errors(mean, low, high, floor: float | None = 0.0):
+    """Error-bar lengths of an interval, cut at ``floor`` (delays and bed-days are never
+    below 0; None for a change, which can be)."""
     mean, low, high = (np.asarray(v, dtype=float) for v in (mean, low, high))
     if np.isnan(low).all():
         return None
+    if floor is not None:
+        low = np.maximum(low, floor)
     return np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
 
 
@@ -187,8 +196,14 @@ def _weekly(daily: pd.DataFrame, column: str, upper: float | None = None) -> pd.
 
 def _colours(names: list[str], baseline: str = "baseline") -> dict[str, str]:
     """A colour per scenario, the baseline grey, the others in palette order."""
-    others = iter(PALETTE)
+    others = (CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i in range(len(names)))
     return {name: BASELINE_COLOUR if name == baseline else next(others) for name in names}
+
+
+def _category(i: int) -> tuple[str, str | None]:
+    """The colour and hatching of the i-th category: each its own colour, then hatched."""
+    return (CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)],
+            None if i < len(CATEGORY_COLOURS) else "//")
 
 
 def _as_mapping(tables, name: str = "") -> dict[str, pd.DataFrame]:
@@ -263,9 +278,10 @@ def response_curve(summary: pd.DataFrame, parameter: str, path: Path | None = No
         scale = 100 if entry.percent else 1
         s = summary[summary["metric"] == metric].sort_values(parameter)
         ax.plot(s[parameter], s["mean"] * scale, marker="o", markersize=8, color=colour)
-        if n > 1:
-            ax.fill_between(s[parameter], s["ci_low"] * scale, s["ci_high"] * scale, alpha=0.25,
-                            color=colour, lw=0)
+        if n > 1:  # a share's interval is kept within 0 to 100%
+            low, high = (s[c].clip(0, 1) if entry.percent else s[c] for c in ("ci_low", "ci_high"))
+            ax.fill_between(s[parameter], low * scale, high * scale, alpha=0.25, color=colour,
+                            lw=0)
         for label, value in (marks or {}).items():
             ax.axvline(value, color="#444444", ls=":", lw=1.5)
             ax.annotate(label, (value, 1), xycoords=("data", "axes fraction"), fontsize=12,
@@ -383,7 +399,8 @@ def _weekly_counts(dailies: Mapping[str, pd.DataFrame], column: str, warmup_days
     ax.set_xlim(left=0)
     axis_note = ""
     if capacity is not None:
-        ax.axhline(capacity, color="black", lw=3, label=f"capacity: {capacity:,.0f} beds")
+        ax.axhline(capacity, color="black", lw=3, zorder=2,  # under the lines that reach it
+                   label=f"capacity: {capacity:,.0f} beds")
         bottom = _axis_start(np.nanmin(lows + [capacity]), capacity)
         ax.set_ylim(bottom=bottom, top=capacity + (capacity - bottom) * 0.12)
         if bottom > 0:
@@ -404,8 +421,9 @@ def _axis_start(lowest: float, capacity: float) -> float:
     when that is under half the capacity (zooming would then exaggerate)."""
     if not np.isfinite(lowest) or lowest < capacity / 2:
         return 0.0
-    step = 10 ** np.floor(np.log10(max(capacity - lowest, 1.0)))
-    start = np.floor((lowest - (capacity - lowest) * 0.3) / step) * step
+    span = max(capacity - lowest, 0.05 * capacity, 1.0)  # a full hospital: 5% of its beds
+    step = 10 ** np.floor(np.log10(span))
+    start = np.floor((lowest - span * 0.3) / step) * step
     return float(max(start, 0.0))
 
 
@@ -435,7 +453,7 @@ def _change_bars(ax: plt.Axes, rows: pd.DataFrame, y: np.ndarray, unit: str,
     low = rows["diff_ci_low"].to_numpy(float) * scale
     high = rows["diff_ci_high"].to_numpy(float) * scale
     colours = [BETTER if h < 0 else WORSE if lo > 0 else NO_CHANGE for lo, h in zip(low, high)]
-    ax.barh(y, diff, color=colours, xerr=_errors(diff, low, high), capsize=5)
+    ax.barh(y, diff, color=colours, xerr=_errors(diff, low, high, floor=None), capsize=5)
     ax.axvline(0, color="black", lw=1.2)
     span = max(np.nanmax(np.abs(np.concatenate([low, high, diff]))) if len(diff) else 1, 1e-9)
     for yi, d, lo, hi in zip(y, diff, low, high):
@@ -477,14 +495,15 @@ def delay_by_cause(tidy: pd.DataFrame, causes: Mapping[str, str], path: Path | N
     scenarios = list(dict.fromkeys(tidy["scenario"]))
     total = s[s["metric"] == "delayed_days_per_30d"].set_index("scenario").reindex(scenarios)
     n = int(total["replications"].min())
-    fig, ax = plt.subplots(figsize=(14, 1.0 * len(scenarios) + 3))
+    fig, ax = plt.subplots(figsize=(14, max(1.0 * len(scenarios) + 3, 0.65 * len(causes) + 1)))
     y = np.arange(len(scenarios))[::-1]
     left = np.zeros(len(scenarios))
-    for (cause, label), colour in zip(causes.items(), PALETTE):
+    for i, (cause, label) in enumerate(causes.items()):
         values = (s[s["metric"] == f"delayed_days_per_30d.{cause}"].set_index("scenario")
                   .reindex(scenarios)["mean"].fillna(0).to_numpy())
-        ax.barh(y, values, left=left, color=colour, label=_wrap(label[:1].upper() + label[1:], 26),
-                edgecolor="white", lw=0.8)
+        colour, hatch = _category(i)
+        ax.barh(y, values, left=left, color=colour, hatch=hatch,
+                label=_wrap(label[:1].upper() + label[1:], 26), edgecolor="white", lw=0.8)
         left += values
     ax.errorbar(total["mean"], y, xerr=_errors(total["mean"], total["ci_low"], total["ci_high"]),
                 fmt="none", color="black", capsize=6, lw=1.5)
@@ -551,7 +570,7 @@ def patient_flow(flows: pd.DataFrame, path: Path | None = None, title: str = "",
                     place[stage, row.source, row.target] = cursor
                     cursor -= row.patients
     middle = 1 if len(columns) > 2 else 0
-    colour = {node: PALETTE[i % len(PALETTE)] for i, node in enumerate(columns[middle])}
+    colour = {node: _category(i)[0] for i, node in enumerate(columns[middle])}
     fig, ax = plt.subplots(figsize=(15, 8))
     for stage in stages:
         for row in flows[flows["stage"] == stage].itertuples(index=False):

@@ -16,6 +16,7 @@ import base64
 import datetime as dt
 import html
 import math
+import re
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
@@ -138,6 +139,20 @@ def plain_table(comparison: pd.DataFrame, labels: Mapping[str, str] | None = Non
     return pd.DataFrame(rows)
 
 
+def measures_table(comparison: pd.DataFrame, labels: Mapping[str, str] | None = None,
+                   baseline: str = "baseline") -> pd.DataFrame:
+    """:func:`plain_table` with each scenario in one column, its value above its change and
+    the 95% CI of the change (a page is too narrow for two columns per scenario)."""
+    table = plain_table(comparison, labels, baseline)
+    out = table[["measure", "unit"]].copy()
+    names = [(labels or {}).get(n, n) for n in dict.fromkeys(comparison["scenario"])]
+    for name in (n for n in names if n in table.columns):
+        change = f"{name}: change (95% CI)"
+        out[name] = (table[name] + "\n" + table[change]) if change in table.columns \
+            else table[name]
+    return out
+
+
 def setting_text(value: Any) -> str:
     """A setting's value as people read it."""
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) for v in value):
@@ -184,19 +199,28 @@ th, td { border: 1px solid #ccc; padding: .35rem .6rem; vertical-align: top; }
 th { background: #f0f0f0; text-align: left; } td.n { text-align: right; white-space: nowrap; }
 img { max-width: 100%; height: auto; margin: .5rem 0 1.5rem; border: 1px solid #eee; }
 .better { color: #0072B2; font-weight: bold; } .worse { color: #D55E00; font-weight: bold; }
-.small { color: #555; font-size: .9rem; }
+.small { color: #555; font-size: .9rem; } .change { color: #444; font-size: .85rem; }
+.warning { background: #fff4e5; border-left: 6px solid #D55E00; padding: .2rem 1rem; }
 """
 
+_NUMBER = re.compile(r"^[-+]?\d")
 
-def _table_html(table: pd.DataFrame, numeric_from: int = 1) -> str:
+
+def _cell(value: Any, name: bool = False) -> str:
+    """A table cell: a number right-aligned (not in the column of names), a second line (a
+    change) in smaller type."""
+    text = str(value)
+    css = ' class="n"' if _NUMBER.match(text) and not name else ""
+    first, _, second = text.partition("\n")
+    body = html.escape(first) + (f"<br><span class='change'>{html.escape(second)}</span>"
+                                 if second else "")
+    return f"<td{css}>{body}</td>"
+
+
+def _table_html(table: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    body = []
-    for row in table.itertuples(index=False):
-        cells = []
-        for i, value in enumerate(row):
-            css = ' class="n"' if i >= numeric_from else ""
-            cells.append(f"<td{css}>{html.escape(str(value))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+    body = ["<tr>" + "".join(_cell(v, name=i == 0) for i, v in enumerate(row)) + "</tr>"
+            for row in table.itertuples(index=False)]
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -279,9 +303,36 @@ def _assumptions(params: Params, replications: int) -> list[str]:
         "is a delayed-discharge bed-day. Community capacity is shared first come first served "
         "with people referred from the community.",
         "The defaults describe a plausible English acute trust, not a particular one; their "
-        "sources and the calibration are in docs/calibration.md. Carers' turnover and other "
-        "workforce dynamics are not modelled.",
+        "sources and the calibration are in docs/calibration.md. " + _workforce(homecare),
     ]
+
+
+def _workforce(homecare: Any) -> str:
+    """Whether carers come and go in these runs (a model with a workforce says so in
+    ``staff.workforce``; without one, every post is always filled)."""
+    workforce = getattr(getattr(homecare, "staff", None), "workforce", None)
+    if workforce is not None and getattr(workforce, "enabled", False):
+        return (f"Carers leave and their posts stay vacant until filled (turnover "
+                f"{workforce.turnover_per_year:.0%} a year).")
+    return ("Every carer's post is always filled: carers' turnover and vacancies are not in "
+            "these runs.")
+
+
+def _warnings_html(runs: Mapping[str, Run], labels: Mapping[str, str]) -> list[str]:
+    """The command line's warnings (a queue that grew all run), each naming its scenario."""
+    from sim.reporting.report import queue_warnings
+
+    lines = [f"{labels[name]}: {line}." for name, run in runs.items()
+             for line in queue_warnings(run)]
+    if not lines:
+        return []
+    return ["<div class='warning'><h2>Warning: queues that grew all run</h2><ul>",
+            *(f"<li>{html.escape(line)}</li>" for line in lines), "</ul></div>"]
+
+
+def _in_words(verdict_: str) -> str:
+    """A verdict on the delayed bed-days as a sentence's end: ``fewer delayed bed-days``."""
+    return f"{verdict_} delayed bed-days" if verdict_ in ("fewer", "more") else verdict_
 
 
 def report_html(runs: Mapping[str, Run], comparison: pd.DataFrame, baseline: str = "baseline",
@@ -305,7 +356,7 @@ def report_html(runs: Mapping[str, Run], comparison: pd.DataFrame, baseline: str
                          format_change(r["difference"], math.nan, math.nan, metric),
                          format_change(r["diff_ci_low"], math.nan, math.nan, metric) + " to "
                          + format_change(r["diff_ci_high"], math.nan, math.nan, metric),
-                         verdict(r["diff_ci_low"], r["diff_ci_high"])))
+                         _in_words(verdict(r["diff_ci_low"], r["diff_ci_high"]))))
     key = pd.DataFrame(key_rows, columns=["scenario", "delayed bed-days per 30 days",
                                           "change from baseline", "95% CI of the change",
                                           "what it means"])
@@ -319,11 +370,13 @@ def report_html(runs: Mapping[str, Run], comparison: pd.DataFrame, baseline: str
         "changes the baseline system; the change from the baseline is shown with its 95% "
         f"confidence interval over {n} replications. A change whose interval excludes zero is "
         "a real effect of the scenario, not noise.</p>",
+        *_warnings_html(runs, labels),
         "<h2>Headline: delayed bed-days</h2>", _table_html(key),
         "<h2>All measures</h2>",
-        "<p class='small'>Each scenario's value, then its change from the baseline with the 95% "
-        "confidence interval of the change. Per cent measures change in percentage points.</p>",
-        _table_html(plain_table(comparison, labels, baseline), numeric_from=2),
+        "<p class='small'>Each scenario's value, and under it its change from the baseline "
+        "with the 95% confidence interval of the change. Per cent measures change in "
+        "percentage points.</p>",
+        _table_html(measures_table(comparison, labels, baseline)),
         "<h2>Charts</h2>",
     ]
     for heading, what, png in chart_images(runs, comparison, baseline):
@@ -340,7 +393,7 @@ def report_html(runs: Mapping[str, Run], comparison: pd.DataFrame, baseline: str
                               for k, a, b in diffs],
                              columns=["setting", "code name", "baseline", labels[name]])
         parts.append(f"<h3>{html.escape(labels[name])}</h3>")
-        parts.append(_table_html(table, numeric_from=2) if len(table) else
+        parts.append(_table_html(table) if len(table) else
                      "<p>No setting differs from the baseline.</p>")
     parts.append("<h2>Assumptions</h2><ul>")
     parts += [f"<li>{html.escape(a)}</li>" for a in _assumptions(base.params, n)]
