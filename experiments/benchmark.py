@@ -234,10 +234,25 @@ def show(rows: Iterable[Row]) -> list[Row]:
 
 # ----------------------------------------------------------------------------- 1. default system
 def bench_default(plan: Plan) -> list[Row]:
-    rates, patients = patient_rates(one_year(Params()), plan.default_repetitions)
+    """The default system, and the system before the mechanisms of why patients wait
+    (``scenario=one_pool``), repetitions alternating so that the machine's load falls on both;
+    the ratio of their medians is what the mechanisms cost."""
+    default, before = one_year(Params()), one_year(load_config(["scenario=one_pool"]).params)
+    rates: list[float] = []
+    before_rates: list[float] = []
+    for _ in range(plan.default_repetitions):
+        now, patients = patient_rates(default, 1)
+        then, before_patients = patient_rates(before, 1)
+        rates += now
+        before_rates += then
+    slower = statistics.median(before_rates) / statistics.median(rates)
     return [median_row("1 default", "patients per CPU-second (1 year, 1 core)", rates,
                        "patients/CPU-s"),
-            Row("1 default", "patients in the run (warm-up included)", patients, "patients")]
+            Row("1 default", "patients in the run (warm-up included)", patients, "patients"),
+            median_row("1 default", "one_pool (before markets and workforce): patients per "
+                       "CPU-second", before_rates, "patients/CPU-s"),
+            Row("1 default", f"one_pool ({before_patients:,} patients) / default: CPU per "
+                "patient", slower, "x", "<= 1.5", slower <= 1.5)]
 
 
 # ----------------------------------------------------------------------------- 2. tandem vs peers

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import matplotlib
+import pandas as pd
 import pytest
 
 matplotlib.use("Agg")
@@ -69,6 +70,13 @@ def test_every_chart_is_drawn_in_the_one_style(runs, tmp_path):
         "cause": lambda p: charts.delay_by_cause(tidy, causes(params), path=p, labels=labels),
         "flow": lambda p: charts.patient_flow(base.mean_flows(), path=p, replications=2,
                                               days=params.run.measured_days),
+        "harm_circle": lambda p: charts.harm_circle(
+            analysis.scenario_comparison(tidy, "baseline", analysis.HARM_METRICS), p,
+            labels=labels),
+        "fitted_sets": lambda p: charts.fitted_sets(pd.DataFrame({
+            "set": [1, 1, 2, 2], "scenario": ["extra_homecare", "seven_day_discharge"] * 2,
+            "change": [-40.0, -300.0, -10.0, -280.0], "ci_low": [-60.0, -330.0, -30.0, -310.0],
+            "ci_high": [-20.0, -270.0, 12.0, -250.0], "replications": [10] * 4}), p),
     }
     for name, draw in drawn.items():
         path = tmp_path / f"{name}.png"

@@ -34,6 +34,7 @@ def fixed_system(acute: float, delay: float, **updates) -> Params:
         "pathways.p3.share": 0.0, "acute.beds": 10_000,
         "pathways.p0.acute_stay": Distribution("fixed", acute),
         "pathways.p0.transfer": Distribution("fixed", delay),
+        "pathways.p0.summary": Distribution("fixed", 0.0),
         "pathways.p0.rule": Window(enabled=False), **updates})
 
 

@@ -68,10 +68,24 @@ _NO_COMMUNITY = {
 }
 
 
+_PLAIN = {
+    **{f"services.{name}.market.enabled": False for name in ("homecare", "step_down", "care_home")},
+    "services.homecare.staff.workforce.enabled": False,
+    **{f"pathways.{k}.{step}": Distribution("fixed", 0.0)
+       for k in ("p0", "p1", "p2", "p3") for step in ("summary", "choice")},
+    **{f"pathways.{k}.{share}": 0.0
+       for k in ("p0", "p1", "p2", "p3") for share in ("funded_share", "equipment_share")},
+}
+"""The mechanisms of why patients wait switched off: one first-come-first-served pool per
+service that takes everyone it has room for, and no steps in hospital besides those set."""
+
+
 def queue_params(arrival_rate: float, mean_stay: float, beds: int, days: float,
                  warmup_days: float, divert: bool = False, seed: int = 1) -> Params:
-    """The model as M/M/c (or M/M/c/c with ``divert``): pathway 0 only, no rules."""
+    """The model as M/M/c (or M/M/c/c with ``divert``): pathway 0 only, no rules, no steps,
+    and the community services plain pools."""
     return override(Params(), {
+        **_PLAIN,
         "run.days": days, "run.warmup_days": warmup_days, "run.seed": seed,
         "admissions.per_day": arrival_rate, "admissions.day_of_week": _FLAT_DAY,
         "admissions.hour_of_day": _FLAT_HOUR,
@@ -89,7 +103,8 @@ def tandem_params(arrival_rate: float, acute_mean_stay: float, acute_beds: int,
                   care_home_mean_stay: float, care_home_places: int, days: float,
                   warmup_days: float, seed: int = 1) -> Params:
     """The model as the tandem network of :mod:`sim.checks.peers`: everyone on pathway 3, assessed
-    instantly, no rules or transfer time, care homes used by hospital patients only."""
+    instantly, no rules or transfer time, care homes used by hospital patients only, as one
+    first-come-first-served pool that takes everyone it has room for (ciw's node)."""
     return override(queue_params(arrival_rate, acute_mean_stay, acute_beds, days, warmup_days,
                                  seed=seed), {
         "pathways.p0.share": 0.0, "pathways.p3.share": 1.0,

@@ -14,13 +14,15 @@ which writes everything to ``results/NAME/``. There are two kinds:
 * a **study** that runs its own cases (:data:`STUDIES`): validation against queueing theory
   and a peer simulator; the calibration check (the configured system against a targets file,
   ``configs/targets/``); and the calibration itself (Optuna fits the targets file's parameters,
-  resumably, and saves the best sets as scenarios).
+  resumably, and saves the best sets as scenarios), and the scenario comparison rerun on each
+  of those sets, to say which conclusions hold on all of them.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -28,7 +30,8 @@ import pandas as pd
 
 from sim.config.schema import CONFIG_DIR, AppConfig
 from sim.core.catalogue import catalogue, describe
-from sim.core.params import Run
+from sim.core.model import simulate
+from sim.core.params import Params, Run, override
 from sim.reporting import analysis, charts
 from sim.reporting.tables import write_table
 
@@ -61,6 +64,22 @@ def _scenario_comparison(tidy: pd.DataFrame, folder: Path, config: AppConfig) ->
                 f"difference = scenario - {baseline}, paired on common random numbers, with its "
                 "95% CI. A difference whose CI excludes 0 is a real effect of the scenario.")
     charts.scenario_comparison(table, folder / "scenario_comparison.png", baseline)
+
+
+def _harm_comparison(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
+    """The scenario comparison with the harm of waiting on, with every harm metric, and the
+    circle of harm."""
+    baseline = config.experiment.baseline
+    table = analysis.scenario_comparison(tidy, baseline, analysis.HARM_METRICS,
+                                         entries=catalogue(config.params))
+    n = int(table["replications"].min())
+    write_table(_labelled(table, config), folder, "harm_comparison",
+                f"# How much harm each lever avoids\n\nWith the harm of waiting switched on in "
+                f"every scenario (docs/harm.md). Mean and 95% CI over {n} replications per "
+                f"scenario; difference = scenario - {baseline}, paired on common random numbers, "
+                "with its 95% CI.")
+    charts.scenario_comparison(table, folder / "harm_comparison.png", baseline)
+    charts.harm_circle(table, folder / "harm_circle.png")
 
 
 def _response_curve(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
@@ -102,6 +121,7 @@ def _warmup(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
 Analysis = Callable[[pd.DataFrame, Path, AppConfig], None]
 ANALYSES: dict[str, Analysis] = {
     "scenario_comparison": _scenario_comparison,
+    "harm_comparison": _harm_comparison,
     "response_curve": _response_curve,
     "weekend_rules": _weekend_rules,
     "warmup": _warmup,
@@ -213,9 +233,132 @@ def _write_fit(table: pd.DataFrame, folder: Path, title: str, replications: int,
     return 0
 
 
+def _flat(node: object, prefix: str = "") -> dict[str, object]:
+    """A dataclass tree as dotted leaves (tables by key; lists and scalars are leaves)."""
+    if is_dataclass(node):
+        items = [(f.name, getattr(node, f.name)) for f in fields(node)]
+    elif isinstance(node, dict):
+        items = list(node.items())
+    else:
+        return {prefix[:-1]: node}
+    out: dict[str, object] = {}
+    for key, value in items:
+        out.update(_flat(value, f"{prefix}{key}."))
+    return out
+
+
+def scenario_changes(baseline: Params, scenario: Params) -> dict[str, object]:
+    """The settings a scenario changes from the baseline, by dotted name (the run settings
+    and the scenario's name aside)."""
+    before, after = _flat(baseline), _flat(scenario)
+    return {key: value for key, value in after.items()
+            if not key.startswith("run.") and before.get(key, object()) != value}
+
+
+def on_fitted_set(baseline: Params, fitted: dict[str, float], changes: dict[str, object]
+                  ) -> Params:
+    """A scenario's changes applied to the baseline refitted with ``fitted`` values: a change
+    to a fitted number is applied as the same step from the fitted value (25 more carers than
+    the set has), any other change as it is."""
+    before = _flat(baseline)
+    updates: dict[str, object] = dict(fitted)
+    for key, value in changes.items():
+        if key in fitted and isinstance(value, (int, float)) and not isinstance(value, bool):
+            step = value - before[key]  # type: ignore[operator]
+            updates[key] = type(value)(fitted[key] + step)
+        else:
+            updates[key] = value
+    return override(baseline, updates)
+
+
+def _delayed_days(args: tuple[Params, int]) -> float:
+    params, replication = args
+    return simulate(params, replication).value("delayed_days_per_30d")
+
+
+def _fitted_sets(config: AppConfig, folder: Path) -> int:
+    """Rerun the scenario comparison on each of the calibration's best parameter sets
+    (results/calibration/best_sets.csv), and say which conclusions hold on all of them."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sim.reporting.stats import estimate
+    from sim.running.runner import default_workers
+
+    source = RESULTS / "calibration" / "best_sets.csv"
+    if not source.is_file():
+        print(f"experiments/run.py: error: {source} is missing: run "
+              "`experiments/run.py calibration` first", file=sys.stderr)
+        return 2
+    sets = pd.read_csv(source)
+    names = [c for c in sets.columns if c not in ("rank", "trial", "loss")]
+    baseline, n = config.params, config.run.replications
+    scenarios = {name: scenario_changes(baseline, _scenario(name))
+                 for name in config.experiment.scenarios}
+    runs = [(int(row["rank"]), scenario, on_fitted_set(
+        baseline, {k: row[k].item() if hasattr(row[k], "item") else row[k] for k in names},
+        changes)) for _, row in sets.iterrows()
+        for scenario, changes in {"baseline": {}, **scenarios}.items()]
+    tasks = [(params, k) for _, _, params in runs for k in range(n)]
+    print(f"{len(sets)} fitted sets x {len(scenarios)} scenarios and the baseline x {n} "
+          f"replications: {len(tasks)} runs", flush=True)
+    with ProcessPoolExecutor(default_workers(len(tasks))) as pool:
+        values = list(pool.map(_delayed_days, tasks, chunksize=1))
+    by_run = {(rank, scenario): values[i * n:(i + 1) * n]
+              for i, (rank, scenario, _) in enumerate(runs)}
+    rows = []
+    for rank in sets["rank"].astype(int):
+        base = by_run[(rank, "baseline")]
+        for scenario in scenarios:
+            change = estimate([a - b for a, b in zip(by_run[(rank, scenario)], base)])
+            rows.append({"set": rank, "scenario": scenario, "baseline": float(pd.Series(base)
+                                                                              .mean()),
+                         "change": change.mean, "ci_low": change.low, "ci_high": change.high,
+                         "replications": n})
+    table = pd.DataFrame(rows)
+    table["effect"] = ["fewer" if h < 0 else "more" if lo > 0 else "no detectable change"
+                       for lo, h in zip(table["ci_low"], table["ci_high"])]
+    table["rank_in_set"] = table.groupby("set")["change"].rank(method="min").astype(int)
+    conclusions = _conclusions(table, len(sets))
+    write_table(table, folder, "fitted_sets",
+                f"# The scenario comparison on each of the {len(sets)} best fitted sets\n\n"
+                f"Change in delayed-discharge bed-days per 30 days from each set's own baseline, "
+                f"paired on common random numbers, mean and 95% CI over {n} replications; "
+                "`rank_in_set` 1 is the largest saving in that set.\n\n"
+                + "\n".join(f"- {line}" for line in conclusions))
+    charts.fitted_sets(table, folder / "fitted_sets.png")
+    print("\n".join(conclusions))
+    print(f"Report: {folder}/fitted_sets.md, fitted_sets.png")
+    return 0
+
+
+def _scenario(name: str) -> Params:
+    from sim.config.schema import load_config
+    return load_config([f"scenario={name}"]).params
+
+
+def _conclusions(table: pd.DataFrame, sets: int) -> list[str]:
+    """In plain words: for each scenario, in how many sets it saves (or adds) delayed days with
+    an interval that excludes 0, and where it ranks."""
+    lines = []
+    order = table.groupby("scenario")["change"].mean().sort_values().index
+    for scenario in order:
+        mine = table[table["scenario"] == scenario]
+        fewer, more = int((mine["effect"] == "fewer").sum()), int((mine["effect"] == "more").sum())
+        ranks = sorted(set(mine["rank_in_set"]))
+        where = (f"rank {ranks[0]} in every set" if len(ranks) == 1
+                 else f"ranks {ranks[0]}-{ranks[-1]}")
+        verdict = (f"saves delayed days in {fewer} of {sets} sets" if fewer
+                   else f"adds delayed days in {more} of {sets} sets" if more
+                   else f"no detectable change in any of {sets} sets")
+        lines.append(f"{scenario}: {verdict} ({mine['change'].min():+,.0f} to "
+                     f"{mine['change'].max():+,.0f} bed-days per 30 days; {where})")
+    return lines
+
+
 Study = Callable[[AppConfig, Path], int]
 STUDIES: dict[str, Study] = {"validation": _validation, "calibration": _calibration,
-                             "calibration_check": _calibration_check}
+                             "calibration_check": _calibration_check,
+                             "fitted_sets": _fitted_sets}
 """Experiments that run their own cases rather than a sweep of the configured system; each
 returns the exit status."""
 

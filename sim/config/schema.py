@@ -13,7 +13,7 @@ import copy
 import hashlib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, get_type_hints
+from typing import Iterator, List, Sequence, get_type_hints
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
@@ -43,7 +43,7 @@ class Experiment:
     own cases (validation, calibration). ``parameter`` is the swept setting of a response curve;
     ``baseline`` the scenario others are compared with; ``targets`` a targets file for a
     calibration (``configs/targets/NAME.yaml``), with the number of ``trials``, the best sets to
-    ``keep`` and a time limit."""
+    ``keep`` and a time limit; ``scenarios``, those a study reruns on each fitted set."""
 
     name: str = ""
     analysis: str = ""
@@ -53,6 +53,7 @@ class Experiment:
     trials: int = 100
     keep: int = 5
     time_limit_minutes: float = 30.0
+    scenarios: List[str] = field(default_factory=list)
 
 
 @dataclass

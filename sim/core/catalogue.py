@@ -96,6 +96,8 @@ _FIXED: tuple[Metric, ...] = (
     Metric("fit_discharged_next_day_share", "fraction of fit patients at midnight",
            "medically fit patients at midnight discharged by the next midnight", BEDS,
            percent=True),
+    Metric("long_stay_delayed_so_far", "days (midnight census)",
+           "days delayed so far, medically fit patients in hospital 21 days or more", DELAYS),
     Metric("delay_mean.long_stay", _DAYS,
            "mean delay of patients discharged after 21 days or more in hospital", DELAYS),
     Metric("weekend_discharge_ratio", "weekend-day / weekday discharges",

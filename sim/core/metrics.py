@@ -158,6 +158,21 @@ def _discharged_next_day(patients: pd.DataFrame, lo: float, hi: float) -> float:
     return float(discharged.sum() / midnights.sum()) if midnights.sum() else np.nan
 
 
+def _long_stay_delayed_so_far(patients: pd.DataFrame, lo: float, hi: float) -> float:
+    """At the window's midnights, over the medically fit patients who have been in hospital 21
+    days or more, the mean days since they became fit: the census that "patients in hospital
+    over 3 weeks were delayed about 14 days on average" describes. A patient counted at the
+    midnights d = a, a + 1, ..., a + n - 1 adds n and n (a - fit) + n (n - 1) / 2."""
+    bed, fit = patients["bed"].to_numpy(float), patients["fit"].to_numpy(float)
+    gone = _bed_left(patients)
+    a = np.ceil(np.maximum(np.maximum(bed + LONG_STAY, fit), lo))
+    b = np.minimum(np.where(np.isnan(gone), hi, gone), hi)
+    keep = ~np.isnan(fit) & ~np.isnan(bed) & (b > a)
+    a, n = a[keep], np.ceil(b[keep]) - a[keep]
+    days = n * (a - fit[keep]) + n * (n - 1) / 2
+    return float(days.sum() / n.sum()) if n.sum() else np.nan
+
+
 def _growth(days: np.ndarray, counts: np.ndarray) -> float:
     """The least-squares slope of ``counts`` over ``days`` (people per day); 0 if too short."""
     if days.size < 2:
@@ -260,6 +275,7 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
     add("fit_in_hospital_share", measured["fit_in_hospital"].sum() / occupied if occupied else 0.0)
     add("long_stay_share", measured["long_stay"].sum() / occupied if occupied else 0.0)
     add("fit_discharged_next_day_share", _discharged_next_day(patients, lo, hi))
+    add("long_stay_delayed_so_far", _long_stay_delayed_so_far(patients, lo, hi))
     queue_end = int((~diverted & np.isnan(bed) & np.isnan(left) & ~died).sum())
     add("bed_queue_end", queue_end)
     growth = _growth(measured["day"].to_numpy(float), measured["waiting_for_bed"].to_numpy(float))

@@ -467,21 +467,21 @@ def _services() -> Dict[str, Service]:
     workforce (one pool per service, tuned transfer times)."""
     brokerage = Window(True, list(BROKERAGE_HOURS), 9, 17)
     homecare = Service(
-        # 205 posts of 25 carer-hours a week, about 9.4% of them vacant at any time; a package
+        # 229 posts of 25 carer-hours a week, about 9.4% of them vacant at any time; a package
         # of 9 hours a week for about 16 days (IPACS/BNSSG pathway-1 stays 12-19 days).
-        unit="carer-hours/week", staff=Staff(205, 25.0, Workforce(enabled=True)),
+        unit="carer-hours/week", staff=Staff(248, 25.0, Workforce(enabled=True)),
         amount=Distribution("gamma", 9.0, 5.0), stay=Distribution("lognormal", 16.0, 10.0),
         community_referrals_per_day=4.0, initial_utilisation=0.85,
         market=Market(
             enabled=True,
             # Localities with their own carers: a rural package waits while town carers are free.
-            segments=[Segment("town", 0.65, 0.67, 8), Segment("rural", 0.35, 0.33, 4, 0.8)],
-            acceptance=0.6, complex_share=0.12, complex_amount=2.0, complex_acceptance=0.5,
+            segments=[Segment("town", 0.65, 0.655, 8), Segment("rural", 0.35, 0.345, 4, 0.8)],
+            acceptance=0.87, complex_share=0.12, complex_amount=2.0, complex_acceptance=0.3,
             incomplete_acceptance=0.7, weekend_acceptance=0.5, round_days=0.5,
             hours=Window(True, list(MONDAY_TO_SATURDAY), 9, 17),
             suspensions_per_year=0.1, suspension=Distribution("lognormal", 90.0, 45.0)))
     step_down = Service(
-        unit="places", capacity=120, stay=Distribution("lognormal", 38.0, 20.0),
+        unit="places", capacity=117, stay=Distribution("lognormal", 38.0, 20.0),
         then={HOME: 0.55, "homecare": 0.35, "care_home": 0.10},
         community_referrals_per_day=0.8, initial_utilisation=0.9,
         market=Market(
@@ -489,17 +489,17 @@ def _services() -> Dict[str, Service]:
             # Community hospitals and rehabilitation units in three localities.
             segments=[Segment("north", 0.3, 0.3, 2), Segment("central", 0.4, 0.4, 2),
                       Segment("south", 0.3, 0.3, 2)],
-            acceptance=0.7, incomplete_acceptance=0.8, round_days=1.0, hours=brokerage))
+            acceptance=0.18, incomplete_acceptance=0.8, round_days=1.0, hours=brokerage))
     care_home = Service(
-        unit="places", capacity=900, stay=Distribution("lognormal", 801.0, 1134.0),
-        community_referrals_per_day=0.35, initial_utilisation=0.93,
+        unit="places", capacity=1100, stay=Distribution("lognormal", 801.0, 1134.0),
+        community_referrals_per_day=0.35, initial_utilisation=0.83,
         market=Market(
             enabled=True,
             # Kinds of place that do not substitute; nursing and dementia care harder to place.
             segments=[Segment("residential", 0.5, 0.5, 14),
                       Segment("nursing", 0.33, 0.33, 9, 0.8),
                       Segment("dementia_nursing", 0.17, 0.17, 5, 0.6)],
-            acceptance=0.3, incomplete_acceptance=0.5, weekend_acceptance=0.5, round_days=2.0,
+            acceptance=0.02, incomplete_acceptance=0.5, weekend_acceptance=0.5, round_days=3.5,
             hours=brokerage, suspensions_per_year=0.1,
             suspension=Distribution("lognormal", 120.0, 60.0)))
     return {"homecare": homecare, "step_down": step_down, "care_home": care_home}
@@ -574,14 +574,15 @@ def _pathways() -> Dict[str, Pathway]:
         "p3": _pathway(0.01, 14.0, 11.0, "care_home", 0.15, WEEKDAYS, 9, 17),
     }
     # Equipment and home adaptations for a quarter of homecare patients (assumption).
-    pathways["p1"].equipment_share = 0.25
-    pathways["p1"].equipment = Distribution("lognormal", 2.5, 2.0)
+    pathways["p0"].summary = Distribution("lognormal", 0.07, 0.05)
+    pathways["p1"].equipment_share = 0.15
+    pathways["p1"].equipment = Distribution("lognormal", 1.5, 1.2)
     # Care homes: 37% of residents fund their own care (ONS 2023, not in the project's reference
     # notes: check); the others wait for the council's funding decision. Choosing a home:
     # assumption.
     pathways["p3"].funded_share = 0.63
     pathways["p3"].funding = Distribution("lognormal", 3.0, 2.0)
-    pathways["p3"].choice = Distribution("lognormal", 7.0, 5.0)
+    pathways["p3"].choice = Distribution("lognormal", 4.0, 3.0)
     # Deconditioning (used only when harm.escalation.enabled). Assumption, no published figure:
     # 1% a day, so that about 1 in 10 patients delayed 10 days needs more care; pathway 1
     # escalates mostly to rehabilitation (assumption: 70/30). Calibrate locally.
@@ -601,7 +602,7 @@ class Assessment:
 
     staff: int = 18
     duration: Distribution = field(default_factory=lambda: Distribution("lognormal", 0.1, 0.05))
-    hours: Window = field(default_factory=lambda: Window(True, list(WEEKDAYS), 9, 17))
+    hours: Window = field(default_factory=lambda: Window(True, list(ALL_DAYS), 8, 18, 0.56))
     in_hospital: bool = True
 
     def __post_init__(self) -> None:
@@ -614,7 +615,7 @@ class Ward:
     write the discharge summary with the medicines to take home, in ``hours`` (at weekends at
     the pace ``hours.weekend_cover``)."""
 
-    hours: Window = field(default_factory=lambda: Window(True, list(ALL_DAYS), 8, 18, 0.5))
+    hours: Window = field(default_factory=lambda: Window(True, list(ALL_DAYS), 8, 18, 0.95))
 
 
 @dataclass

@@ -51,6 +51,8 @@ class Roster:
         self.sick = TimeWeighted()
         self.joined: list[float] = []
         self.left: list[float] = []
+        self.fell_sick: list[float] = []
+        """When carers joined, left, and fell sick (for the metrics and checks)."""
         self.on_change: Callable[[int, int], None] = lambda provider, working: None
         """Called with a provider's index and its carers working, whenever that changes."""
         self._fill = sampler(settings.time_to_fill, rng)
@@ -117,6 +119,7 @@ class Roster:
         if token != post.token or not post.filled or post.sick:
             return
         post.sick = True
+        self.fell_sick.append(self.env.now)
         self._at(self._episode(), self._recover, post, post.token)
         self._changed(post.provider, -1)
 

@@ -33,6 +33,13 @@ KEY_METRICS = ("delayed_days_per_30d", "delay_mean.all", "delay_mean.p1", "delay
 """The metrics of a scenario comparison, in the order shown (labels: the metric catalogue).
 The harm metrics are zero unless the harm of waiting is switched on (``harm_comparison``)."""
 
+HARM_METRICS = KEY_METRICS + (
+    "harm.deaths_in_hospital", "harm.deaths_during_delay_share", "harm.returns_to_unfit_share",
+    "harm.readmission_share", "harm.escalated_to.step_down", "harm.escalated_to.care_home",
+    "step_down.wait_mean.hospital", "care_home.wait_mean.hospital")
+"""The metrics of a harm comparison: the scenario comparison's, every count and share of the
+harm, and the steps of the circle of harm (sim.reporting.charts.CIRCLE)."""
+
 CURVE_METRICS = ("delayed_days_per_30d", "acute_occupancy", "delay_mean.p1")
 """The metrics of a response curve."""
 

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from cycler import cycler  # noqa: E402
-from matplotlib.patches import Patch, PathPatch, Rectangle  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, Patch, PathPatch, Rectangle  # noqa: E402
 from matplotlib.path import Path as CurvePath  # noqa: E402
 
 from sim.core.catalogue import WEEKDAY_NAMES, describe  # noqa: E402
@@ -88,6 +88,10 @@ SCENARIO_LABELS = {
     "winter_surge": "Winter surge",
     "harm": "Harm of waiting modelled",
     "one_pool": "One pool per service (the model before markets)",
+    "better_retention": "Better carer retention",
+    "recruitment_drive": "Recruitment drive for carers",
+    "provider_failure": "A care home closes",
+    "weekend_acceptance": "Care homes accept weekend discharges",
 }
 """Plain-English names of the scenarios in ``configs/scenario/``, without numbers (a file's
 numbers can change; :func:`sim.app.engine.scenario_title` says them from the config)."""
@@ -726,79 +730,95 @@ def calibration_fit(fit_table: pd.DataFrame, path: Path, replications: int,
     save_figure(fig, path)
 
 
-def harm_circle(summary_table: pd.DataFrame, path: Path, replications: int) -> None:
-    """The circle of harm (issue 12): delay -> escalation of need -> more demand for scarce
-    places -> longer delay, each step with its metric's mean and 95% CI over ``replications``.
+@styled
+def fitted_sets(table: pd.DataFrame, path: Path | None = None,
+                labels: Mapping[str, str] | None = None) -> plt.Figure:
+    """Each scenario's change in delayed bed-days from its own baseline, on each of the best
+    fitted parameter sets (one marker and 95% CI per set), coloured as the change from baseline
+    is: does the conclusion hold whichever set is the real system?"""
+    entry = describe("delayed_days_per_30d")
+    order = table.groupby("scenario")["change"].mean().sort_values().index[::-1]
+    sets = sorted(table["set"].unique())
+    n = int(table["replications"].min())
+    fig, ax = plt.subplots(figsize=(12, 0.9 * len(order) + 3.2))
+    offsets = np.linspace(-0.3, 0.3, len(sets)) if len(sets) > 1 else np.zeros(1)
+    for y, scenario in enumerate(order):
+        mine = table[table["scenario"] == scenario].set_index("set")
+        for offset, rank in zip(offsets, sets):
+            row = mine.loc[rank]
+            low, high, change = row["ci_low"], row["ci_high"], row["change"]
+            colour = BETTER if high < 0 else WORSE if low > 0 else NO_CHANGE
+            ax.errorbar([change], [y + offset], xerr=[[change - low], [high - change]],
+                        fmt="o", color=colour, capsize=3, ms=7)
+    ax.axvline(0, color="black", lw=1.2)
+    ax.set_yticks(range(len(order)), [scenario_label(s, labels) for s in order])
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel(f"change in {entry.unit} (scenario minus that set's baseline)")
+    ax.set_title(f"The scenarios on each of the {len(sets)} best fitted parameter sets")
+    ax.legend(handles=[Patch(color=BETTER, label="fewer\n(95% CI below 0)"),
+                       Patch(color=WORSE, label="more\n(95% CI above 0)"),
+                       Patch(color=NO_CHANGE, label="no change the\nsimulation can detect")],
+              loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=13, labelspacing=1.0)
+    note(fig, f"{uncertainty(n)}; one marker per fitted set (best fit at the top of each "
+         "group). Paired replication by replication (common random numbers).")
+    return fig
 
-    ``summary_table``: one row per metric (and per scenario, if it has a ``scenario`` column),
-    with ``metric``, ``mean``, ``ci_low``, ``ci_high`` (as :func:`sim.reporting.stats.summarise`
-    gives). Self-contained (matplotlib only); written atomically."""
-    import os
-    import tempfile
 
-    import matplotlib.pyplot as plt
+CIRCLE = (
+    ("1. Delay", ("delayed_days_per_30d",)),
+    ("2. Escalation of need", ("harm.escalations",)),
+    ("3. More demand for scarce places", ("harm.escalated_to.step_down",
+                                         "harm.escalated_to.care_home")),
+    ("4. Longer waits for them", ("step_down.wait_mean.hospital", "care_home.wait_mean.hospital")),
+)
+"""The circle of harm, step by step, and the metrics that show each step."""
 
-    table = summary_table.copy()
-    if "scenario" not in table.columns:
-        table["scenario"] = ""
-    scenarios = list(dict.fromkeys(table["scenario"]))
-    escalated_to = sorted(m for m in table["metric"].unique() if m.startswith("harm.escalated_to."))
-    scarce = [m.rsplit(".", 1)[1] for m in escalated_to
-              if (table.loc[table["metric"] == m, "mean"] > 0).any()] or \
-        [m.rsplit(".", 1)[1] for m in escalated_to]
 
-    def lines(metric: str, label: str) -> list[str]:
-        out = [label]
-        for scenario in scenarios:
+@styled
+def harm_circle(table: pd.DataFrame, path: Path | None = None,
+                labels: Mapping[str, str] | None = None) -> plt.Figure:
+    """The circle of harm (docs/harm.md): delay, escalation of need, more demand for scarce
+    places, longer waits for them, and so more delay; each step a panel of its metrics by
+    scenario with 95% CIs, the panels joined clockwise by arrows. ``table``: a scenario
+    comparison (``scenario``, ``metric``, ``mean``, ``ci_low``, ``ci_high``,
+    ``replications``)."""
+    scenarios = _ordered(table["scenario"].unique(), labels)
+    colours = _colours(scenarios)
+    n = int(table["replications"].min())
+    fig, axes = plt.subplots(2, 2, figsize=(16, 10.5))
+    panels = [axes[0, 0], axes[0, 1], axes[1, 1], axes[1, 0]]  # clockwise
+    for ax, (title, metrics) in zip(panels, CIRCLE):
+        rows = [(m, s) for m in metrics for s in scenarios]
+        y = np.arange(len(rows))[::-1]
+        for yi, (metric, scenario) in zip(y, rows):
             row = table[(table["metric"] == metric) & (table["scenario"] == scenario)]
             if row.empty:
                 continue
             r = row.iloc[0]
-            number = lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"  # noqa: E731
-            interval = (f" [{number(r['ci_low'])}, {number(r['ci_high'])}]"
-                        if replications > 1 and pd.notna(r["ci_low"]) else "")
-            out.append(f"  {scenario + ': ' if scenario else ''}{number(r['mean'])}{interval}")
-        return out
-
-    steps = [
-        ("1. Delay", lines("delayed_days_per_30d", "delayed bed-days per 30 days")),
-        ("2. Escalation of need", lines("harm.escalations", "escalations, patients per 30 days")
-         + lines("harm.escalation_days", "bed-days after escalation, per 30 days")),
-        ("3. More demand for scarce places",
-         [t for s in scarce for t in lines(f"harm.escalated_to.{s}",
-                                           f"escalated to {s.replace('_', ' ')}, "
-                                           "patients per 30 days")]),
-        ("4. Longer delay",
-         [t for s in scarce for t in lines(f"{s}.wait_mean.hospital",
-                                           f"mean wait for {s.replace('_', ' ')}, "
-                                           "hospital patients, days")]),
-    ]
-    fig, ax = plt.subplots(figsize=(11, 8.5))
-    ax.set_xlim(-1.6, 1.6)
-    ax.set_ylim(-1.45, 1.45)
-    ax.axis("off")
-    where = [(0.0, 0.95), (1.0, 0.0), (0.0, -0.95), (-1.0, 0.0)]
-    for (title, body), (x, y) in zip(steps, where):
-        ax.text(x, y, "\n".join([title, *body]), ha="center", va="center", fontsize=8.5,
-                family="monospace",
-                bbox=dict(boxstyle="round,pad=0.5", facecolor="#f3f3f3", edgecolor="#a53b3b"))
-    for (x0, y0), (x1, y1) in zip(where, where[1:] + where[:1]):
-        ax.annotate("", xy=(x1 * 0.55 + x0 * 0.1, y1 * 0.55 + y0 * 0.1),
-                    xytext=(x0 * 0.55 + x1 * 0.1, y0 * 0.55 + y1 * 0.1),
-                    arrowprops=dict(arrowstyle="-|>", color="#a53b3b", lw=1.8,
-                                    connectionstyle="arc3,rad=-0.35"))
-    uncertainty = "mean [95% CI]" if replications > 1 else "one replication: no interval"
-    ax.set_title("The circle of harm: delay, escalation of need, more demand for scarce places, "
-                 f"longer delay\n{replications} replications per scenario; {uncertainty}",
-                 fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(handle)
-    try:
-        fig.savefig(temporary, dpi=120, bbox_inches="tight", format="png")
-        os.replace(temporary, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(temporary):
-            os.remove(temporary)
+            ax.barh(yi, r["mean"], color=colours[scenario],
+                    xerr=_errors(np.array([r["mean"]]), np.array([r["ci_low"]]),
+                                 np.array([r["ci_high"]])), capsize=4)
+        ax.set_yticks(y, [scenario_label(s, labels) for _, s in rows], fontsize=12)
+        ax.grid(axis="y", visible=False)
+        entries = [describe(m) for m in metrics]
+        ax.set_title(title, loc="left", fontweight="bold")
+        ax.set_xlabel(_wrap(" | ".join(f"{e.label} ({e.unit})" for e in entries), 60),
+                      fontsize=12)
+        if len(metrics) > 1:  # which block of bars is which metric
+            for k, entry in enumerate(entries):
+                ax.axhline(len(scenarios) * k - 0.5, color="#999999", lw=0.8)
+                ax.text(1.0, len(scenarios) * (len(metrics) - 1 - k) + len(scenarios) - 0.7,
+                        entry.label.split(",")[0], transform=ax.get_yaxis_transform(),
+                        ha="right", va="top", fontsize=11, color="#444444")
+    fig.tight_layout(rect=(0.02, 0.04, 0.98, 0.92))
+    arrows = [((0.5, 0.75), (0.53, 0.75)), ((0.75, 0.52), (0.75, 0.47)),
+              ((0.5, 0.25), (0.47, 0.25)), ((0.25, 0.47), (0.25, 0.52))]
+    for start, end in arrows:
+        fig.add_artist(FancyArrowPatch(start, end, transform=fig.transFigure,
+                                       arrowstyle="-|>", mutation_scale=30, color="#A53B3B",
+                                       lw=3))
+    fig.suptitle("The circle of harm: waiting deconditions patients, who then need scarcer "
+                 "places, and wait longer for them", fontsize=17)
+    note(fig, f"{uncertainty(n)}. With the harm of waiting switched on in every scenario "
+         "(docs/harm.md).")
+    return fig

@@ -1,0 +1,240 @@
+"""The care market (sim/core/market.py): rounds of offers against the chance of acceptance,
+segments that do not substitute, closures and suspensions, providers within their places.
+
+Where the answer is known it is checked against its closed form: with ``m`` providers with
+room, each accepting with probability ``a``, a round places the client with probability
+``1 - (1 - a) ** m``, so the rounds until placement are geometric; a provider closed for ``D``
+days removes exactly its places for exactly ``D`` days; a provider suspended for ``D`` days
+after exponential gaps of mean ``G`` is suspended ``D / (G + D)`` of the time. Counts and means
+are checked within 5 standard errors of the closed form (fixed seeds: a pass is a pass).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from conftest import provider_peaks, small_params
+from sim import override, simulate
+from sim.core.model import Model
+from sim.core.params import Closure, Distribution, Market, Segment, Window
+
+NOTHING = Distribution("fixed", 0.0)
+
+
+def homecare_market(providers: int, acceptance: float, **market) -> dict:
+    """Everyone on pathway 1, straight from medically fit to the homecare market (discharge to
+    assess, no summary, equipment, transfer or rule), with room at every provider for every
+    package, and the brokerage team always at work."""
+    return {
+        "pathways.p0.share": 0.0, "pathways.p1.share": 1.0, "pathways.p2.share": 0.0,
+        "pathways.p3.share": 0.0, "acute.beds": 10_000, "assessment.in_hospital": False,
+        "pathways.p1.summary": NOTHING, "pathways.p1.equipment_share": 0.0,
+        "pathways.p1.transfer": NOTHING, "pathways.p1.rule": Window(enabled=False),
+        "services.homecare.staff.count": 100_000, "services.homecare.staff.workforce.enabled": False,
+        "services.homecare.community_referrals_per_day": 0.0,
+        "services.homecare.initial_utilisation": 0.0,
+        "services.homecare.market": Market(True, [Segment("all", 1.0, 1.0, providers)],
+                                           acceptance=acceptance, hours=Window(False), **market),
+    }
+
+
+def within(values: np.ndarray, mean: float, variance: float, sds: float = 5.0) -> bool:
+    """The sample mean within ``sds`` standard errors of ``mean`` (known ``variance``)."""
+    return abs(values.mean() - mean) <= sds * math.sqrt(variance / values.size)
+
+
+def placed(result):
+    p = result.patients
+    return p[(p["service"] == "homecare") & p["ready"].notna()]
+
+
+# ---------------------------------------------------------------------------- rounds of offers
+@pytest.mark.parametrize("providers, acceptance", [(1, 0.3), (3, 0.3), (4, 0.05)])
+def test_rounds_until_placed_are_geometric_with_the_chance_of_acceptance(providers, acceptance):
+    """Each round every provider with room says yes with probability a: the rounds until one
+    does are geometric with p = 1 - (1 - a)^m (mean 1 / p, variance (1 - p) / p^2), and the
+    client waits exactly (rounds - 1) round lengths."""
+    params = small_params(**{k.replace(".", "__"): v for k, v in
+                             homecare_market(providers, acceptance, round_days=0.5).items()})
+    p = placed(simulate(params))
+    assert len(p) > 1500
+    chance = 1.0 - (1.0 - acceptance) ** providers
+    rounds = p["rounds"].to_numpy(float)
+    assert within(rounds, 1.0 / chance, (1.0 - chance) / chance ** 2), (rounds.mean(), 1 / chance)
+    np.testing.assert_allclose(p["ready"] - p["chosen"], (rounds - 1) * 0.5, rtol=0, atol=1e-9)
+
+
+def test_complex_needs_are_placed_at_their_own_lower_chance():
+    """Half the packages need two carers (twice the hours) and are accepted at a fifth of the
+    rate: their rounds are geometric with 1 - (1 - a c)^m, the others' with 1 - (1 - a)^m."""
+    a, c, m = 0.6, 0.2, 2
+    updates = homecare_market(m, a, complex_share=0.5, complex_amount=2.0,
+                              complex_acceptance=c)
+    p = placed(simulate(small_params(**{k.replace(".", "__"): v for k, v in updates.items()})))
+    for is_complex, chance in ((True, 1 - (1 - a * c) ** m), (False, 1 - (1 - a) ** m)):
+        rounds = p.loc[p["complex"] == is_complex, "rounds"].to_numpy(float)
+        assert rounds.size > 500
+        assert within(rounds, 1 / chance, (1 - chance) / chance ** 2), (is_complex, rounds.mean())
+    share = p["complex"].mean()
+    assert within(p["complex"].to_numpy(float), 0.5, 0.25), share
+    simple = p[~p["complex"]]
+    np.testing.assert_allclose(p.loc[p["complex"], "amount"].mean() / simple["amount"].mean(),
+                               2.0, rtol=0.15)
+
+
+def test_no_offer_is_accepted_at_a_weekend_when_providers_decline_weekend_offers():
+    """weekend_acceptance 0: every placement happens on a weekday; at 1, some at weekends."""
+    def weekend_placements(factor: float) -> np.ndarray:
+        updates = homecare_market(2, 0.5, weekend_acceptance=factor)
+        p = placed(simulate(small_params(**{k.replace(".", "__"): v
+                                            for k, v in updates.items()})))
+        return np.floor(p["ready"].to_numpy()) % 7 >= 5
+
+    assert not weekend_placements(0.0).any()
+    assert weekend_placements(1.0).mean() > 0.15  # about 2/7 if spread over the week
+
+
+def test_providers_decline_while_the_discharge_summary_is_not_written():
+    """incomplete_acceptance 0: nobody is placed before the summary is written, so nobody
+    waits for the summary after the package is ready; at 1, some do."""
+    def waited_for_summary(factor: float) -> int:
+        updates = homecare_market(2, 0.9, incomplete_acceptance=factor)
+        updates.update({"assessment.in_hospital": True,
+                        "pathways.p1.summary": Distribution("lognormal", 0.3, 0.2)})
+        p = placed(simulate(small_params(**{k.replace(".", "__"): v
+                                            for k, v in updates.items()})))
+        assert len(p) > 1000
+        return int((p["summarised"] > p["ready"] + 1e-9).sum())
+
+    assert waited_for_summary(0.0) == 0
+    assert waited_for_summary(1.0) > 100
+
+
+# ---------------------------------------------------------------------------- segments
+def test_segments_take_their_share_of_demand_and_do_not_substitute():
+    """Hospital referrals fall into the segments by their demand shares (binomial); a rural
+    segment with few carers keeps its packages waiting while town carers are free."""
+    params = small_params(services__homecare__market__segments=[
+        Segment("town", 0.65, 0.9, 3), Segment("rural", 0.35, 0.1, 1)])
+    result = simulate(params)
+    w = result.service_waits
+    hospital = w[(w["service"] == "homecare") & (w["source"] == "hospital")]
+    rural = (hospital["segment"] == "rural").to_numpy(float)
+    assert within(rural, 0.35, 0.35 * 0.65), rural.mean()
+    assert set(hospital["segment"]) == {"town", "rural"}
+    assert result.value("homecare.rural.wait_mean.hospital") > 5 * max(
+        result.value("homecare.town.wait_mean.hospital"), 0.1)
+    assert result.value("homecare.town.utilisation") < 0.9
+    assert result.value("homecare.rural.utilisation") > 0.9
+
+
+def test_places_are_split_whole_among_segments_and_providers():
+    """900 places in shares 0.5 / 0.33 / 0.17 and 14 / 9 / 5 homes: whole places, every place
+    given out, each home within one place of the others of its kind."""
+    model = Model(small_params(services__care_home__capacity=900))
+    market = model.pools["care_home"]
+    sizes = [[p.nominal for p in segment] for segment in market.segments]
+    assert all(float(x).is_integer() for row in sizes for x in row)
+    assert sum(map(sum, sizes)) == 900
+    assert [round(sum(row)) for row in sizes] == [450, 297, 153]
+    assert all(max(row) - min(row) <= 1 for row in sizes)
+
+
+# ---------------------------------------------------------------------------- providers change
+def closure_system(**closure) -> dict:
+    """Care homes only: everyone on pathway 3 to one kind of home, 5 homes of 20 places, full
+    on the first day, and one home closing."""
+    return dict(
+        pathways__p0__share=0.0, pathways__p1__share=0.0, pathways__p2__share=0.0,
+        pathways__p3__share=1.0, admissions__per_day=1.0, acute__beds=10_000,
+        services__care_home__capacity=100, services__care_home__initial_utilisation=1.0,
+        services__care_home__market=Market(
+            True, [Segment("all", 1.0, 1.0, 5)], acceptance=0.5, hours=Window(False),
+            closures=[Closure(**closure)]))
+
+
+def test_a_closure_removes_exactly_its_places_for_exactly_its_duration():
+    """Home 2 closes on day 50 for 30 days: its 20 places are gone for exactly 30 days (the
+    time-average capacity over the window is 100 - 20 x 30 / 200), its residents all move out
+    at that moment (one request "moved" each, to be placed again), nobody is placed there while
+    it is closed, and it takes residents again afterwards."""
+    params = small_params(**closure_system(segment="all", provider=2, start=50.0, days=30.0))
+    model = Model(params)
+    result = model.run()
+    lo, hi = params.run.warmup_days, params.run.days
+    assert model.pools["care_home"].size.mean(hi) == pytest.approx(
+        100 - 20 * 30 / (hi - lo), rel=1e-12)
+    w = result.service_waits
+    home = w[(w["service"] == "care_home") & (w["provider"] == 2)]
+    there = home[(home["granted"] < 50.0) & ~(home["released"] < 50.0)]
+    assert len(there) == 20 and (there["released"] == 50.0).all()
+    moved = w[w["source"] == "moved"]
+    assert len(moved) == 20 and (moved["requested"] == 50.0).all()
+    assert set(moved["amount"]) == {1.0}
+    assert not ((home["granted"] >= 50.0) & (home["granted"] < 80.0)).any()
+    assert (home["granted"] >= 80.0).any()
+    assert result.value("care_home.moves_per_30d") == pytest.approx(20 * 30 / (hi - lo))
+
+
+def test_a_home_that_stops_admissions_keeps_its_residents_and_places():
+    """moves_clients false (an embargo after an inadequate rating): no resident moves and the
+    capacity stays, but nobody new is placed there for its duration."""
+    params = small_params(**closure_system(segment="all", provider=2, start=50.0, days=30.0,
+                                           moves_clients=False))
+    model = Model(params)
+    result = model.run()
+    assert model.pools["care_home"].size.mean(params.run.days) == pytest.approx(100, rel=1e-12)
+    w = result.service_waits
+    assert not (w["source"] == "moved").any()
+    home = w[(w["service"] == "care_home") & (w["provider"] == 2)]
+    assert not ((home["granted"] >= 50.0) & (home["granted"] < 80.0)).any()
+    assert ((home["granted"] >= 80.0) | (home["granted"] < 50.0)).any()
+
+
+def test_random_suspensions_take_the_share_of_time_of_an_alternating_renewal():
+    """200 homes, each suspended for 50 days after exponential gaps of mean 100 days: each is
+    suspended 50 / 150 of the time. The share over a long window is within 5 standard errors:
+    per home the share's variance is about N var(C) / E[C]^3 D^2 / T^2 (N cycles of mean
+    length E[C] = 150, var(C) = 100^2 in a window T), over 200 independent homes."""
+    gap, days, homes, window = 100.0, 50.0, 200, 2000.0
+    params = small_params(
+        run__days=window + 600.0, run__warmup_days=600.0, admissions__per_day=0.0,
+        **{f"services__{name}__community_referrals_per_day": 0.0
+           for name in ("homecare", "step_down", "care_home")},
+        services__care_home__market=Market(
+            True, [Segment("all", 1.0, 1.0, homes)], hours=Window(False),
+            suspensions_per_year=365.0 / gap, suspension=Distribution("fixed", days)))
+    share = simulate(params).value("care_home.not_taking_share")
+    cycle = gap + days
+    sd_one = math.sqrt(window * gap ** 2 / cycle ** 3) * days / window
+    assert abs(share - days / cycle) <= 5 * sd_one / math.sqrt(homes), share
+
+
+# ---------------------------------------------------------------------------- capacity
+def test_providers_stay_within_their_places_and_their_carers_hours_at_every_moment():
+    """After every event of a run with carers coming and going: each provider within its
+    carers' hours plus the stretch it may run at (packages beyond are handed back at once), and
+    each care home within its places; and the request log agrees."""
+    params = small_params(run__days=120.0, run__warmup_days=0.0,
+                          services__homecare__staff__workforce__turnover_per_year=3.0)
+    model = Model(params)
+    model.run(until=0.01)
+    stretch = 1.0 + params.services["homecare"].staff.workforce.stretch
+    while model.env.peek() < params.run.days:
+        model.env.step()
+        for provider in model.pools["homecare"].providers:
+            assert provider.in_use <= provider.nominal * stretch + 1e-6
+        for name in ("step_down", "care_home"):
+            for provider in model.pools[name].providers:
+                assert provider.in_use <= provider.capacity + 1e-9
+    model.env.run(until=params.run.days)
+    result = model._result()
+    assert result.value("homecare.handbacks_per_30d") > 0, "no package was handed back"
+    peaks = provider_peaks(result.service_waits)
+    for (service, segment, index), peak in peaks.items():
+        if service == "care_home":
+            g = [s.name for s in params.services[service].market.segments].index(segment)
+            assert peak <= model.pools[service].segments[g][index].nominal

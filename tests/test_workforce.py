@@ -1,0 +1,111 @@
+"""A workforce that comes and goes (sim/core/workforce.py), against closed forms.
+
+Each post alternates between filled (an exponential time in post of mean 365 / turnover days)
+and vacant (``time_to_fill``): in a steady state it is filled with probability
+q = T_post / (T_post + T_fill), and by Little's law the carers in post equal the joiners a day
+times the mean time in post. A carer in post is off sick ``sickness_days_per_year / 365`` of
+the time. The roster starts in its steady state, so these hold over any window. Each is
+checked within 5 standard errors derived from the process (fixed seeds: a pass is a pass).
+Packages are handed back only when a provider's carers fall: at a carer's leaving or falling
+sick.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from conftest import small_params
+from sim import simulate
+from sim.core.model import Model
+from sim.core.params import Distribution, Market, Segment, Window
+
+POSTS, WINDOW = 2000, 5000.0
+
+
+def roster_only(**updates) -> dict:
+    """Homecare with POSTS posts at one provider and no clients: only the workforce moves."""
+    settings = dict(
+        run__days=WINDOW + 100.0, run__warmup_days=100.0, admissions__per_day=0.0,
+        services__homecare__staff__count=POSTS,
+        services__homecare__market=Market(True, [Segment("all", 1.0, 1.0, 1)],
+                                          hours=Window(False)),
+        **{f"services__{name}__community_referrals_per_day": 0.0
+           for name in ("homecare", "step_down", "care_home")})
+    settings.update(updates)
+    return settings
+
+
+def test_carers_in_post_follow_turnover_and_the_time_to_fill_a_post():
+    """Mean in post = N q with q = T_post / (T_post + T_fill): each post's indicator has
+    variance q (1 - q) and relaxes at rate 1 / T_post + 1 / T_fill, so the time-average of one
+    post over W days has variance about 2 q (1 - q) tau / W (tau the relaxation time)."""
+    result = simulate(small_params(**roster_only()))
+    workforce = small_params().services["homecare"].staff.workforce
+    t_post, t_fill = 365.0 / workforce.turnover_per_year, workforce.time_to_fill.mean
+    q = t_post / (t_post + t_fill)
+    tau = 1.0 / (1.0 / t_post + 1.0 / t_fill)
+    sd = math.sqrt(POSTS * 2 * q * (1 - q) * tau / WINDOW)
+    in_post = result.value("homecare.staff_in_post")
+    assert abs(in_post - POSTS * q) <= 5 * sd, (in_post, POSTS * q, sd)
+    assert result.value("homecare.vacancy_rate") == pytest.approx(1 - in_post / POSTS)
+    assert workforce.vacancy_rate == pytest.approx(1 - q, rel=1e-12)
+
+
+def test_little_law_carers_in_post_are_joiners_times_the_time_in_post():
+    """L = lambda W: the time-average in post against the joiners a day (a count with Poisson
+    spread, sd sqrt(n)) times the mean time in post; and joiners balance leavers."""
+    result = simulate(small_params(**roster_only()))
+    t_post = 365.0 / 0.30
+    joiners = result.value("homecare.joiners_per_year") * WINDOW / 365.0
+    leavers = result.value("homecare.leavers_per_year") * WINDOW / 365.0
+    little = joiners / WINDOW * t_post
+    in_post = result.value("homecare.staff_in_post")
+    assert abs(little - in_post) <= 5 * math.sqrt(joiners) / WINDOW * t_post, (little, in_post)
+    assert abs(joiners - leavers) <= 5 * math.sqrt(joiners + leavers)
+
+
+def test_carers_are_off_sick_their_days_a_year():
+    """Off sick = in post x days / 365: each post sick with probability q f, for episodes of 3
+    days, so the time-average of one post has variance about 2 q f x 3 / W."""
+    days = 10.0
+    result = simulate(small_params(**roster_only(
+        services__homecare__staff__workforce__sickness_days_per_year=days)))
+    in_post = result.value("homecare.staff_in_post")
+    share = days / 365.0
+    expected = in_post * share
+    sd = math.sqrt(POSTS * 2 * share * 3.0 / WINDOW)
+    assert abs(result.value("homecare.staff_off_sick") - expected) <= 5 * sd + 0.01 * expected
+
+
+def test_no_turnover_no_sickness_no_hand_backs():
+    """Carers who never leave and are never sick: every post filled for ever, no package is
+    ever handed back, however busy the service."""
+    result = simulate(small_params(
+        services__homecare__staff__workforce__turnover_per_year=1e-9,
+        services__homecare__staff__workforce__time_to_fill=Distribution("fixed", 0.0),
+        services__homecare__staff__workforce__sickness_days_per_year=0.0))
+    assert result.value("homecare.vacancy_rate") == pytest.approx(0.0, abs=1e-9)
+    assert result.value("homecare.handbacks_per_30d") == 0.0
+    assert result.value("homecare.utilisation") > 0.8
+
+
+def test_packages_are_handed_back_only_when_carers_leave_or_fall_sick():
+    """Every hand-back happens at the moment a carer of the service left or fell sick, and
+    high turnover hands back more packages than low turnover."""
+    def run(turnover: float):
+        params = small_params(services__homecare__staff__workforce__turnover_per_year=turnover)
+        model = Model(params)
+        return model, model.run()
+
+    model, result = run(3.0)
+    roster = model.rosters["homecare"]
+    falls = set(roster.left) | set(roster.fell_sick)
+    w = result.service_waits
+    back = w[w["source"] == "handed_back"]
+    assert len(back) > 20
+    assert all(t in falls for t in back["requested"])
+    _, low = run(0.1)
+    assert low.value("homecare.handbacks_per_30d") < result.value("homecare.handbacks_per_30d")
