@@ -40,9 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MUTMUT_VERSION = "3.8.1"
 INSTALL = f'{Path(sys.executable).parent / "pip"} install "mutmut=={MUTMUT_VERSION}"'
-FILES = ["model.py", "metrics.py", "resources.py", "streams.py", "calendar.py"]
+FILES = ["model.py", "metrics.py", "resources.py", "streams.py", "calendar.py", "market.py",
+         "workforce.py"]
 TESTS = ["tests/test_correctness.py", "tests/test_model.py", "tests/test_edge_cases.py",
-         "tests/test_calendar.py", "tests/test_properties.py", "tests/test_harm.py"]
+         "tests/test_calendar.py", "tests/test_properties.py", "tests/test_harm.py",
+         "tests/test_market.py", "tests/test_workforce.py"]
 EXCLUDE = ["*ǁ_discharge_with_harm__mutmut_*", "*ǁ_unfit_again__mutmut_*",
            "*ǁ_fit_again__mutmut_*", "*ǁ_let_go__mutmut_*", "*ǁ_die__mutmut_*",
            "*ǁ_escalate__mutmut_*", "*ǁ_maybe_readmit__mutmut_*", "*ǁ_Holdǁ*",

@@ -462,26 +462,26 @@ BROKERAGE_HOURS = (0, 1, 2, 3, 4)
 
 def _services() -> Dict[str, Service]:
     """The default community services. Where each number comes from is in docs/calibration.md;
-    the uncertain ones are fitted to configs/targets/england.yaml by the calibration
-    experiment. ``configs/scenario/one_pool.yaml`` is the system before the market and the
+    the uncertain ones (homecare posts and acceptance, care-home places, acceptance and rounds)
+    were fitted to configs/targets/england.yaml by the calibration experiment. ``configs/scenario/one_pool.yaml`` is the system before the market and the
     workforce (one pool per service, tuned transfer times)."""
     brokerage = Window(True, list(BROKERAGE_HOURS), 9, 17)
     homecare = Service(
-        # 229 posts of 25 carer-hours a week, about 9.4% of them vacant at any time; a package
+        # 272 posts of 25 carer-hours a week, about 9.4% of them vacant at any time; a package
         # of 9 hours a week for about 16 days (IPACS/BNSSG pathway-1 stays 12-19 days).
-        unit="carer-hours/week", staff=Staff(248, 25.0, Workforce(enabled=True)),
+        unit="carer-hours/week", staff=Staff(272, 25.0, Workforce(enabled=True)),
         amount=Distribution("gamma", 9.0, 5.0), stay=Distribution("lognormal", 16.0, 10.0),
         community_referrals_per_day=4.0, initial_utilisation=0.85,
         market=Market(
             enabled=True,
             # Localities with their own carers: a rural package waits while town carers are free.
             segments=[Segment("town", 0.65, 0.655, 8), Segment("rural", 0.35, 0.345, 4, 0.8)],
-            acceptance=0.87, complex_share=0.12, complex_amount=2.0, complex_acceptance=0.3,
+            acceptance=0.374, complex_share=0.12, complex_amount=2.0, complex_acceptance=0.418,
             incomplete_acceptance=0.7, weekend_acceptance=0.5, round_days=0.5,
             hours=Window(True, list(MONDAY_TO_SATURDAY), 9, 17),
             suspensions_per_year=0.1, suspension=Distribution("lognormal", 90.0, 45.0)))
     step_down = Service(
-        unit="places", capacity=117, stay=Distribution("lognormal", 38.0, 20.0),
+        unit="places", capacity=126, stay=Distribution("lognormal", 38.0, 20.0),
         then={HOME: 0.55, "homecare": 0.35, "care_home": 0.10},
         community_referrals_per_day=0.8, initial_utilisation=0.9,
         market=Market(
@@ -489,9 +489,9 @@ def _services() -> Dict[str, Service]:
             # Community hospitals and rehabilitation units in three localities.
             segments=[Segment("north", 0.3, 0.3, 2), Segment("central", 0.4, 0.4, 2),
                       Segment("south", 0.3, 0.3, 2)],
-            acceptance=0.18, incomplete_acceptance=0.8, round_days=1.0, hours=brokerage))
+            acceptance=0.12, incomplete_acceptance=0.8, round_days=1.0, hours=brokerage))
     care_home = Service(
-        unit="places", capacity=1100, stay=Distribution("lognormal", 801.0, 1134.0),
+        unit="places", capacity=944, stay=Distribution("lognormal", 801.0, 1134.0),
         community_referrals_per_day=0.35, initial_utilisation=0.83,
         market=Market(
             enabled=True,
@@ -499,7 +499,8 @@ def _services() -> Dict[str, Service]:
             segments=[Segment("residential", 0.5, 0.5, 14),
                       Segment("nursing", 0.33, 0.33, 9, 0.8),
                       Segment("dementia_nursing", 0.17, 0.17, 5, 0.6)],
-            acceptance=0.02, incomplete_acceptance=0.5, weekend_acceptance=0.5, round_days=3.5,
+            acceptance=0.0299, incomplete_acceptance=0.5, weekend_acceptance=0.5,
+            round_days=1.84,
             hours=brokerage, suspensions_per_year=0.1,
             suspension=Distribution("lognormal", 120.0, 60.0)))
     return {"homecare": homecare, "step_down": step_down, "care_home": care_home}
@@ -566,15 +567,18 @@ def _pathway(share: float, stay_mean: float, stay_sd: float, service: Optional[s
 
 def _pathways() -> Dict[str, Pathway]:
     """The four national discharge pathways: 0 home, 1 home with homecare, 2 step-down or rehab
-    bed, 3 care home. Transport takes hours; the days come from the steps before it."""
+    bed, 3 care home. Transport takes hours; the days come from the steps before it. The spread
+    of pathway-1 stays, the summaries' work (p0, p1) and the families' choice were fitted
+    (docs/calibration.md)."""
     pathways = {
         "p0": _pathway(0.50, 6.5, 7.0, None, 0.08, ALL_DAYS, 8, 20),
-        "p1": _pathway(0.45, 10.0, 9.0, "homecare", 0.1, MONDAY_TO_SATURDAY, 8, 18),
+        "p1": _pathway(0.45, 10.0, 17.7, "homecare", 0.1, MONDAY_TO_SATURDAY, 8, 18),
         "p2": _pathway(0.04, 12.0, 10.0, "step_down", 0.15, WEEKDAYS, 9, 17),
         "p3": _pathway(0.01, 14.0, 11.0, "care_home", 0.15, WEEKDAYS, 9, 17),
     }
     # Equipment and home adaptations for a quarter of homecare patients (assumption).
-    pathways["p0"].summary = Distribution("lognormal", 0.07, 0.05)
+    pathways["p0"].summary = Distribution("lognormal", 0.0223, 0.05)
+    pathways["p1"].summary = Distribution("lognormal", 0.119, 0.08)
     pathways["p1"].equipment_share = 0.15
     pathways["p1"].equipment = Distribution("lognormal", 1.5, 1.2)
     # Care homes: 37% of residents fund their own care (ONS 2023, not in the project's reference
@@ -582,7 +586,7 @@ def _pathways() -> Dict[str, Pathway]:
     # assumption.
     pathways["p3"].funded_share = 0.63
     pathways["p3"].funding = Distribution("lognormal", 3.0, 2.0)
-    pathways["p3"].choice = Distribution("lognormal", 4.0, 3.0)
+    pathways["p3"].choice = Distribution("lognormal", 1.62, 3.0)
     # Deconditioning (used only when harm.escalation.enabled). Assumption, no published figure:
     # 1% a day, so that about 1 in 10 patients delayed 10 days needs more care; pathway 1
     # escalates mostly to rehabilitation (assumption: 70/30). Calibrate locally.
@@ -602,7 +606,7 @@ class Assessment:
 
     staff: int = 18
     duration: Distribution = field(default_factory=lambda: Distribution("lognormal", 0.1, 0.05))
-    hours: Window = field(default_factory=lambda: Window(True, list(ALL_DAYS), 8, 18, 0.56))
+    hours: Window = field(default_factory=lambda: Window(True, list(ALL_DAYS), 8, 18, 0.883))
     in_hospital: bool = True
 
     def __post_init__(self) -> None:

@@ -147,7 +147,7 @@ def _cause_table(s: pd.DataFrame, params: Params, entries: dict[str, Metric]) ->
     rows = [(label, entries[f"delayed_days_per_30d.{cause}"])
             for cause, label in causes(params).items()
             if f"delayed_days_per_30d.{cause}" in entries]
-    lines = [_row(["waiting for", _unit(rows[0][1]) if rows else ""]), "|---|---|"]
+    lines = [_row(["cause", _unit(rows[0][1]) if rows else ""]), "|---|---|"]
     lines += [_row([label, _cell(s, metric)]) for label, metric in rows]
     unfit = entries.get("harm.unfit_again_days")
     if params.harm.any and unfit is not None:
