@@ -12,6 +12,7 @@ import pytest
 
 from conftest import small_params
 from sim import Params, override, simulate
+from sim.checks.validation import PLAIN
 from sim.running import calibration
 from sim.running.calibration import (CalibrationError, Parameter, Source, Target, calibrate,
                                      load_parameters, load_targets, scenario_yaml,
@@ -155,8 +156,14 @@ def _recovery(trials: int, replications: int, observed: int):
     common random numbers), an output within tolerance of a target that is itself within
     tolerance of the known system's output is within 2 tolerances of it, so in the linear
     approximation ``|recovered - known| <= 2 |J^-1| tolerance`` for each parameter.
+
+    The system is the small one with the mechanisms of why patients wait switched off
+    (``validation.PLAIN``): the test is of the tool, and two outputs then identify the two
+    parameters within a short run. With the markets on, a pathway-1 patient's delay varies so
+    much between replications (sd 0.7 days against 0.03) that 4 replications cannot tell a
+    transfer of 1 day from one of 3. The full model's own fit is docs/calibration.md.
     """
-    base = small_params(**{"run.days": 112.0, "admissions.per_day": 8.0})
+    base = override(small_params(**{"run.days": 112.0, "admissions.per_day": 8.0}), PLAIN)
     known = override(base, KNOWN)
     observed_values = _means(known, range(1000, 1000 + observed))
     sd = observed_values.std(axis=0, ddof=1)
@@ -187,8 +194,8 @@ def _assert_recovered(result, bound):
 
 def test_known_parameters_are_recovered():
     """32 trials of 4 replications (plus 28 runs for the targets and sensitivities): about
-    10 s on 2 free cores. The bounds are about +-0.2 days for the transfer time (range
-    0.1-4) and +-10 beds (range 60-150)."""
+    10 s on 2 free cores. The bounds are about +-0.07 days for the transfer time (range
+    0.1-4) and +-11 beds (range 60-150)."""
     start = time.perf_counter()
     result, bound = _recovery(trials=32, replications=4, observed=12)
     _assert_recovered(result, bound)

@@ -68,7 +68,7 @@ _NO_COMMUNITY = {
 }
 
 
-_PLAIN = {
+PLAIN = {
     **{f"services.{name}.market.enabled": False for name in ("homecare", "step_down", "care_home")},
     "services.homecare.staff.workforce.enabled": False,
     **{f"pathways.{k}.{step}": Distribution("fixed", 0.0)
@@ -85,7 +85,7 @@ def queue_params(arrival_rate: float, mean_stay: float, beds: int, days: float,
     """The model as M/M/c (or M/M/c/c with ``divert``): pathway 0 only, no rules, no steps,
     and the community services plain pools."""
     return override(Params(), {
-        **_PLAIN,
+        **PLAIN,
         "run.days": days, "run.warmup_days": warmup_days, "run.seed": seed,
         "admissions.per_day": arrival_rate, "admissions.day_of_week": _FLAT_DAY,
         "admissions.hour_of_day": _FLAT_HOUR,

@@ -500,7 +500,7 @@ class Model:
         request = None
         if p.service:
             request = yield from self._request(p.service, "hospital", p.amount, hold,
-                                               p.placement, summary_done, p.stay)
+                                               p.placement, summary_done, p.stay, p.id)
             p.rounds = request.rounds
         p.ready = env.now
         # Equipment and the summary if they are not done yet, the transfer, then the first
@@ -665,11 +665,11 @@ class Model:
     # ------------------------------------------------------------------ community services
     def _request(self, service: str, source: str, amount: float, hold: "_Hold | None" = None,
                  placement: Placement | None = None, complete_from: float = -math.inf,
-                 stay: float = math.nan) -> Generator[Any, Any, Request]:
+                 stay: float = math.nan, patient: int = -1) -> Generator[Any, Any, Request]:
         """Wait for ``amount`` of a community service (placed with a provider if it has a
         market: ``placement``, with the summary written from ``complete_from``); returns the
         granted request, whose use of ``stay`` days begins when the caller says."""
-        request = self._log_request(service, source, amount, placement)
+        request = self._log_request(service, source, amount, placement, patient)
         pool = self.pools[service]
         if hold is not None:
             hold.request = request
@@ -690,9 +690,9 @@ class Model:
         return request
 
     def _log_request(self, service: str, source: str, amount: float,
-                     placement: Placement | None = None) -> Request:
+                     placement: Placement | None = None, patient: int = -1) -> Request:
         """A new request in the log, made now; the caller records when it is granted."""
-        request = Request(service, source, amount, self.env.now, placement=placement)
+        request = Request(service, source, amount, self.env.now, patient, placement=placement)
         self.requests.append(request)
         return request
 
@@ -742,7 +742,7 @@ class Model:
         yield self.env.timeout(days)
         if onward:
             granted = yield from self._request(onward, request.service, amount,
-                                               placement=placement)
+                                               placement=placement, patient=request.patient)
             self._hold(granted, onward_days)
         self._end_use(request)
 
@@ -755,7 +755,7 @@ class Model:
         request.released = now
         name = request.service
         service = self.params.services[name]
-        again = self._log_request(name, why, request.amount)
+        again = self._log_request(name, why, request.amount, patient=request.patient)
         request.moved_to = again
         remaining = request.ends - now if not math.isnan(request.ends) else request.stay
         again.stay = max(0.0, remaining)
@@ -987,7 +987,8 @@ def patient_table(patients: list[Patient], until: float = math.inf) -> pd.DataFr
 
 def request_table(requests: list[Request]) -> pd.DataFrame:
     """The log of requests for community services as a table, one row per request."""
-    kinds = {"service": str, "source": str, "segment": str, "provider": int, "rounds": int}
+    kinds = {"service": str, "source": str, "patient": int, "segment": str, "provider": int,
+             "rounds": int}
     row = attrgetter(*REQUEST_COLUMNS)
     return pd.DataFrame([row(r) for r in requests], columns=REQUEST_COLUMNS).astype(
         {c: kinds.get(c, float) for c in REQUEST_COLUMNS})

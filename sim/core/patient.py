@@ -152,6 +152,8 @@ class Request:
     source: str
     amount: float
     requested: float
+    patient: int = -1
+    """The patient's id (-1: a client referred from the community or in service at the start)."""
     granted: float = NAN
     released: float = NAN
     stay: float = NAN

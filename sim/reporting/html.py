@@ -51,6 +51,10 @@ def short_unit(metric: str) -> str:
     return unit
 
 
+COUNTS = ("patients", "bed-days", "bed-days per 30 days", "beds")
+"""Units shown as whole numbers, changes too."""
+
+
 def _digits(metric: str, value: float) -> int:
     entry = describe(metric)
     unit = short_unit(metric)
@@ -58,7 +62,7 @@ def _digits(metric: str, value: float) -> int:
         return 1
     if unit in ("days",):
         return 2 if abs(value) < 1 else 1
-    if abs(value) >= 10 or unit in ("patients", "bed-days", "bed-days per 30 days", "beds"):
+    if abs(value) >= 10 or unit in COUNTS:
         return 0
     return 2
 
@@ -84,7 +88,7 @@ def format_change(difference: float, low: float, high: float, metric: str) -> st
     entry = describe(metric)
     scale = 100 if entry.percent else 1
     d = _digits(metric, abs(difference) * scale)
-    if not entry.percent and abs(difference) < 10:
+    if not entry.percent and short_unit(metric) not in COUNTS and abs(difference) < 10:
         d = max(d, 1 if abs(difference) >= 1 else 2)
     if difference == 0 and (low is None or math.isnan(low) or low == high == 0):
         return "no change"
