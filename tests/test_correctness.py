@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from sim import simulate
+from sim.core.metrics import compute_metrics
 from sim.core.model import Model
 from sim.core.patient import NOT_LOGGED, Patient
 from sim.core.resources import TimeWeighted
@@ -133,6 +134,20 @@ def test_patients_are_conserved_against_the_admissions_drawn_and_the_bed_pool(se
     # Conservation of beds: the pool's count equals the patients the log has in a bed.
     in_bed = p["bed"].notna() & p["left"].isna()
     assert model.beds.in_use == in_bed.sum()
+    assert result.value("conservation_error") == 0
+
+
+def test_conservation_error_counts_a_patient_the_log_lost():
+    """The metric checks the log against the bed pool's own count: a log missing one patient
+    still in a bed is one patient short (a partition of the log would still say 0)."""
+    model = Model(small_params(run__days=60.0, run__warmup_days=10.0))
+    result = model.run()
+    p = result.patients
+    lost = p.index[p["bed"].notna() & p["left"].isna() & p["died"].isna()][0]
+    metrics = compute_metrics(model.params, p.drop(index=lost), result.daily,
+                              result.service_waits, model.beds, model.assessors, model.pools,
+                              model.fit_in_hospital, model.rosters)
+    assert metrics.set_index("metric").loc["conservation_error", "value"] == -1
 
 
 def test_the_expected_admissions_follow_the_profiles():

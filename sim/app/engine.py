@@ -27,12 +27,13 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from sim.config.schema import CONFIG_DIR, AppConfig, load_config
+from sim.core.catalogue import catalogue
 from sim.core.model import simulate
 from sim.core.params import Params
 from sim.reporting.analysis import KEY_METRICS, scenario_comparison
 from sim.reporting.report import pathway_title
-from sim.reporting.stats import summarise
-from sim.running.runner import check_before_run, lower_bounds
+from sim.reporting.stats import summarise_metrics
+from sim.running.runner import check_before_run
 from sim.running.workers import pool_arguments
 
 WORKERS = 2
@@ -343,8 +344,9 @@ class ScenarioRun:
                        run_id=uuid.uuid4().hex)
 
     def summary(self) -> pd.DataFrame:
-        """One row per metric: mean, sd and 95% CI over the replications."""
-        return summarise(self.metrics, lower=lower_bounds(self.params))
+        """One row per metric: mean (or total), sd and 95% CI over the replications, each
+        interval within the metric's bounds (the metric catalogue)."""
+        return summarise_metrics(self.metrics, catalogue(self.params))
 
     def mean_flows(self) -> pd.DataFrame:
         """Patient-flow counts, mean per replication."""

@@ -211,9 +211,11 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
     pathway = patients["pathway"].to_numpy(str)
     discharged = ~diverted & ~np.isnan(left)
 
-    # Conservation over the whole run: every arrival is diverted, discharged, dead or still here.
+    # Conservation over the whole run: every arrival is diverted, discharged, dead or still
+    # here, where "still here" is the bed pool's own count (in a bed or queueing for one), not
+    # the log's complement of the others: an error is a patient lost or counted twice.
     died = ~np.isnan(patients["died"].to_numpy(float))
-    in_system_end = int((~diverted & np.isnan(left) & ~died).sum())
+    in_system_end = int(round(beds.in_use)) + len(beds.queue)
     add("arrivals_total", len(patients))
     add("discharged_total", discharged.sum())
     add("diverted_total", diverted.sum())

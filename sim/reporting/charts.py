@@ -28,9 +28,10 @@ from cycler import cycler  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, Patch, PathPatch, Rectangle  # noqa: E402
 from matplotlib.path import Path as CurvePath  # noqa: E402
 
-from sim.core.catalogue import WEEKDAY_NAMES, describe  # noqa: E402
+from sim.core.catalogue import WEEKDAY_NAMES, catalogue, describe  # noqa: E402
+from sim.core.params import Params  # noqa: E402
 from sim.running.files import write_atomic  # noqa: E402
-from sim.reporting.stats import summarise  # noqa: E402
+from sim.reporting.stats import summarise, summarise_metrics  # noqa: E402
 
 # ----------------------------------------------------------------------------- the one style
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
@@ -343,7 +344,7 @@ def delayed_days_by_scenario(metrics: Mapping[str, pd.DataFrame], pathways: Mapp
     width = 0.8 / len(names)
     n = 0
     for i, name in enumerate(names):
-        s = summarise(metrics[name]).set_index("metric")
+        s = summarise_metrics(metrics[name], catalogue(Params())).set_index("metric")
         rows = s.reindex([f"delayed_days_per_30d.{k}" for k in keys])
         n = int(rows["replications"].max())
         x = np.arange(len(keys)) + (i - (len(names) - 1) / 2) * width
@@ -495,7 +496,7 @@ def delay_by_cause(tidy: pd.DataFrame, causes: Mapping[str, str], path: Path | N
     """Where the delayed bed-days come from: a bar per scenario stacked by cause (means), with
     the 95% CI of the total. ``tidy``: per-replication metrics with a ``scenario`` column;
     ``causes``: cause -> label (:func:`sim.core.catalogue.causes`)."""
-    s = summarise(tidy, by=["scenario"])
+    s = summarise_metrics(tidy, catalogue(Params()), by=["scenario"])
     scenarios = list(dict.fromkeys(tidy["scenario"]))
     total = s[s["metric"] == "delayed_days_per_30d"].set_index("scenario").reindex(scenarios)
     n = int(total["replications"].min())

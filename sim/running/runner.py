@@ -20,11 +20,12 @@ from typing import Iterator
 
 import pandas as pd
 
+from sim.core.catalogue import catalogue
 from sim.core.model import RunResult, simulate
 from sim.core.params import ParameterError, Params
 from sim.running.store import ReplicationStore
 from sim.running.workers import pool_arguments
-from sim.reporting.stats import estimate, summarise
+from sim.reporting.stats import estimate, summarise_metrics
 
 
 @dataclass
@@ -66,18 +67,13 @@ class Replications:
         return self._stack("daily")
 
     def summary(self) -> pd.DataFrame:
-        """One row per metric: mean, sd and 95% CI over the replications."""
-        return summarise(self.metrics, lower=lower_bounds(self.params))
+        """One row per metric: mean (or total), sd and 95% CI over the replications, each
+        interval within the metric's bounds (the metric catalogue)."""
+        return summarise_metrics(self.metrics, catalogue(self.params))
 
 
 def _replication_first(table: pd.DataFrame) -> pd.DataFrame:
     return table[["replication"] + [c for c in table.columns if c != "replication"]]
-
-
-def lower_bounds(params: Params) -> dict[str, float | None]:
-    """Each metric's smallest possible value (None: unbounded), from the metric catalogue."""
-    from sim.core.catalogue import catalogue
-    return {name: metric.lower for name, metric in catalogue(params).items()}
 
 
 def default_workers(tasks: int) -> int:
