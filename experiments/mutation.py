@@ -151,7 +151,8 @@ def prepare_copy(workdir: Path, files: list[str], tests: list[str]) -> Path:
     lines = ["[mutmut]", "source_paths = sim",
              "only_mutate =", *[f"    sim/core/{f}" for f in files],
              "pytest_add_cli_args_test_selection =", *[f"    {t}" for t in tests],
-             "pytest_add_cli_args =", "    -m", "    not slow", "    -p", "    no:cacheprovider",
+             "pytest_add_cli_args =", "    -m", "    not slow", "    -n", "    0",  # no xdist
+             "    -p", "    no:cacheprovider",
              "use_git_change_detection = false", ""]
     (workdir / "setup.cfg").write_text("\n".join(lines))
     return workdir

@@ -113,11 +113,11 @@ def test_run_records_how_it_was_made(tmp_path):
 
 def test_a_bad_job_in_a_sweep_fails_the_sweep_but_keeps_the_others(tmp_path):
     sweep = tmp_path / "sweep"
-    done = discharge_sim("-m", "services.homecare.staff.count=-1,30", *SHORT, "output.charts=false",
+    done = discharge_sim("-m", "services.homecare.staff.count=-1,40", *SHORT, "output.charts=false",
                          f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert done.returncode == 2
     assert "services.homecare.staff.count=-1 is not allowed" in done.stderr and "Traceback" not in done.stderr
-    good = [p for p in sweep.iterdir() if p.name.startswith("acute.beds") and "staff.count=30" in p.name]
+    good = [p for p in sweep.iterdir() if p.name.startswith("acute.beds") and "staff.count=40" in p.name]
     assert len(good) == 1 and len(list((good[0] / "replications").glob("*.metrics.csv"))) == 2
 
 

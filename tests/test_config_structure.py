@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra.errors import ConfigCompositionException
 
 from sim.config.schema import load_config
 from sim.core.catalogue import catalogue
@@ -95,30 +94,17 @@ def test_the_summary_shows_the_new_service_and_pathway(nursing_homes):
     assert rows and rows[0].count("|") == 6 and " - |" not in rows[0], rows
 
 
-README_HEADER = (
-    "the README's nursing_homes example opens with the comment '# configs/scenario/"
-    "nursing_homes.yaml' above '# @package _global_'; Hydra reads a file's header only up to "
-    "its first other line, so the file copied as printed is composed under 'scenario' and "
-    "refused. Fix in README.md: put the file name in the sentence above the code block, or the "
-    "comment after the '# @package' line; then remove this mark")
-
-
-@pytest.mark.xfail(strict=True, reason=README_HEADER)
 def test_the_readmes_example_composes_as_it_says(tmp_path):
     """The README's own nursing_homes file, copied as printed there, composes into a system
     with the new service and pathway (the file above differs only in its shares)."""
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    start = readme.find("# configs/scenario/nursing_homes.yaml\n")
-    if start < 0:
-        pytest.skip("the README no longer shows the nursing_homes example")
+    opening = "```yaml\n# @package _global_\nname: nursing_homes\n"
+    assert opening in readme, "the README's nursing_homes example is gone or changed"
+    start = readme.index(opening) + len("```yaml\n")
     (tmp_path / "scenario").mkdir()
     (tmp_path / "scenario" / "nursing_homes.yaml").write_text(
         readme[start:readme.index("```", start)])
-    try:
-        params = load_config([f"hydra.searchpath=[file://{tmp_path}]",
-                              "scenario=nursing_homes", *SMALL]).params
-    except ConfigCompositionException as error:
-        assert "Key 'scenario' not in 'AppConfig'" in str(error.__cause__ or error)
-        raise
+    params = load_config([f"hydra.searchpath=[file://{tmp_path}]",
+                          "scenario=nursing_homes", *SMALL]).params
     assert params.pathways["p3n"].service == "nursing_home" in params.services
     assert "delayed_days_per_30d.p3n" in catalogue(params)

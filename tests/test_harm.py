@@ -95,6 +95,27 @@ def test_a_return_to_unfit_follows_the_daily_probability_and_is_not_a_delay():
         assert midnight[day] == len(fit_then) - len(unfit_then)
 
 
+def test_a_patient_unfit_again_for_a_short_while_still_waits_for_the_summary_and_equipment():
+    """Short episodes (an hour) after becoming fit, often: a patient who recovers before the
+    summary is written or the equipment has come still leaves only after both (the summary's
+    time walked through the ward's hours independently of the model's calendar)."""
+    from test_correctness import work_done
+
+    params = small_params(**{"harm.unwell_again.enabled": True, "harm.unwell_again.per_day": 0.3,
+                             "harm.unwell_again.duration": Distribution("fixed", 0.05)})
+    result = simulate(params, 0)
+    p = result.patients
+    out = p[p["left"].notna() & p["unfit_again"].notna() & p["escalated"].isna()]
+    assert len(out) > 100
+    written = np.array([f if w <= 0 else work_done(params.ward.hours, f, w)
+                        for f, w in zip(out["fit"], out["summary"])])
+    assert (out["left"].to_numpy() >= written - 1e-9).all()
+    equipped = (out["assessed"] + out["equipment"]).to_numpy()
+    assert (~(out["left"].to_numpy() < equipped - 1e-9)).all()  # NaN: no equipment needed
+    early = out["unfit_again_end"].to_numpy() < written  # recovered before the summary
+    assert early.sum() > 20, "no episode ended before the summary: no teeth"
+
+
 def test_escalation_follows_the_daily_probability_and_moves_to_the_next_pathway():
     acute, delay, p_escalate = 3.0, 4.0, 0.05
     params = fixed_system(acute, delay, **{"harm.escalation.enabled": True,

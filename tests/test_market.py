@@ -238,3 +238,55 @@ def test_providers_stay_within_their_places_and_their_carers_hours_at_every_mome
         if service == "care_home":
             g = [s.name for s in params.services[service].market.segments].index(segment)
             assert peak <= model.pools[service].segments[g][index].nominal
+
+
+def test_a_place_moved_before_the_patient_left_is_released_after_the_stay():
+    """Homecare providers close and move their clients, again and again, so that some
+    patients' packages are moved after they were granted and before the patient left hospital
+    (or while the patient waits at home for the new one). Every hospital patient's package,
+    wherever it was placed last, is released by the later of leaving and its grant plus the
+    drawn stay: no place is held for ever."""
+    params = small_params(services__homecare__market__closures=[
+        Closure("town", j % 2, 30.0 + 7.3 * j, 3.0, True) for j in range(24)])
+    result = simulate(params)
+    days = params.run.days
+    w = result.service_waits
+    p = result.patients.set_index("id")
+    mine = w[(w["service"] == "homecare") & (w["patient"] >= 0) & w["granted"].notna()]
+    mine = mine.join(p[["left", "stay", "service"]].add_prefix("patient_"), on="patient")
+    mine = mine[mine["patient_service"] == "homecare"]  # not packages after a step-down stay
+    moved = mine[mine["source"] == "moved"]
+    early = moved[~(moved["patient_left"] <= moved["requested"])]  # before the patient left
+    assert len(early) > 3, "no package was moved before its patient left: no teeth"
+    due = np.maximum(mine["patient_left"], mine["granted"]) + mine["patient_stay"]
+    ended = mine[mine["patient_left"].notna() & (due < days)]
+    assert ended["released"].notna().all(), ended[ended["released"].isna()]
+    assert (ended["released"] <= due[ended.index] + 1e-9).all()
+
+
+@pytest.mark.parametrize("settings, field", [
+    ({"services.homecare.market.complex_amount": 100.0}, "services.homecare.market.complex_amount"),
+    ({"services.homecare.market.segments": [Segment("a", 0.5, 1.0, 2), Segment("b", 0.5, 0.0, 2)]},
+     "services.homecare.market.segments[1].capacity"),
+    ({"services.homecare.market.segments": [Segment("a", 1.0, 1.0, 2000)]},
+     "services.homecare.market.segments[0].providers"),
+])
+def test_a_market_that_could_never_place_some_clients_is_refused_before_the_run(settings, field):
+    """A segment clients need with no capacity, or providers all too small for some clients'
+    packages: those clients would wait for ever, and keep their beds."""
+    from sim.core.feasibility import check_feasible
+    from sim.core.params import ParameterError
+    with pytest.raises(ParameterError) as refused:
+        check_feasible(override(small_params(), settings))
+    assert str(refused.value).startswith(f"{field}=")
+
+
+@pytest.mark.parametrize("key", ["services.homecare.market.acceptance",
+                                 "services.homecare.market.complex_acceptance",
+                                 "services.care_home.market.segments.0.acceptance"])
+def test_an_acceptance_of_zero_is_refused_in_one_line_naming_the_setting(key):
+    from sim.config.schema import ConfigError, load_config
+    with pytest.raises(ConfigError) as refused:
+        load_config([f"{key}=0"])
+    name = key.replace(".0.", "[0].")
+    assert str(refused.value).startswith(f"{name}=0.0 is not allowed: ")

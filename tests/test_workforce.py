@@ -112,3 +112,18 @@ def test_packages_are_handed_back_only_when_carers_leave_or_fall_sick():
     assert all(t in falls for t in back["requested"])
     _, low = run(0.1)
     assert low.value("homecare.handbacks_per_30d") < result.value("homecare.handbacks_per_30d")
+
+
+def test_more_posts_leave_the_carers_of_the_shared_posts_as_they_were():
+    """Common random numbers for the workforce: each post draws from its own stream, so with 8
+    more posts the carers of the first 54 join, leave and fall sick at exactly the same
+    moments (patients and providers aside)."""
+    def roster(posts: int):
+        model = Model(small_params(services__homecare__staff__count=posts))
+        model.run()
+        return model.rosters["homecare"]
+
+    fewer, more = roster(54), roster(62)
+    assert len(fewer.fell_sick) > 20 and len(fewer.left) > 5
+    for events in ("joined", "left", "fell_sick"):
+        assert set(getattr(fewer, events)) <= set(getattr(more, events)), events

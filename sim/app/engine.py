@@ -77,9 +77,9 @@ class Lever:
 
 
 LEVERS = (
-    Lever("services.homecare.staff.count", "Domiciliary carers",
-          "Carers delivering homecare packages (each works a set number of hours a week with "
-          "clients).", "carers"),
+    Lever("services.homecare.staff.count", "Domiciliary carers (posts)",
+          "Homecare carers' posts (each a set number of hours a week with clients); while the "
+          "workforce comes and goes, some posts are vacant or their carers off sick.", "carers"),
     Lever("services.homecare.staff.workforce.turnover_per_year", "Carers leaving a year (%)",
           "Turnover: carers who leave in a year, as a per cent of those in post. A post stays "
           "vacant until it is filled again.", "% carer turnover", step=5, scale=100,
@@ -104,11 +104,13 @@ LEVERS = (
 
 SWITCHES = {
     "seven_day": ("Seven-day working", "seven_day_discharge",
-                  "The discharge team assesses, and homecare, step-down and care homes take "
-                  "people on, every day of the week."),
+                  "The discharge team, the ward's doctors and pharmacy and the council's "
+                  "brokerage work at weekends as on weekdays, and homecare, step-down and care "
+                  "homes take people on every day of the week."),
     "discharge_to_assess": ("Discharge to assess", "discharge_to_assess",
-                            "Patients on pathways 1-3 leave without waiting for the assessment "
-                            "(they are assessed at home or in the step-down or care-home bed)."),
+                            "Patients on pathways 1-3 leave without waiting for the assessment, "
+                            "the funding decision or the choice of home (they are assessed at "
+                            "home or in the step-down or care-home bed)."),
     "winter": ("Winter pressure", "winter_surge",
                "More emergency admissions for 120 days of the year, with the same capacity."),
 }

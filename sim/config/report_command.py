@@ -1,7 +1,7 @@
 """A report to hand on: run scenarios against the baseline and write one self-contained HTML
 file (charts embedded, a table in plain words, assumptions, settings that differ).
 
-    .venv/bin/discharge-report                          # every scenario, 5 replications
+    .venv/bin/discharge-report                          # every lever, 5 replications
     .venv/bin/discharge-report extra_homecare seven_day_discharge run.replications=10
     .venv/bin/discharge-report extra_homecare --out handout.html
 
@@ -23,6 +23,10 @@ from typing import Sequence
 from sim.config.schema import CONFIG_DIR
 
 PROGRAM = "discharge-report"
+NOT_LEVERS = ("baseline", "one_pool", "harm")
+"""Scenarios left out when none is named: the baseline itself, the model without its
+mechanisms (``one_pool``) and the harm of waiting switched on (``harm``), which change the
+model, not the system."""
 
 
 def scenario_names() -> list[str]:
@@ -52,7 +56,7 @@ def report(argv: Sequence[str] | None = None) -> Path:
     overrides = [item for item in args.items if "=" in item]
     known = scenario_names()
     names = [item for item in args.items if "=" not in item] or [n for n in known
-                                                                  if n != "baseline"]
+                                                                  if n not in NOT_LEVERS]
     unknown = [n for n in names if n not in known]
     if unknown:
         print(f"{PROGRAM}: error: scenario {unknown[0]!r} is not allowed: one of "

@@ -17,7 +17,7 @@ from typing import Iterator, List, Sequence, get_type_hints
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sim.core.params import ParameterError, Params, Run
@@ -165,15 +165,26 @@ def register() -> None:
                                     keys_that_do_not_change_results, replace=True)
 
 
-def _locate(node: DictConfig, prefix: str) -> str:
-    """The dotted path of the deepest sub-config whose dataclass refuses its values."""
+def _sub_configs(node: DictConfig) -> Iterator[tuple[str, DictConfig]]:
+    """A config's sub-configs by name, those in lists too (``segments[1]``)."""
     for key in node.keys():
         child = node._get_node(key)
         if isinstance(child, DictConfig):
-            try:
-                OmegaConf.to_object(child)
-            except ParameterError:
-                return _locate(child, f"{prefix}{key}.")
+            yield str(key), child
+        elif isinstance(child, ListConfig):
+            for i in range(len(child)):
+                item = child._get_node(i)
+                if isinstance(item, DictConfig):
+                    yield f"{key}[{i}]", item
+
+
+def _locate(node: DictConfig, prefix: str) -> str:
+    """The dotted path of the deepest sub-config whose dataclass refuses its values."""
+    for name, child in _sub_configs(node):
+        try:
+            OmegaConf.to_object(child)
+        except ParameterError:
+            return _locate(child, f"{prefix}{name}.")
     return prefix
 
 

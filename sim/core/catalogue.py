@@ -213,7 +213,8 @@ def _families(params: Params) -> Iterator[Metric]:
 def _market_family(name: str, service: Service) -> Iterator[Metric]:
     what = name.replace("_", " ")
     yield Metric(f"{name}.rounds_mean", "rounds per placement",
-                 f"rounds of offers to {what} providers until a hospital patient is placed",
+                 f"rounds of offers to {what} providers until a hospital patient is placed "
+                 "(rounds when none had room count too)",
                  MARKET)
     yield Metric(f"{name}.handbacks_per_30d", _PATIENTS_30,
                  f"clients handed back by {what} providers", MARKET)

@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sim.core.market import provider_sizes
 from sim.core.params import Distribution, ParameterError, Params, Service
 
 # Memory of one replication, from the peak RSS of one process running the default system
@@ -61,6 +62,7 @@ def check_feasible(params: Params, workers: int = 1, replications_held: int = 0)
     for name, service in params.services.items():
         if _needed_by_hospital(params, name):
             _check_capacity(name, service, requests[name])
+            _check_market(name, service, requests[name])
     return _check_memory(params, requests, max(1, workers), replications_held)
 
 
@@ -147,6 +149,44 @@ def _check_capacity(name: str, service: Service, requests: float) -> None:
             f"{setting}): about {too_big:,.2g} of the run's {requests:,.0f} requests would be "
             "larger, and each would wait for ever, with everyone queueing behind it; give the "
             "service more capacity or its clients smaller amounts")
+
+
+def _check_market(name: str, service: Service, requests: float) -> None:
+    """In a market a client waits for one provider of its segment with room: a segment some
+    clients need must have capacity, and its largest provider must fit their amounts (twice
+    the hours, say, for complex needs)."""
+    settings = service.market
+    if not settings.enabled:
+        return
+    capacities, _ = provider_sizes(service)
+    complex_share, amount = settings.complex_share, service.amount
+    for g, (segment, sizes) in enumerate(zip(settings.segments, capacities)):
+        if segment.demand <= 0:
+            continue
+        field = f"services.{name}.market.segments[{g}]"
+        largest = max(sizes)
+        clients = requests * segment.demand
+        if largest <= 0:
+            raise ParameterError(
+                f"{field}.capacity", segment.capacity,
+                f"more than 0 while {segment.demand:.0%} of the clients of services.{name} "
+                f"need segment '{segment.name}' (about {clients:,.0f} requests in the run): none "
+                "of them would ever be placed; give it a share of the capacity, or its demand 0")
+        plain = (1.0 - complex_share) * _share_above(amount, largest) * clients
+        complex_ = (complex_share * _share_above(amount, largest / settings.complex_amount)
+                    * clients)
+        if plain + complex_ < JAM_TOLERANCE:
+            continue
+        setting, value = ((f"{field}.providers", segment.providers) if plain >= JAM_TOLERANCE
+                          else (f"services.{name}.market.complex_amount", settings.complex_amount))
+        raise ParameterError(
+            setting, value,
+            f"providers that can take a client's amount: the largest provider of segment "
+            f"'{segment.name}' has {largest:g} {service.unit}, and about {plain + complex_:,.2g} "
+            f"of the run's {requests:,.0f} requests (complex needs taking "
+            f"{settings.complex_amount:g} x services.{name}.amount) would need more and wait for "
+            "ever; give the segment fewer, larger providers or more capacity, or its clients "
+            "smaller amounts")
 
 
 def _describe(dist: Distribution) -> str:

@@ -33,6 +33,7 @@ import simpy
 
 from sim.core.calendar import Calendar
 from sim.core.params import Market as MarketSettings
+from sim.core.params import Service
 from sim.core.patient import Request
 from sim.core.resources import TimeWeighted
 
@@ -334,3 +335,33 @@ class Market:
         for level in (self.use, self.waiting, self.size, self.not_taking, *self.segment_use,
                       *self.segment_size):
             level.restart(now)
+
+
+def split_whole(total: float, shares: list[float]) -> list[float]:
+    """``total`` split by ``shares``: in whole numbers (largest remainders first, then the
+    earlier) when ``total`` is whole, so that places and posts stay whole."""
+    raw = [total * share for share in shares]
+    if not float(total).is_integer():
+        return raw
+    whole = [math.floor(x + 1e-9) for x in raw]
+    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - whole[i]), i))
+    for i in order[:int(round(total)) - sum(whole)]:
+        whole[i] += 1
+    return [float(w) for w in whole]
+
+
+def provider_sizes(service: Service) -> tuple[list[list[float]], list[list[int]]]:
+    """Each provider's capacity, by segment (places, or its carers' hours), and for a staffed
+    service its posts (else empty lists): the service's capacity split by the segments' shares,
+    then evenly among each segment's providers, in whole places and posts."""
+    settings = service.market
+    shares = [g.capacity for g in settings.segments]
+    providers = [g.providers for g in settings.segments]
+    if service.staff is None:
+        places = split_whole(float(service.capacity or 0.0), shares)
+        return ([split_whole(total, [1.0 / n] * n) for total, n in zip(places, providers)],
+                [[] for _ in providers])
+    staff = service.staff
+    posts = [[int(x) for x in split_whole(float(n), [1.0 / m] * m)]
+             for n, m in zip(split_whole(float(staff.count), shares), providers)]
+    return [[n * staff.hours_each for n in row] for row in posts], posts

@@ -26,7 +26,7 @@ import pandas as pd
 import simpy
 
 from sim.core.calendar import Calendar
-from sim.core.market import Market, Placement
+from sim.core.market import Market, Placement, provider_sizes
 from sim.core.metrics import compute_daily, compute_metrics
 from sim.core.params import HOME, Distribution, Params, Service
 from sim.core.params import Market as MarketSettings
@@ -333,16 +333,7 @@ class Model:
     def _market(self, name: str, service: Service) -> Market:
         """The service's providers, with their places or carers' hours, and its workforce."""
         settings = service.market
-        shares = [g.capacity for g in settings.segments]
-        providers = [g.providers for g in settings.segments]
-        if service.staff is None:
-            places = _split(float(service.capacity or 0.0), shares)
-            capacities = [_split(total, [1.0 / n] * n) for total, n in zip(places, providers)]
-        else:
-            staff = service.staff
-            posts = [[int(x) for x in _split(float(n), [1.0 / m] * m)]
-                     for n, m in zip(_split(float(staff.count), shares), providers)]
-            capacities = [[n * staff.hours_each for n in row] for row in posts]
+        capacities, posts = provider_sizes(service)
         market = Market(self.env, name, settings, capacities, Calendar(settings.hours))
         market.on_hand_back = lambda request, why: self._place_again(request, why)
         if service.staff is not None and service.staff.workforce.enabled:
@@ -466,7 +457,7 @@ class Model:
                 env.process(self._stay_then_onward(request, p.stay, p.onward, p.onward_amount,
                                                    p.onward_stay, p.onward_placement))
             else:
-                self._hold(request, p.stay)
+                self._begin_use(request, p.stay)
 
     def _discharge(self, p: Patient, hold: "_Hold | None" = None) -> Generator[Any, Any, Request | None]:
         """From medically fit (or an escalation of need) to the moment the patient may leave:
@@ -511,7 +502,8 @@ class Model:
         p.transferred = p.summarised + p.transfer
         if (hold is not None and hold.unfit_end > env.now
                 and hold.unfit_start < self.rules[p.pathway].next_open(p.transferred)):
-            p.transferred = hold.unfit_end + p.transfer  # unfit when due to go: transfer again
+            # unfit when due to go: transfer again once fit (and the summary is written)
+            p.transferred = max(p.summarised, hold.unfit_end) + p.transfer
         leaves = self.rules[p.pathway].next_open(p.transferred)
         if leaves > env.now:
             yield env.timeout(leaves - env.now)
@@ -708,6 +700,18 @@ class Model:
             pool.release(request.amount)
         request.released = self.env.now
 
+    def _begin_use(self, request: Request, days: float) -> None:
+        """The client's use of a granted service begins now, for ``days``: the use of the
+        request as placed last, if its provider handed it back or closed since; if that is not
+        granted yet, the client waits at home and uses what is left of ``days`` once it is."""
+        while request.moved_to is not None:
+            request = request.moved_to
+        if math.isnan(request.granted):
+            request.stay = days
+            request.ends = self.env.now + days  # held from the grant by _place_again
+        else:
+            self._hold(request, days)
+
     def _end_use(self, request: Request) -> None:
         """The client's use of a service ends now, wherever the client was placed last:
         released, or, if still being placed again after a hand-back, withdrawn."""
@@ -855,19 +859,6 @@ class Model:
                         assert pool.try_take(amount)
                     request.granted = self.env.now
                     self._hold(request, _residual_stay(service.stay, rng))
-
-
-def _split(total: float, shares: list[float]) -> list[float]:
-    """``total`` split by ``shares``: in whole numbers (largest remainders first, then the
-    earlier) when ``total`` is whole, so that places and posts stay whole."""
-    raw = [total * share for share in shares]
-    if not float(total).is_integer():
-        return raw
-    whole = [math.floor(x + 1e-9) for x in raw]
-    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - whole[i]), i))
-    for i in order[:int(round(total)) - sum(whole)]:
-        whole[i] += 1
-    return [float(w) for w in whole]
 
 
 REQUEST_COLUMNS = logged(Request)

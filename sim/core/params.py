@@ -319,8 +319,8 @@ class Segment:
         _fraction("capacity", self.capacity)
         _check(1 <= self.providers <= 10_000, "providers", self.providers,
                "an integer in [1, 10000]")
-        _check(math.isfinite(self.acceptance) and self.acceptance >= 0, "acceptance",
-               self.acceptance, "a multiplier >= 0")
+        _check(math.isfinite(self.acceptance) and self.acceptance > 0, "acceptance",
+               self.acceptance, "a multiplier > 0 (at 0 its clients would never be placed)")
 
 
 @dataclass
@@ -348,8 +348,10 @@ class Market:
 
     The service's capacity is split into ``segments`` and each segment among its providers. A
     client's segment, and whether the needs are complex, are drawn when the client appears. The
-    referral is offered in rounds, ``round_days`` apart within the brokerage team's ``hours``, to
-    every provider of its segment with room for it; each accepts with probability
+    referral is offered in rounds to every provider of its segment with room for it: the first
+    when it is made (or when the brokerage team's ``hours`` next open), each next one at the
+    first of those hours at least ``round_days`` later (so with hours 9-17, any ``round_days``
+    under a day gives one round a working day); each accepts with probability
     ``acceptance`` x the segment's ``acceptance`` x ``complex_acceptance`` (complex needs: for
     homecare, a package that needs two carers at once, ``complex_amount`` times the hours) x
     ``incomplete_acceptance`` while the hospital's discharge summary (with medicines) is not yet
@@ -383,8 +385,10 @@ class Market:
         _check(len(set(names)) == len(names), "segments", names, "segments of distinct names")
         _shares("segments.demand", [g.demand for g in self.segments], len(self.segments))
         _shares("segments.capacity", [g.capacity for g in self.segments], len(self.segments))
-        for name in ("acceptance", "complex_acceptance", "incomplete_acceptance",
-                     "weekend_acceptance"):
+        for name in ("acceptance", "complex_acceptance"):
+            _check(0.0 < getattr(self, name) <= 1.0, name, getattr(self, name),
+                   "a probability in (0, 1] (at 0 its clients would never be placed)")
+        for name in ("incomplete_acceptance", "weekend_acceptance"):
             _fraction(name, getattr(self, name))
         _fraction("complex_share", self.complex_share)
         _check(math.isfinite(self.complex_amount) and self.complex_amount >= 1,

@@ -8,9 +8,11 @@ not off sick; every change is passed on (:attr:`Roster.on_change`), and the mark
 packages back when a provider's clients no longer fit (:mod:`sim.core.market`).
 
 The posts start in their steady state (filled with the probability time in post / (time in
-post + time to fill), with residual times), so no warm-up is spent filling them. The roster
-draws only from its own stream, in the order of its own events, which do not depend on the
-patients: scenarios with the same workforce settings see the same carers come and go.
+post + time to fill), with residual times), so no warm-up is spent filling them. Each post
+draws from a stream of its own (spawned from the roster's stream, by the post's number), in the
+order of its own events, which depend neither on the patients nor on the other posts: scenarios
+with the same workforce settings see the same carers come and go in the posts they share,
+whatever the number of posts.
 """
 
 from __future__ import annotations
@@ -21,20 +23,26 @@ from typing import Callable
 import numpy as np
 import simpy
 
-from sim.core.params import Workforce
+from sim.core.params import Distribution, Workforce
 from sim.core.resources import TimeWeighted
-from sim.core.streams import length_biased_draw, sampler
+from sim.core.streams import batch_draw, length_biased_draw
 
 
 class _Post:
-    __slots__ = ("provider", "filled", "sick", "token")
+    __slots__ = ("provider", "rng", "filled", "sick", "token")
 
-    def __init__(self, provider: int) -> None:
+    def __init__(self, provider: int, rng: np.random.Generator) -> None:
         self.provider = provider
+        self.rng = rng
         self.filled = False
         self.sick = False
         self.token = 0
         """Raised when the carer leaves, so that their pending sickness events lapse."""
+
+
+def _draw(dist: Distribution, rng: np.random.Generator) -> float:
+    """One draw of ``dist`` (a post's events are few: no batches)."""
+    return float(dist.mean) if dist.kind == "fixed" else float(batch_draw(dist, rng, 1)[0])
 
 
 class Roster:
@@ -42,8 +50,11 @@ class Roster:
 
     def __init__(self, env: simpy.Environment, settings: Workforce, posts: list[int],
                  rng: np.random.Generator) -> None:
-        self.env, self.settings, self.rng = env, settings, rng
-        self.posts = [_Post(j) for j, n in enumerate(posts) for _ in range(n)]
+        self.env, self.settings = env, settings
+        providers = [j for j, n in enumerate(posts) for _ in range(n)]
+        root = np.random.SeedSequence(int(rng.integers(2**63)))
+        self.posts = [_Post(j, np.random.Generator(np.random.PCG64(seed)))
+                      for j, seed in zip(providers, root.spawn(len(providers)))]
         self._posts = list(posts)
         self.working = [0] * len(posts)
         """Carers in post and not off sick, by provider."""
@@ -55,8 +66,6 @@ class Roster:
         """When carers joined, left, and fell sick (for the metrics and checks)."""
         self.on_change: Callable[[int, int], None] = lambda provider, working: None
         """Called with a provider's index and its carers working, whenever that changes."""
-        self._fill = sampler(settings.time_to_fill, rng)
-        self._episode = sampler(settings.sickness_episode, rng)
         episode = settings.sickness_episode
         mean_episode = (float(np.mean(episode.values)) if episode.kind == "empirical"
                         else episode.mean)
@@ -70,11 +79,12 @@ class Roster:
 
     def start(self) -> None:
         """Put every post in its steady state and start its events."""
-        s, rng = self.settings, self.rng
+        s = self.settings
         in_post = s.time_in_post
         filled_share = 1.0 - s.vacancy_rate
         sick_share = s.sickness_days_per_year / 365.0
         for post in self.posts:
+            rng = post.rng
             if rng.random() < filled_share:
                 post.filled = True
                 self.working[post.provider] += 1
@@ -98,12 +108,12 @@ class Roster:
 
     def _next_sickness(self, post: _Post) -> None:
         if math.isfinite(self._well):
-            self._at(self.rng.exponential(self._well), self._fall_sick, post, post.token)
+            self._at(post.rng.exponential(self._well), self._fall_sick, post, post.token)
 
     def _join(self, post: _Post, _: int | None) -> None:
         post.filled = True
         self.joined.append(self.env.now)
-        self._at(self.rng.exponential(self.settings.time_in_post), self._leave, post, None)
+        self._at(post.rng.exponential(self.settings.time_in_post), self._leave, post, None)
         self._next_sickness(post)
         self._changed(post.provider, +1)
 
@@ -112,7 +122,7 @@ class Roster:
         post.filled = post.sick = False
         post.token += 1
         self.left.append(self.env.now)
-        self._at(self._fill(), self._join, post, None)
+        self._at(_draw(self.settings.time_to_fill, post.rng), self._join, post, None)
         self._changed(post.provider, -1 if was_working else 0)
 
     def _fall_sick(self, post: _Post, token: int | None) -> None:
@@ -120,7 +130,8 @@ class Roster:
             return
         post.sick = True
         self.fell_sick.append(self.env.now)
-        self._at(self._episode(), self._recover, post, post.token)
+        self._at(_draw(self.settings.sickness_episode, post.rng), self._recover, post,
+                 post.token)
         self._changed(post.provider, -1)
 
     def _recover(self, post: _Post, token: int | None) -> None:
