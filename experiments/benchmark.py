@@ -31,6 +31,9 @@ What it measures (every figure in one run, so ratios compare like with like on o
    cores, CSVs and charts), of the same without ``patients.csv`` and charts, and of
    ``discharge-sim run.replications=1 output.charts=false output.patients_csv=false``; each in a
    fresh output folder. Target: defaults under 5 s.
+6. **Workshop app**: wall time of a what-if as the app runs it (compose, run its default
+   replications on the app's workers, compare with the cached baseline), median of 3.
+   Target: under 10 s.
 
 How to read the outputs (results/benchmark/): ``benchmark.csv`` has one row per figure (section,
 measure, value, unit, target, met, and the range of the repetitions behind a median or the
@@ -404,6 +407,28 @@ def bench_cli(plan: Plan) -> list[Row]:
                        single, "s")]
 
 
+def bench_app(plan: Plan) -> list[Row]:
+    """The workshop app's what-if as the app runs it: the baseline run once (cached), then
+    what-ifs of +20 carers, each its default replications on all cores, timed from the click
+    (compose the config, run, compare with the baseline)."""
+    from sim.app import engine
+
+    section = "6 workshop app"
+    base = engine.compose([])
+    baseline = engine.run_scenario(base, name="baseline", label="Baseline")
+    carers = base.params.services["homecare"].staff.count
+    walls = []
+    for k in range(plan.cli_repetitions):
+        started = time.perf_counter()
+        config = engine.compose([f"services.homecare.staff.count={carers + 20 + k}"])
+        what_if = engine.run_scenario(config, name="what_if", label="What if")
+        engine.compare({"baseline": baseline, "what_if": what_if})
+        walls.append(time.perf_counter() - started)
+    return [median_row(section, f"what-if, {base.params.run.replications} replications, "
+                       f"{engine.WORKERS} workers (baseline cached)", walls, "s", "< 10 s",
+                       lambda v: v < 10)]
+
+
 # ----------------------------------------------------------------------------- profile
 def area(filename: str) -> str:
     """Which package a profiled function belongs to."""
@@ -574,6 +599,7 @@ SECTIONS: tuple[tuple[str, Callable[[Plan], list[Row]]], ...] = (
     ("3. Scenario comparison on all cores", bench_scenarios),
     ("4. How cost grows", bench_scaling),
     ("5. Command line", bench_cli),
+    ("6. Workshop app", bench_app),
 )
 
 

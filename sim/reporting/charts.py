@@ -261,6 +261,7 @@ def scenario_comparison(table: pd.DataFrame, path: Path | None = None,
     _change_bars(right, rows[rows["scenario"] != baseline], y[rows["scenario"] != baseline],
                  entry.unit)
     right.set_title(f"Change from {scenario_label(baseline, labels).lower()}")
+    right.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))  # legible on a wall
     for ax in (left, right):
         ax.grid(axis="y", visible=False)
     fig.suptitle("What each scenario does to delayed discharges")
