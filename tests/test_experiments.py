@@ -212,3 +212,19 @@ def test_the_scenario_comparison_table_has_bounded_levels_and_unbounded_differen
     better = next(line for line in text.splitlines() if "| harm.deaths_during_delay |" in line
                   and "| better |" in line)
     assert "| better | 0 | 0 | 0 | -40 | -212.1 | 132.1 |" in better
+
+
+def test_a_scenario_on_a_fitted_set_adds_the_same_count_and_sets_the_same_rate():
+    """fitted_sets: 25 more carers than the set has (a count is a step from the set's value);
+    seven-day working's weekend pace of 1 whatever the set's pace (a rate is set as it is)."""
+    from sim.config.experiments import on_fitted_set, scenario_changes
+    from sim.config.schema import load_config
+    base = load_config([]).params
+    fitted = {"services.homecare.staff.count": 250, "assessment.hours.weekend_cover": 0.95}
+    more = scenario_changes(base, load_config(["scenario=extra_homecare"]).params)
+    seven = scenario_changes(base, load_config(["scenario=seven_day_discharge"]).params)
+    step = more["services.homecare.staff.count"] - base.services["homecare"].staff.count
+    assert on_fitted_set(base, fitted, more).services["homecare"].staff.count == 250 + step
+    on_seven = on_fitted_set(base, fitted, seven)
+    assert on_seven.assessment.hours.weekend_cover == 1.0
+    assert on_seven.services["homecare"].staff.count == 250

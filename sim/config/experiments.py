@@ -258,12 +258,13 @@ def scenario_changes(baseline: Params, scenario: Params) -> dict[str, object]:
 def on_fitted_set(baseline: Params, fitted: dict[str, float], changes: dict[str, object]
                   ) -> Params:
     """A scenario's changes applied to the baseline refitted with ``fitted`` values: a change
-    to a fitted number is applied as the same step from the fitted value (25 more carers than
-    the set has), any other change as it is."""
+    to a fitted count is applied as the same step from the fitted value (25 more carers than
+    the set has); any other change as it is (seven-day working sets the weekend pace to the
+    weekday pace, 1, whatever the set's pace)."""
     before = _flat(baseline)
     updates: dict[str, object] = dict(fitted)
     for key, value in changes.items():
-        if key in fitted and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if key in fitted and isinstance(value, int) and not isinstance(value, bool):
             step = value - before[key]  # type: ignore[operator]
             updates[key] = type(value)(fitted[key] + step)
         else:
