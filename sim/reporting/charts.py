@@ -462,13 +462,16 @@ def _change_bars(ax: plt.Axes, rows: pd.DataFrame, y: np.ndarray, unit: str,
     ax.barh(y, diff, color=colours, xerr=_errors(diff, low, high, floor=None), capsize=5)
     ax.axvline(0, color="black", lw=1.2)
     span = max(np.nanmax(np.abs(np.concatenate([low, high, diff]))) if len(diff) else 1, 1e-9)
+    def signed(v: float) -> str:  # "+12", "-3"; never "-0"
+        text = f"{v:+,.0f}" if span >= 20 else f"{v:+.2g}"
+        return text[1:] if float(text.replace(",", "")) == 0 else text
+
     for yi, d, lo, hi in zip(y, diff, low, high):
-        text = f"{d:+,.0f}" if span >= 20 else f"{d:+.2g}"
+        text = signed(d)
         if d == 0 and lo == 0 and hi == 0:
             text = "no change (same results)"
         elif not np.isnan(lo):
-            text += (f"  ({lo:+,.0f} to {hi:+,.0f})" if span >= 20
-                     else f"  ({lo:+.2g} to {hi:+.2g})")
+            text += f"  ({signed(lo)} to {signed(hi)})"
         ax.text(max(hi if not np.isnan(hi) else d, 0) + span * 0.04, yi, text, va="center",
                 fontsize=13)
     ax.set_xlim(min(np.nanmin(np.concatenate([low, diff, [0]])) * 1.15, -span * 0.1),
@@ -806,11 +809,13 @@ def harm_circle(table: pd.DataFrame, path: Path | None = None,
         ax.set_title(title, loc="left", fontweight="bold")
         ax.set_xlabel(_wrap(" | ".join(f"{e.label} ({e.unit})" for e in entries), 60),
                       fontsize=12)
-        if len(metrics) > 1:  # which block of bars is which metric
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+        if len(metrics) > 1:  # which block of bars is which metric, in room kept on the right
+            ax.set_xlim(0, ax.get_xlim()[1] * 1.9)
             for k, entry in enumerate(entries):
                 ax.axhline(len(scenarios) * k - 0.5, color="#999999", lw=0.8)
-                ax.text(1.0, len(scenarios) * (len(metrics) - 1 - k) + len(scenarios) - 0.7,
-                        entry.label.split(",")[0], transform=ax.get_yaxis_transform(),
+                ax.text(0.99, len(scenarios) * (len(metrics) - 1 - k) + len(scenarios) - 0.7,
+                        _wrap(entry.label.split(",")[0], 24), transform=ax.get_yaxis_transform(),
                         ha="right", va="top", fontsize=11, color="#444444")
     fig.tight_layout(rect=(0.02, 0.04, 0.98, 0.92))
     arrows = [((0.5, 0.75), (0.53, 0.75)), ((0.75, 0.52), (0.75, 0.47)),
