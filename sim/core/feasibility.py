@@ -41,6 +41,11 @@ JAM_TOLERANCE = 0.01
 """A run is refused when it would meet, on average, this many requests that can never be
 granted (larger than all of a service's capacity): about one run in a hundred would jam."""
 
+MARKET_JAM_TOLERANCE = 0.1
+"""The same for a market's client too big for every provider of its segment: such a client
+holds only its own bed (the others are placed around it), so a run is refused when it would
+meet this many on average: about one run in ten would hold one such patient."""
+
 
 @dataclass(frozen=True)
 class RunEstimate:
@@ -175,9 +180,10 @@ def _check_market(name: str, service: Service, requests: float) -> None:
         plain = (1.0 - complex_share) * _share_above(amount, largest) * clients
         complex_ = (complex_share * _share_above(amount, largest / settings.complex_amount)
                     * clients)
-        if plain + complex_ < JAM_TOLERANCE:
+        if plain + complex_ < MARKET_JAM_TOLERANCE:
             continue
-        setting, value = ((f"{field}.providers", segment.providers) if plain >= JAM_TOLERANCE
+        setting, value = ((f"{field}.providers", segment.providers)
+                          if plain >= MARKET_JAM_TOLERANCE
                           else (f"services.{name}.market.complex_amount", settings.complex_amount))
         raise ParameterError(
             setting, value,
