@@ -32,8 +32,7 @@ import numpy as np
 import simpy
 
 from sim.core.calendar import Calendar
-from sim.core.params import Market as MarketSettings
-from sim.core.params import Service
+from sim.core.params import Market as MarketSettings, Service
 from sim.core.patient import Request
 from sim.core.resources import TimeWeighted
 

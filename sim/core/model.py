@@ -34,7 +34,7 @@ from sim.core.patient import (CAUSE_OF_PHASE, PHASES, HarmDraws, Needs, Patient,
                               logged)
 from sim.core.resources import CapacityPool, TimeWeighted
 from sim.core.workforce import Roster
-from sim.core.streams import (BATCH, batch_draw, choice_sampler, length_biased_draw,
+from sim.core.streams import (BATCH, choice_sampler, draw_one, length_biased_draw,
                          replication_streams, sampler, uniform_sampler)
 
 
@@ -842,13 +842,11 @@ class Model:
         """
         for name, service in self.params.services.items():
             pool, rng = self.pools[name], self._rng[f"initial_{name}"]
-            fixed_amount = service.amount.kind == "fixed"
             places = pool.providers if isinstance(pool, Market) else [pool]
             for place in places:
                 target = service.initial_utilisation * place.capacity
                 while True:
-                    amount = (float(service.amount.mean) if fixed_amount
-                              else float(batch_draw(service.amount, rng, 1)[0]))
+                    amount = draw_one(service.amount, rng)
                     if place.in_use + amount > target + 1e-9 or amount <= 0:
                         break
                     request = self._log_request(name, "initial", amount)

@@ -63,6 +63,12 @@ def replication_streams(seed: int, replication: int) -> Streams:
     return Streams(np.random.SeedSequence(seed).spawn(replication + 1)[replication])
 
 
+def draw_one(dist: Distribution, rng: np.random.Generator) -> float:
+    """One draw of ``dist`` from ``rng`` (for draws too few to batch); a fixed value takes no
+    random number."""
+    return float(dist.mean) if dist.kind == "fixed" else float(batch_draw(dist, rng, 1)[0])
+
+
 def batch_draw(dist: Distribution, rng: np.random.Generator, size: int) -> np.ndarray:
     """``size`` draws of ``dist`` from ``rng``."""
     if dist.kind == "fixed":

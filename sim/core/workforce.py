@@ -23,9 +23,9 @@ from typing import Callable
 import numpy as np
 import simpy
 
-from sim.core.params import Distribution, Workforce
+from sim.core.params import Workforce
 from sim.core.resources import TimeWeighted
-from sim.core.streams import batch_draw, length_biased_draw
+from sim.core.streams import draw_one, length_biased_draw
 
 
 class _Post:
@@ -38,11 +38,6 @@ class _Post:
         self.sick = False
         self.token = 0
         """Raised when the carer leaves, so that their pending sickness events lapse."""
-
-
-def _draw(dist: Distribution, rng: np.random.Generator) -> float:
-    """One draw of ``dist`` (a post's events are few: no batches)."""
-    return float(dist.mean) if dist.kind == "fixed" else float(batch_draw(dist, rng, 1)[0])
 
 
 class Roster:
@@ -122,7 +117,7 @@ class Roster:
         post.filled = post.sick = False
         post.token += 1
         self.left.append(self.env.now)
-        self._at(_draw(self.settings.time_to_fill, post.rng), self._join, post, None)
+        self._at(draw_one(self.settings.time_to_fill, post.rng), self._join, post, None)
         self._changed(post.provider, -1 if was_working else 0)
 
     def _fall_sick(self, post: _Post, token: int | None) -> None:
@@ -130,7 +125,7 @@ class Roster:
             return
         post.sick = True
         self.fell_sick.append(self.env.now)
-        self._at(_draw(self.settings.sickness_episode, post.rng), self._recover, post,
+        self._at(draw_one(self.settings.sickness_episode, post.rng), self._recover, post,
                  post.token)
         self._changed(post.provider, -1)
 
