@@ -7,7 +7,10 @@ What it measures (every figure in one run, so ratios compare like with like on o
 
 1. **Default system**: patients simulated per CPU-second, one replication on one core, one year
    after the warm-up (``time.process_time``, median of the repetitions; patients counted as
-   ``len(result.patients)``, warm-up patients included).
+   ``len(result.patients)``, warm-up patients included); the same for ``scenario=one_pool``
+   and for the default run of the code before issue 11 (commit ``BEFORE_ISSUE_11``, checked out
+   in a temporary git worktree and run in a fresh process), alternating. Target: the default no
+   more than 1.5x the CPU per patient of the code before issue 11.
 2. **Tandem network vs peers**: the model reduced to the tandem network of :mod:`sim.checks.peers`
    (:func:`sim.checks.validation.tandem_params`) against ``ciw_tandem`` and the hand-written
    ``heapq_tandem`` on the same network and run length. Repetitions are interleaved (ours, ciw,
@@ -236,26 +239,85 @@ def show(rows: Iterable[Row]) -> list[Row]:
 
 
 # ----------------------------------------------------------------------------- 1. default system
+BEFORE_ISSUE_11 = "3c899f3"
+"""The last commit before the mechanisms of why patients wait (care markets, the workforce,
+the named steps in hospital; issue 11): its default run is the "before" of the speed target."""
+
+_COMMIT_RATE = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from sim import Params, override, simulate
+params = override(Params(), {"run.days": Params().run.warmup_days + 365})
+start = time.process_time()
+result = simulate(params, 0)
+print(len(result.patients) / (time.process_time() - start), len(result.patients))
+"""
+
+
+def commit_checkout(commit: str, folder: Path) -> bool:
+    """Check ``commit`` out into ``folder`` (a detached git worktree); False if this is not a
+    git clone that holds it."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--force",
+                           str(folder), commit], capture_output=True, text=True)
+    return done.returncode == 0
+
+
+def commit_rate(folder: Path) -> tuple[float, int]:
+    """Patients per CPU-second of replication 0 of the default system (1 year) as the code in
+    ``folder`` has it, in a fresh process (its CPU time around ``simulate`` only)."""
+    done = subprocess.run([sys.executable, "-c", _COMMIT_RATE, str(folder)], cwd=folder,
+                          capture_output=True, text=True, check=True)
+    rate, patients = done.stdout.split()
+    return float(rate), int(patients)
+
+
 def bench_default(plan: Plan) -> list[Row]:
-    """The default system, and the system before the mechanisms of why patients wait
-    (``scenario=one_pool``), repetitions alternating so that the machine's load falls on both;
-    the ratio of their medians is what the mechanisms cost."""
+    """The default system; the system before the mechanisms of why patients wait as it runs
+    in today's code (``scenario=one_pool``), and the default run of the code before them
+    (commit :data:`BEFORE_ISSUE_11`, in a git worktree), repetitions alternating so that the
+    machine's load falls on all three; the ratios of the medians are what the mechanisms
+    cost."""
     default, before = one_year(Params()), one_year(load_config(["scenario=one_pool"]).params)
     rates: list[float] = []
     before_rates: list[float] = []
-    for _ in range(plan.default_repetitions):
-        now, patients = patient_rates(default, 1)
-        then, before_patients = patient_rates(before, 1)
-        rates += now
-        before_rates += then
+    commit_rates: list[float] = []
+    commit_patients = 0
+    with tempfile.TemporaryDirectory(prefix="benchmark-commit-") as tmp:
+        folder = Path(tmp) / "before"
+        checked_out = commit_checkout(BEFORE_ISSUE_11, folder)
+        if not checked_out:
+            print(f"  (commit {BEFORE_ISSUE_11} not in this clone: its row is left out)")
+        try:
+            for _ in range(plan.default_repetitions):
+                now, patients = patient_rates(default, 1)
+                then, before_patients = patient_rates(before, 1)
+                rates += now
+                before_rates += then
+                if checked_out:
+                    rate, commit_patients = commit_rate(folder)
+                    commit_rates.append(rate)
+        finally:
+            if checked_out:
+                root = Path(__file__).resolve().parent.parent
+                subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force",
+                                str(folder)], capture_output=True)
     slower = statistics.median(before_rates) / statistics.median(rates)
-    return [median_row("1 default", "patients per CPU-second (1 year, 1 core)", rates,
+    rows = [median_row("1 default", "patients per CPU-second (1 year, 1 core)", rates,
                        "patients/CPU-s"),
             Row("1 default", "patients in the run (warm-up included)", patients, "patients"),
             median_row("1 default", "one_pool (before markets and workforce): patients per "
                        "CPU-second", before_rates, "patients/CPU-s"),
             Row("1 default", f"one_pool ({before_patients:,} patients) / default: CPU per "
                 "patient", slower, "x", "<= 1.5", slower <= 1.5)]
+    if commit_rates:
+        then_slower = statistics.median(commit_rates) / statistics.median(rates)
+        rows += [median_row("1 default", f"default run of commit {BEFORE_ISSUE_11} (before "
+                            "issue 11): patients per CPU-second", commit_rates, "patients/CPU-s"),
+                 Row("1 default", f"commit {BEFORE_ISSUE_11} ({commit_patients:,} patients) / "
+                     "default: CPU per patient", then_slower, "x", "<= 1.5",
+                     then_slower <= 1.5)]
+    return rows
 
 
 # ----------------------------------------------------------------------------- 2. tandem vs peers

@@ -10,6 +10,7 @@ goes at the window's ``weekend_cover`` pace on Saturdays and Sundays (fewer staf
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 
 from sim.core.params import Window
 
@@ -36,6 +37,9 @@ class Calendar:
                 merged.append((a, b, pace))
         self.periods = [(a, b) for a, b, _ in merged]
         self.paces = [pace for _, _, pace in merged]
+        self._starts = [a for a, _, _ in merged]
+        self._ends = [b for _, b, _ in merged]
+        """The periods' starts and ends, for a binary search of the period a moment is in."""
         self.open_per_week = sum((b - a) * pace for a, b, pace in merged)
         """Work done in a week (days of work at the weekday pace)."""
 
@@ -51,10 +55,11 @@ class Calendar:
             return t
         week = math.floor(t / _WEEK) * _WEEK
         offset = t - week
-        for a, b in self.periods:
-            if offset < b:
-                return t if offset >= a else week + a
-        return week + _WEEK + self.periods[0][0]
+        i = bisect_right(self._ends, offset)  # the first period that ends after the offset
+        if i == len(self._ends):
+            return week + _WEEK + self._starts[0]
+        a = self._starts[i]
+        return t if offset >= a else week + a
 
     def add_open_time(self, t: float, duration: float) -> float:
         """The time at which ``duration`` days of open time, starting at t, are complete."""
@@ -72,15 +77,17 @@ class Calendar:
         t = self.next_open(t)
         week = math.floor(t / _WEEK) * _WEEK
         offset = t - week
-        i = next((j for j, (a, b) in enumerate(self.periods) if offset < b), 0)
+        starts, ends, paces, n = self._starts, self._ends, self.paces, len(self._ends)
+        i = bisect_right(ends, offset)
+        if i == n:
+            i = 0
         while True:
-            a, b = self.periods[i]
-            pace = self.paces[i]
-            start = max(offset, a)
+            a, b, pace = starts[i], ends[i], paces[i]
+            start = offset if offset > a else a
             if remaining <= (b - start) * pace + 1e-12:
                 return week + start + remaining / pace
             remaining -= (b - start) * pace
             i += 1
-            if i == len(self.periods):
+            if i == n:
                 i, week = 0, week + _WEEK
-            offset = self.periods[i][0]
+            offset = starts[i]

@@ -19,7 +19,7 @@ import math
 from operator import attrgetter
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Generator, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -136,9 +136,11 @@ class _NeedsSampler:
                 amount *= self.services[name].market.complex_amount
         return amount, stay, placement
 
-    def draw(self, k: str) -> Needs:
+    def draw(self, k: str, needs: Needs | Patient) -> None:
+        """Draw what a patient on pathway ``k`` needs into ``needs`` (a new :class:`Needs`, or
+        a new patient, whose fields of the same names are those of a new :class:`Needs`)."""
         pathway = self.pathways[k]
-        needs = Needs(k, self.transfer[k]())
+        needs.pathway, needs.transfer = k, self.transfer[k]()
         if pathway.needs_assessment:
             needs.assessment = self.assessment()
         needs.summary, needs.choice = self.summary[k](), self.choice[k]()
@@ -164,7 +166,6 @@ class _NeedsSampler:
                     needs.onward = onward
                     needs.onward_amount, needs.onward_stay, needs.onward_placement = (
                         self._service(onward))
-        return needs
 
 
 class _Draws:
@@ -203,9 +204,7 @@ class _Draws:
         k = self.keys[self.pathway()]
         p = Patient(id=id, arrival=now, pathway=k, acute_stay=self.acute_stay[k](), transfer=0.0,
                     readmission_of=readmission_of)
-        needs = self.needs.draw(k)
-        for name in NEEDS:
-            setattr(p, name, getattr(needs, name))
+        self.needs.draw(k, p)
         if not self.any_harm:
             return p, None
         harm = HarmDraws()
@@ -215,7 +214,8 @@ class _Draws:
             harm.escalation = self.escalation()
             if k in self.escalates_to:
                 names, choose = self.escalates_to[k]
-                harm.escalated = self.escalated.draw(names[choose()])
+                harm.escalated = Needs("", 0.0)
+                self.escalated.draw(names[choose()], harm.escalated)
         if self.unwell is not None:
             harm.unwell, harm.unwell_days = self.unwell(), self.unwell_days()
         if self.readmission is not None:
@@ -226,9 +226,10 @@ class _Draws:
 class _Hold:
     """What a patient holds while waiting to leave (when harm is on): an assessor (``True``,
     or the pending request event), a service request (``request``; ``event`` while pending),
-    and the medically unfit episode, if any."""
+    the medically unfit episode, if any, and the discharge attempt its scheduled steps belong
+    to."""
 
-    __slots__ = ("assessor", "request", "event", "unfit_start", "unfit_end", "unfit")
+    __slots__ = ("assessor", "request", "event", "unfit_start", "unfit_end", "unfit", "attempt")
 
     def __init__(self) -> None:
         self.assessor: Any = None
@@ -236,13 +237,18 @@ class _Hold:
         self.event: simpy.Event | None = None
         self.unfit_start = self.unfit_end = math.inf
         self.unfit = False
+        self.attempt = 0
+        """Raised when the discharge is cut short (death, escalation), so that the steps it
+        had scheduled lapse."""
 
 
 class Model:
     """One replication of the discharge system, built on a SimPy environment.
 
-    Pathways and community services are tables in the parameters: the model has one process for
-    every pathway and one for every service, with no branch for any particular one.
+    Pathways and community services are tables in the parameters: the model has one patient flow
+    for every pathway and one for every service, with no branch for any particular one. The flow
+    is a chain of steps, each scheduled as a callback of a SimPy event (a timeout, a grant),
+    not a SimPy process: a patient costs a few events and no generator.
     """
 
     def __init__(self, params: Params, replication: int = 0) -> None:
@@ -302,24 +308,25 @@ class Model:
             raise RuntimeError("a Model runs once: continue a stopped run with model.env.run()")
         self._started = True
         run = self.params.run
-        for roster in self.rosters.values():
-            roster.start()
-        self._provider_events()
-        self._fill_community_services()
-        self.env.process(self._admissions())
-        for service in self.params.services:
-            self.env.process(self._community_referrals(service))
-        if run.warmup_days > 0:
-            self.env.run(until=run.warmup_days)
-        for pool in (self.beds, self.assessors, *self.pools.values(), *self.rosters.values()):
-            pool.restart_statistics()
-        self.fit_in_hospital.restart(self.env.now)
         with _fewer_gc_pauses():
+            for roster in self.rosters.values():
+                roster.start()
+            self._provider_events()
+            self._fill_community_services()
+            self._admissions()
+            for service in self.params.services:
+                self._community_referrals(service)
+            if run.warmup_days > 0:
+                self.env.run(until=run.warmup_days)
+            for pool in (self.beds, self.assessors, *self.pools.values(),
+                         *self.rosters.values()):
+                pool.restart_statistics()
+            self.fit_in_hospital.restart(self.env.now)
             if until is not None:
                 self.env.run(until=until)
                 return None
             self.env.run(until=run.days)
-        return self._result()
+            return self._result()
 
     def _result(self) -> RunResult:
         patients = patient_table(self.patients, until=self.env.now)
@@ -390,58 +397,97 @@ class Model:
         self.env.timeout(after).callbacks.append(suspend)
 
     # ------------------------------------------------------------------ admissions
-    def _admissions(self) -> Generator:
+    def _admissions(self) -> None:
         """Admissions by inverting the cumulative admission rate at the running sum of unit
         exponentials (exact for any profile), a batch of arrival times at a time."""
         end = self.params.run.days
         rate = _AdmissionRate(self.params, end)
-        rng, cumulative = self._rng["admissions"], 0.0
-        while True:
-            targets = cumulative + np.cumsum(rng.exponential(1.0, BATCH))
-            cumulative = float(targets[-1])
-            for t in rate.inverse(targets).tolist():
-                if t >= end:
-                    return
-                yield self.env.timeout(t - self.env.now)
-                self._admit(self._draws)
+        rng = self._rng["admissions"]
+        times: list[float] = []
+        cumulative = 0.0
+
+        def next_admission() -> None:
+            nonlocal cumulative
+            if not times:
+                targets = cumulative + np.cumsum(rng.exponential(1.0, BATCH))
+                cumulative = float(targets[-1])
+                times.extend(rate.inverse(targets).tolist()[::-1])
+            t = times.pop()
+            if t < end:
+                self.env.timeout(t - self.env.now).callbacks.append(admit)
+
+        def admit(_: object) -> None:
+            self._admit(self._draws)
+            next_admission()
+
+        next_admission()
 
     def _admit(self, draws: "_Draws", readmission_of: int = -1) -> None:
         """A patient arrives now, with attributes drawn from ``draws``."""
         patient, harm = draws.patient(len(self.patients), self.env.now, readmission_of)
         self.patients.append(patient)
-        self.env.process(self._hospital_stay(patient, harm))
+        self._arrive(patient, harm)
 
     # ------------------------------------------------------------------ the acute stay
-    def _hospital_stay(self, p: Patient, harm: HarmDraws | None = None) -> Generator:
+    def _later(self, days: float, hold: "_Hold | None", step: Callable[[], None]) -> None:
+        """Take the patient's next ``step`` ``days`` from now (unless cut short: see
+        :meth:`_when`)."""
+        self._when(self.env.timeout(days), hold, step)
+
+    @staticmethod
+    def _when(event: simpy.Event, hold: "_Hold | None", step: Callable[[], None]) -> None:
+        """Take the patient's next ``step`` when ``event`` happens; with ``hold``, only if the
+        discharge attempt it belongs to has not been cut short since (death, escalation)."""
+        if hold is None:
+            event.callbacks.append(lambda _: step())
+        else:
+            attempt = hold.attempt
+            event.callbacks.append(lambda _: step() if hold.attempt == attempt else None)
+
+    def _arrive(self, p: Patient, harm: HarmDraws | None) -> None:
+        """The patient takes a free bed, or waits for one (and is diverted after
+        ``acute.max_wait_for_bed``)."""
+        if self.beds.try_take():
+            self._in_bed(p, harm)
+            return
+        bed = self.beds.request()
+        limit = self.params.acute.max_wait_for_bed
+        bed.callbacks.append(lambda _: self._in_bed(p, harm))
+        if limit is None:
+            return
+
+        def divert(_: object = None) -> None:
+            if not bed.triggered:  # (granted at this very moment: the patient takes it)
+                self.beds.cancel(bed)
+                p.diverted, p.left = True, self.env.now
+
+        if limit > 0:
+            self.env.timeout(limit).callbacks.append(divert)
+        else:
+            divert()
+
+    def _in_bed(self, p: Patient, harm: HarmDraws | None) -> None:
         env = self.env
-        if not self.beds.try_take():
-            bed = self.beds.request()
-            limit = self.params.acute.max_wait_for_bed
-            if limit is None:
-                yield bed
-            else:
-                if limit > 0:
-                    yield bed | env.timeout(limit)
-                if not bed.triggered:
-                    self.beds.cancel(bed)
-                    p.diverted, p.left = True, env.now
-                    return
         p.bed = env.now
         if harm is not None and harm.death < self._death_acute * p.acute_stay:
-            yield env.timeout(harm.death / self._death_acute)  # dies before medically fit
-            self._die(p, None)
+            # dies before medically fit
+            self._later(harm.death / self._death_acute, None, lambda: self._die(p, None))
             return
-        yield env.timeout(p.acute_stay)
+        self._later(p.acute_stay, None, lambda: self._medically_fit(p, harm))
+
+    def _medically_fit(self, p: Patient, harm: HarmDraws | None) -> None:
+        env = self.env
         p.fit = env.now
         self.fit_in_hospital.set(env.now, self.fit_in_hospital.level + 1)
-
         if harm is None:
-            request = yield from self._discharge(p)
+            self._discharge(p, None, lambda request: self._leave(p, harm, request))
         else:
-            hold = _Hold()
-            request = yield from self._discharge_with_harm(p, harm, hold)
-            if not math.isnan(p.died):
-                return
+            self._discharge_with_harm(p, harm, _Hold(),
+                                      lambda request: self._leave(p, harm, request))
+
+    def _leave(self, p: Patient, harm: HarmDraws | None, request: Request | None) -> None:
+        """The patient leaves the bed now: D2A's assessment begins, and the service's use."""
+        env = self.env
         p.left = env.now
         self.beds.release()
         self.fit_in_hospital.set(env.now, self.fit_in_hospital.level - 1)
@@ -451,30 +497,39 @@ class Model:
         assess_in_hospital = self.params.assessment.in_hospital
         needs_assessment = self.params.pathways[p.pathway].needs_assessment
         if needs_assessment and not assess_in_hospital:
-            env.process(self._assess(p.assessment))
+            self._assess(p.assessment, None, lambda: None)
         if p.service:
+            assert request is not None
             if self.params.services[p.service].then:
-                env.process(self._stay_then_onward(request, p.stay, p.onward, p.onward_amount,
-                                                   p.onward_stay, p.onward_placement))
+                self._stay_then_onward(request, p.stay, p.onward, p.onward_amount,
+                                       p.onward_stay, p.onward_placement)
             else:
                 self._begin_use(request, p.stay)
 
-    def _discharge(self, p: Patient, hold: "_Hold | None" = None) -> Generator[Any, Any, Request | None]:
+    def _discharge(self, p: Patient, hold: "_Hold | None",
+                   done: Callable[[Request | None], None]) -> None:
         """From medically fit (or an escalation of need) to the moment the patient may leave:
         the assessment, the funding decision and the family's choice, the wait for the
-        pathway's service (returns its granted request), then equipment, the discharge summary
-        (both under way since earlier), the transfer and the rule. With ``hold``, records what
-        the patient holds, so that it can be let go (harm of waiting). With discharge to assess
+        pathway's service, then equipment, the discharge summary (both under way since
+        earlier), the transfer and the rule; then ``done`` is called with the service's granted
+        request (None if the pathway needs none). With ``hold``, records what the patient
+        holds, so that it can be let go (harm of waiting). With discharge to assess
         (``assessment.in_hospital: false``) the assessment, funding and choice happen after the
         patient has left."""
-        env = self.env
         summary_done = self._summary_done(p)
+        decide = lambda: self._decide(p, hold, summary_done, done)  # noqa: E731
+        if self.params.pathways[p.pathway].needs_assessment and self.params.assessment.in_hospital:
+            self._assess(p.assessment, hold, decide)
+        else:
+            decide()
+
+    def _decide(self, p: Patient, hold: "_Hold | None", summary_done: float,
+                done: Callable[[Request | None], None]) -> None:
+        """Assessed: the funding decision, then the patient's and family's choice (one wait
+        for both), then the wait for the pathway's service."""
+        env = self.env
         in_hospital = self.params.assessment.in_hospital
-        if self.params.pathways[p.pathway].needs_assessment and in_hospital:
-            yield from self._assess(p.assessment, hold)
-        p.assessed = env.now
-        # The funding decision, then the patient's and family's choice: one wait for both.
-        t = env.now
+        p.assessed = t = env.now
         if in_hospital and not math.isnan(p.funding):
             prepared = self.funding_hours.add_open_time(self.funding_hours.next_open(t),
                                                         p.funding)
@@ -483,19 +538,36 @@ class Model:
         if in_hospital:
             t += p.choice
         p.chosen = t
-        if t > env.now:
-            yield env.timeout(t - env.now)
+        if t <= env.now:
+            self._wait_for_service(p, hold, summary_done, done)
+            return
+
+        def chosen() -> None:
             p.chosen = env.now  # now + (t - now) may miss t by a rounding error
             p.funded = min(p.funded, p.chosen)
+            self._wait_for_service(p, hold, summary_done, done)
 
-        request = None
-        if p.service:
-            request = yield from self._request(p.service, "hospital", p.amount, hold,
-                                               p.placement, summary_done, p.stay, p.id)
+        self._later(t - env.now, hold, chosen)
+
+    def _wait_for_service(self, p: Patient, hold: "_Hold | None", summary_done: float,
+                          done: Callable[[Request | None], None]) -> None:
+        if not p.service:
+            self._go_when_allowed(p, hold, summary_done, None, done)
+            return
+
+        def granted(request: Request) -> None:
             p.rounds = request.rounds
+            self._go_when_allowed(p, hold, summary_done, request, done)
+
+        self._request(p.service, "hospital", p.amount, hold, p.placement, summary_done, p.stay,
+                      p.id, then=granted)
+
+    def _go_when_allowed(self, p: Patient, hold: "_Hold | None", summary_done: float,
+                         request: Request | None, done: Callable[[Request | None], None]) -> None:
+        """The service is ready: equipment and the summary if they are not done yet, the
+        transfer, then the first moment the pathway's rule allows: one wait for all."""
+        env = self.env
         p.ready = env.now
-        # Equipment and the summary if they are not done yet, the transfer, then the first
-        # moment the pathway's rule allows: one wait for all.
         equipment = math.nan if math.isnan(p.equipment) else p.assessed + p.equipment
         p.equipped = equipment if equipment > env.now else env.now
         p.summarised = summary_done if summary_done > p.equipped else p.equipped
@@ -505,13 +577,18 @@ class Model:
             # unfit when due to go: transfer again once fit (and the summary is written)
             p.transferred = max(p.summarised, hold.unfit_end) + p.transfer
         leaves = self.rules[p.pathway].next_open(p.transferred)
-        if leaves > env.now:
-            yield env.timeout(leaves - env.now)
+        if leaves <= env.now:
+            done(request)
+            return
+
+        def go() -> None:
             # now + (leaves - now) may miss leaves by a rounding error: keep the order exact
             p.transferred = min(p.transferred, env.now)
             p.summarised = min(p.summarised, p.transferred)
             p.equipped = min(p.equipped, p.summarised)
-        return request
+            done(request)
+
+        self._later(leaves - env.now, hold, go)
 
     def _summary_done(self, p: Patient) -> float:
         """When the ward will have made the medical decision and written the discharge summary
@@ -521,67 +598,85 @@ class Model:
             return now
         return self.ward_hours.add_open_time(self.ward_hours.next_open(now), p.summary)
 
-    def _assess(self, duration: float, hold: "_Hold | None" = None) -> Generator:
+    def _assess(self, duration: float, hold: "_Hold | None", then: Callable[[], None]) -> None:
         """An assessment by one of the discharge team, in the team's working hours: the patient
-        joins the team's queue when the team is at work, and the work pauses out of hours."""
-        opens = self.team_hours.next_open(self.env.now)
-        if opens > self.env.now:
-            yield self.env.timeout(opens - self.env.now)
-        if not self.assessors.try_take():
-            event = self.assessors.request()
-            if hold is not None:
-                hold.assessor = event
-            yield event
+        joins the team's queue when the team is at work, and the work pauses out of hours;
+        then ``then``."""
+        now = self.env.now
+        opens = self.team_hours.next_open(now)
+        if opens > now:
+            self._later(opens - now, hold, lambda: self._join_assessors(duration, hold, then))
+        else:
+            self._join_assessors(duration, hold, then)
+
+    def _join_assessors(self, duration: float, hold: "_Hold | None",
+                        then: Callable[[], None]) -> None:
+        if self.assessors.try_take():
+            self._assessing(duration, hold, then)
+            return
+        event = self.assessors.request()
+        if hold is not None:
+            hold.assessor = event
+        self._when(event, hold, lambda: self._assessing(duration, hold, then))
+
+    def _assessing(self, duration: float, hold: "_Hold | None", then: Callable[[], None]) -> None:
         if hold is not None:
             hold.assessor = True
         now = self.env.now
         done = self.team_hours.add_open_time(self.team_hours.next_open(now), duration)
+
+        def finish() -> None:
+            self.assessors.release()
+            if hold is not None:
+                hold.assessor = None
+            then()
+
         if done > now:
-            yield self.env.timeout(done - now)
-        self.assessors.release()
-        if hold is not None:
-            hold.assessor = None
+            self._later(done - now, hold, finish)
+        else:
+            finish()
 
     # ------------------------------------------------------------------ the harm of waiting
-    def _discharge_with_harm(self, p: Patient, harm: HarmDraws,
-                             hold: _Hold) -> Generator[Any, Any, Request | None]:
+    def _discharge_with_harm(self, p: Patient, harm: HarmDraws, hold: _Hold,
+                             done: Callable[[Request | None], None]) -> None:
         """:meth:`_discharge`, exposed from medically fit to leaving to death, escalation of
         need and an unfit episode, at times set now from the patient's clocks (drawn on
-        arrival): an event at cumulative hazard E of a rate r comes E / r days on."""
+        arrival): an event at cumulative hazard E of a rate r comes E / r days on. A death or
+        an escalation cuts the discharge short: what the patient holds is let go, the steps
+        scheduled lapse, and the patient dies (``done`` is not called) or starts again."""
         env, now, end = self.env, self.env.now, self.params.run.days
-        process = env.active_process
 
         def at(t: float, action: Callable[[], None]) -> None:
             if t < end:
                 env.timeout(t - env.now).callbacks.append(lambda _: action())
 
-        def interrupt(cause: str) -> None:
-            if math.isnan(p.left) and math.isnan(p.died) and process.is_alive:
-                process.interrupt(cause)
+        def finished(request: Request | None) -> None:
+            self._fit_again(hold)  # (an episode that ends at this very moment)
+            done(request)
+
+        def cut_short(cause: str) -> None:
+            if not (math.isnan(p.left) and math.isnan(p.died)):
+                return  # left or died already
+            self._let_go(hold)
+            if cause == "death":
+                self._die(p, hold)
+                return
+            assert harm.escalated is not None
+            self._escalate(p, harm.escalated)
+            self._discharge(p, hold, finished)
 
         if self._death_delayed > 0:
             remaining = harm.death - self._death_acute * p.acute_stay
-            at(now + remaining / self._death_delayed, lambda: interrupt("death"))
+            at(now + remaining / self._death_delayed, lambda: cut_short("death"))
         rate = self._escalation_rate[p.pathway]
         if rate > 0 and harm.escalated is not None:
-            at(now + harm.escalation / rate, lambda: interrupt("escalation"))
+            at(now + harm.escalation / rate, lambda: cut_short("escalation"))
         if self._unwell_rate > 0:
             hold.unfit_start = now + harm.unwell / self._unwell_rate
             hold.unfit_end = hold.unfit_start + harm.unwell_days
             at(hold.unfit_start, lambda: self._unfit_again(p, hold))
             at(hold.unfit_end, lambda: self._fit_again(hold))
-        while True:
-            try:
-                request = yield from self._discharge(p, hold)
-                self._fit_again(hold)  # (an episode that ends at this very moment)
-                return request
-            except simpy.Interrupt as interruption:
-                self._let_go(hold)
-                if interruption.cause == "death":
-                    self._die(p, hold)
-                    return None
-                assert harm.escalated is not None
-                self._escalate(p, harm.escalated)
+        self._discharge(p, hold, finished)
 
     def _unfit_again(self, p: Patient, hold: _Hold) -> None:
         """The patient, still in hospital, becomes medically unfit until ``hold.unfit_end``."""
@@ -596,8 +691,10 @@ class Model:
             self.fit_in_hospital.set(self.env.now, self.fit_in_hospital.level + 1)
 
     def _let_go(self, hold: _Hold) -> None:
-        """Free (or withdraw the request for) the assessor and service place the patient holds."""
+        """Free (or withdraw the request for) the assessor and service place the patient holds;
+        the steps the discharge had scheduled lapse."""
         now = self.env.now
+        hold.attempt += 1
         if hold.assessor is not None:
             if hold.assessor is True or hold.assessor.triggered:
                 self.assessors.release()
@@ -655,12 +752,13 @@ class Model:
                 self.env.timeout(days).callbacks.append(lambda _: self._admit(draws, p.id))
 
     # ------------------------------------------------------------------ community services
-    def _request(self, service: str, source: str, amount: float, hold: "_Hold | None" = None,
-                 placement: Placement | None = None, complete_from: float = -math.inf,
-                 stay: float = math.nan, patient: int = -1) -> Generator[Any, Any, Request]:
+    def _request(self, service: str, source: str, amount: float, hold: "_Hold | None",
+                 placement: Placement | None, complete_from: float, stay: float, patient: int,
+                 then: Callable[[Request], None]) -> None:
         """Wait for ``amount`` of a community service (placed with a provider if it has a
-        market: ``placement``, with the summary written from ``complete_from``); returns the
-        granted request, whose use of ``stay`` days begins when the caller says."""
+        market: ``placement``, with the summary written from ``complete_from``; -inf: no
+        summary to wait for); then ``then`` is called with the granted request, whose use of
+        ``stay`` days (NaN: not known yet) begins when the caller says."""
         request = self._log_request(service, source, amount, placement, patient)
         pool = self.pools[service]
         if hold is not None:
@@ -670,16 +768,21 @@ class Model:
             event = pool.place(request, placement, complete_from)
         else:
             event = None if pool.try_take(amount) else pool.request(amount)
-        if event is not None:
-            if hold is not None:
-                hold.event = event
-            yield event
+
+        def granted() -> None:
             if hold is not None:
                 hold.event = None
-        request.granted = self.env.now
-        if not math.isnan(stay):
-            request.stay = stay
-        return request
+            request.granted = self.env.now
+            if not math.isnan(stay):
+                request.stay = stay
+            then(request)
+
+        if event is None:
+            granted()
+            return
+        if hold is not None:
+            hold.event = event
+        self._when(event, hold, granted)
 
     def _log_request(self, service: str, source: str, amount: float,
                      placement: Placement | None = None, patient: int = -1) -> Request:
@@ -738,17 +841,24 @@ class Model:
         self.env.timeout(days).callbacks.append(lambda _: self._release(request))
 
     def _stay_then_onward(self, request: Request, days: float, onward: str, amount: float,
-                          onward_days: float, placement: Placement | None = None) -> Generator:
+                          onward_days: float, placement: Placement | None = None) -> None:
         """A stay in a service with a next step (a step-down bed): one who needs another service
         next waits for it in this service's place, which is freed only once that is granted."""
         request.stay = days  # plus any wait for the onward service
         request.ends = self.env.now + days
-        yield self.env.timeout(days)
-        if onward:
-            granted = yield from self._request(onward, request.service, amount,
-                                               placement=placement, patient=request.patient)
+
+        def moved_on(granted: Request) -> None:
             self._hold(granted, onward_days)
-        self._end_use(request)
+            self._end_use(request)
+
+        def stay_ends() -> None:
+            if onward:
+                self._request(onward, request.service, amount, None, placement, -math.inf,
+                              math.nan, request.patient, then=moved_on)
+            else:
+                self._end_use(request)
+
+        self._later(days, None, stay_ends)
 
     def _place_again(self, request: Request, why: str) -> None:
         """A provider handed the client back (``why``: "handed_back") or closed ("moved"): the
@@ -781,7 +891,7 @@ class Model:
         else:
             event.callbacks.append(start)
 
-    def _community_referrals(self, service: str) -> Generator:
+    def _community_referrals(self, service: str) -> None:
         """People referred to a service from the community, competing with hospital patients."""
         settings = self.params.services[service]
         per_day = settings.community_referrals_per_day
@@ -798,13 +908,18 @@ class Model:
         stay = sampler(settings.stay, rng[f"{service}_referral_stay"])
         placement = self._community_placements.get(service)
         end = self.params.run.days
-        while True:
+
+        def next_referral() -> None:
             t = self.env.now + gap()
-            if t >= end:
-                return
-            yield self.env.timeout(t - self.env.now)
+            if t < end:
+                self.env.timeout(t - self.env.now).callbacks.append(refer)
+
+        def refer(_: object) -> None:
             self._community_client(service, amount(), stay(),
                                    placement.draw() if placement is not None else None)
+            next_referral()
+
+        next_referral()
 
     def _community_client(self, service: str, amount: float, days: float,
                           placement: Placement | None = None) -> None:
@@ -954,13 +1069,10 @@ def patient_table(patients: list[Patient], until: float = math.inf) -> pd.DataFr
     """The patient log as a table, one row per patient, with each patient's delay (days from
     medically fit to leaving the bed; NaN while still in hospital) split by cause. A transfer
     that would end after ``until`` (the end of the run) has not happened: NaN."""
-    names = PATIENT_COLUMNS
-    row = attrgetter(*names)
-    table = pd.DataFrame([row(p) for p in patients], columns=names)
-    kinds = {"id": int, "pathway": str, "service": str, "onward": str, "diverted": bool,
-             "escalated_from": str, "first_service": str, "readmission_of": int,
-             "incomplete_discharge": bool, "segment": str, "complex": bool, "rounds": int}
-    table = table.astype({n: kinds.get(n, float) for n in names})
+    table = _table(patients, PATIENT_COLUMNS, {
+        "id": int, "pathway": str, "service": str, "onward": str, "diverted": bool,
+        "escalated_from": str, "first_service": str, "readmission_of": int,
+        "incomplete_discharge": bool, "segment": str, "complex": bool, "rounds": int})
     # Steps whose end was set ahead (the funding panel, the summary, the transfer) and falls
     # after the run's end have not happened yet.
     for phase in ("funded", "chosen", "equipped", "summarised", "transferred"):
@@ -976,11 +1088,21 @@ def patient_table(patients: list[Patient], until: float = math.inf) -> pd.DataFr
 
 def request_table(requests: list[Request]) -> pd.DataFrame:
     """The log of requests for community services as a table, one row per request."""
-    kinds = {"service": str, "source": str, "patient": int, "segment": str, "provider": int,
-             "rounds": int}
-    row = attrgetter(*REQUEST_COLUMNS)
-    return pd.DataFrame([row(r) for r in requests], columns=REQUEST_COLUMNS).astype(
-        {c: kinds.get(c, float) for c in REQUEST_COLUMNS})
+    return _table(requests, REQUEST_COLUMNS, {"service": str, "source": str, "patient": int,
+                                              "segment": str, "provider": int, "rounds": int})
+
+
+def _table(records: list[Any], names: list[str], kinds: dict[str, type]) -> pd.DataFrame:
+    """A table with a column for each of ``names`` of the records, of the type in ``kinds``
+    (float if not named), built column by column (several times faster than row by row)."""
+    n = len(records)
+    columns = {}
+    for name in names:
+        kind = kinds.get(name, float)
+        values = map(attrgetter(name), records)
+        columns[name] = (np.array(list(values), dtype=object) if kind is str
+                         else np.fromiter(values, dtype=kind, count=n))
+    return pd.DataFrame(columns, columns=names)
 
 
 def simulate(params: Params, replication: int = 0) -> RunResult:

@@ -55,6 +55,8 @@ class Roster:
         """Carers in post and not off sick, by provider."""
         self.in_post = TimeWeighted()
         self.sick = TimeWeighted()
+        self._filled = self._off_sick = 0
+        """Posts filled, and carers off sick, now (what ``in_post`` and ``sick`` integrate)."""
         self.joined: list[float] = []
         self.left: list[float] = []
         self.fell_sick: list[float] = []
@@ -94,6 +96,8 @@ class Roster:
             else:
                 residual = length_biased_draw(s.time_to_fill, rng) * rng.random()
                 self._at(residual, self._join, post, None)
+        self._filled = sum(p.filled for p in self.posts)
+        self._off_sick = sum(p.sick for p in self.posts)
         self._record()
 
     def _at(self, days: float, action: Callable[[_Post, int | None], None], post: _Post,
@@ -107,6 +111,7 @@ class Roster:
 
     def _join(self, post: _Post, _: int | None) -> None:
         post.filled = True
+        self._filled += 1
         self.joined.append(self.env.now)
         self._at(post.rng.exponential(self.settings.time_in_post), self._leave, post, None)
         self._next_sickness(post)
@@ -114,6 +119,9 @@ class Roster:
 
     def _leave(self, post: _Post, _: int | None) -> None:
         was_working = not post.sick
+        self._filled -= 1
+        if not was_working:
+            self._off_sick -= 1
         post.filled = post.sick = False
         post.token += 1
         self.left.append(self.env.now)
@@ -124,6 +132,7 @@ class Roster:
         if token != post.token or not post.filled or post.sick:
             return
         post.sick = True
+        self._off_sick += 1
         self.fell_sick.append(self.env.now)
         self._at(draw_one(self.settings.sickness_episode, post.rng), self._recover, post,
                  post.token)
@@ -133,6 +142,7 @@ class Roster:
         if token != post.token or not post.sick:
             return
         post.sick = False
+        self._off_sick -= 1
         self._next_sickness(post)
         self._changed(post.provider, +1)
 
@@ -144,8 +154,8 @@ class Roster:
 
     def _record(self) -> None:
         now = self.env.now
-        self.in_post.set(now, sum(p.filled for p in self.posts))
-        self.sick.set(now, sum(p.sick for p in self.posts))
+        self.in_post.set(now, self._filled)
+        self.sick.set(now, self._off_sick)
 
     def restart_statistics(self) -> None:
         self.in_post.restart(self.env.now)
