@@ -2,6 +2,7 @@
 
     .venv/bin/python experiments/benchmark.py            # full run, about 10 minutes on 2 cores
     .venv/bin/python experiments/benchmark.py --quick    # smoke test: fewer repetitions, shorter runs
+    .venv/bin/python experiments/benchmark.py --sections 1 2 5 6   # some sections only
 
 What it measures (every figure in one run, so ratios compare like with like on one machine):
 
@@ -631,7 +632,8 @@ def markdown(rows: Sequence[Row], info: dict[str, str], plan: Plan, total: float
     lines = ["# Benchmark", "",
              f"{info['date']}; processor `{info['processor']}` ({info['machine']}), "
              f"{info['cpu_count']} cores (`os.cpu_count()`), Python {info['python']}. "
-             f"Source `{info['source']}`. {plan_text(plan)}. Whole benchmark: {total:.0f} s "
+             f"Source `{info['source']}`. {plan_text(plan)}. Sections run: "
+             f"{info['sections']}. Whole benchmark: {total:.0f} s "
              f"wall; 1-minute load average {info['load_at_start']} at the start, "
              f"{info['load_at_end']} at the end (above 0 means other work shared the cores).",
              "",
@@ -671,6 +673,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="smoke test: fewer repetitions and shorter runs (not a measurement)")
     parser.add_argument("--output", type=Path, default=OUTPUT_DIR,
                         help=f"folder for the outputs (default {OUTPUT_DIR})")
+    parser.add_argument("--sections", type=int, nargs="+", metavar="N",
+                        choices=range(1, len(SECTIONS) + 1),
+                        default=list(range(1, len(SECTIONS) + 1)),
+                        help="the sections to run (default: all; 3 and 4 take longest)")
     return parser.parse_args(argv)
 
 
@@ -678,13 +684,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     plan = QUICK if args.quick else FULL
     info = machine()
+    info["sections"] = ", ".join(str(n) for n in sorted(set(args.sections)))
     print(f"Benchmark, {info['date']}: {info['processor']} ({info['machine']}), "
           f"{info['cpu_count']} cores, Python {info['python']}, source {info['source']}, "
           f"load average {info['load_at_start']}")
     print(plan_text(plan), flush=True)
     start = time.perf_counter()
     rows: list[Row] = []
-    for title, bench in SECTIONS:
+    for number, (title, bench) in enumerate(SECTIONS, start=1):
+        if number not in args.sections:
+            continue
         print(f"\n{title}", flush=True)
         rows += show(bench(plan))
     print("\nProfiling one default run" + (" and the default command line" if plan.profile_cli

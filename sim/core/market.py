@@ -158,7 +158,9 @@ class Market:
         """One round of offers now: placed, declined by every provider with room, or no room."""
         request, placement = sourcing.request, sourcing.placement
         request.rounds += 1
-        room = [p for p in self.segments[placement.segment] if p.has_room(request.amount)]
+        amount = request.amount
+        room = [p for p in self.segments[placement.segment]  # has_room, inlined: the hot loop
+                if not p.suspended and not p.closed and p.in_use + amount <= p.nominal + _EPS]
         if not room:
             return _NO_ROOM
         s = self.settings
