@@ -3,6 +3,9 @@ blocking, and the response to capacity."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -232,6 +235,32 @@ def test_capacity_changed_during_a_run_is_granted_first_come_first_served():
     assert not first.triggered and pool.in_use == 1
     pool.set_capacity(3)        # recruitment: both queued requests fit now, in order
     assert first.triggered and second.triggered and pool.in_use == 3
+
+
+@pytest.mark.parametrize("overrides", [
+    {},  # markets, workforce, named steps: placements and hand-backs still pending at the end
+    {"harm__death__enabled": True, "harm__escalation__enabled": True,
+     "harm__unwell_again__enabled": True, "harm__readmission__enabled": True},
+    {"acute__beds": 60, "acute__max_wait_for_bed": 0.5},  # patients queueing for a bed
+])
+def test_a_finished_run_is_freed_without_the_cycle_collector(overrides):
+    """A finished run lets go of the events still scheduled (they refer back to the model), so
+    the model and its logs are freed as soon as it is let go, by reference counting: with the
+    cycle collector off, nothing of it is left. (Left to the collector, a default run took
+    0.4 s to free.)"""
+    params = small_params(**overrides)
+    gc.collect()
+    gc.disable()
+    try:
+        model = Model(params)
+        result = model.run()
+        assert len(model.beds.queue) > 0 or not overrides.get("acute__beds")
+        left = weakref.ref(model)
+        del model
+        assert left() is None, "a reference cycle holds the finished model"
+    finally:
+        gc.enable()
+    assert len(result.patients) > 1000
 
 
 def test_asking_for_a_metric_that_does_not_exist_names_it(small_run):

@@ -94,6 +94,10 @@ class _Sourcing:
         self.live = True
 
 
+def _nobody(request: Request, why: str) -> None:
+    """No one to tell of a hand-back."""
+
+
 class Market:
     """A service's providers, and the referrals being offered to them.
 
@@ -121,7 +125,7 @@ class Market:
                              for providers in self.segments]
         self.not_taking = TimeWeighted()
         """Providers not taking new clients (suspended or closed)."""
-        self.on_hand_back: Callable[[Request, str], None] = lambda request, why: None
+        self.on_hand_back: Callable[[Request, str], None] = _nobody
         """Called for each client a provider hands back (``why``: "handed_back" or "moved")."""
         self._where: dict[Request, Provider] = {}
         self.asleep: list[dict[_Sourcing, None]] = [{} for _ in self.segments]
@@ -330,6 +334,13 @@ class Market:
             request = clients[int(rng.integers(len(clients)))] if rng is not None else clients[0]
             self.release(request)
             self.on_hand_back(request, why)
+
+    def drop_pending(self) -> None:
+        """The run is over: forget what placing the referrals still being offered, or handing
+        clients back, would have done (it refers back to the model: see ``Model.run``)."""
+        for sourcing in self.queue.values():
+            sourcing.event.callbacks = []
+        self.on_hand_back = _nobody
 
     def restart_statistics(self) -> None:
         now = self.env.now

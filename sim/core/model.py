@@ -223,6 +223,28 @@ class _Draws:
         return p, harm
 
 
+class _Arrivals:
+    """Arrivals at the times ``next_time(now)`` returns, each calling ``arrive``, until ``end``
+    (an object, not two closures that call each other: those would be a reference cycle that
+    only the cycle collector frees, and it would hold the model)."""
+
+    __slots__ = ("env", "next_time", "end", "arrive")
+
+    def __init__(self, env: simpy.Environment, next_time: Callable[[float], float], end: float,
+                 arrive: Callable[[], None]) -> None:
+        self.env, self.next_time, self.end, self.arrive = env, next_time, end, arrive
+
+    def start(self) -> None:
+        now = self.env.now
+        t = self.next_time(now)
+        if t < self.end:
+            self.env.timeout(t - now).callbacks.append(self._arrival)
+
+    def _arrival(self, _: object) -> None:
+        self.arrive()
+        self.start()
+
+
 def _callback(hold: "_Hold | None", step: Callable[[], None]) -> Callable[[Any], None]:
     """An event's callback that takes a patient's next ``step``; with ``hold``, only if the
     discharge attempt it belongs to has not been cut short since (death, escalation)."""
@@ -341,7 +363,19 @@ class Model:
                 self.env.run(until=until)
                 return None
             self.env.run(until=run.days)
-            return self._result()
+            result = self._result()
+            self._drop_pending_events()
+            return result
+
+    def _drop_pending_events(self) -> None:
+        """Forget the events still scheduled when the run ends, and what they would have done:
+        they hold the model in reference cycles (the model's pools hold the events, the events'
+        callbacks the model), so that only the cycle collector could free a finished run, in
+        about 0.4 s. Freed at once instead by reference counting. The queues keep their
+        requests (what was still waiting is part of the result)."""
+        self.env._queue.clear()  # SimPy keeps its future events in this list (simpy 4)
+        for pool in (self.beds, self.assessors, *self.pools.values()):
+            pool.drop_pending()
 
     def _result(self) -> RunResult:
         patients = patient_table(self.patients, until=self.env.now)
@@ -357,7 +391,7 @@ class Model:
         settings = service.market
         capacities, posts = provider_sizes(service)
         market = Market(self.env, name, settings, capacities, Calendar(settings.hours))
-        market.on_hand_back = lambda request, why: self._place_again(request, why)
+        market.on_hand_back = self._place_again
         if service.staff is not None and service.staff.workforce.enabled:
             flat = market.providers
             roster = Roster(self.env, service.staff.workforce, [n for row in posts for n in row],
@@ -415,27 +449,21 @@ class Model:
     def _admissions(self) -> None:
         """Admissions by inverting the cumulative admission rate at the running sum of unit
         exponentials (exact for any profile), a batch of arrival times at a time."""
-        end = self.params.run.days
-        rate = _AdmissionRate(self.params, end)
+        rate = _AdmissionRate(self.params, self.params.run.days)
         rng = self._rng["admissions"]
         times: list[float] = []
         cumulative = 0.0
 
-        def next_admission() -> None:
+        def next_time(_: float) -> float:
             nonlocal cumulative
             if not times:
                 targets = cumulative + np.cumsum(rng.exponential(1.0, BATCH))
                 cumulative = float(targets[-1])
                 times.extend(rate.inverse(targets).tolist()[::-1])
-            t = times.pop()
-            if t < end:
-                self.env.timeout(t - self.env.now).callbacks.append(admit)
+            return times.pop()
 
-        def admit(_: object) -> None:
-            self._admit(self._draws)
-            next_admission()
-
-        next_admission()
+        _Arrivals(self.env, next_time, self.params.run.days,
+                  lambda: self._admit(self._draws)).start()
 
     def _admit(self, draws: "_Draws", readmission_of: int = -1) -> None:
         """A patient arrives now, with attributes drawn from ``draws``."""
@@ -914,19 +942,9 @@ class Model:
         amount = sampler(settings.amount, rng[f"{service}_referral_amount"])
         stay = sampler(settings.stay, rng[f"{service}_referral_stay"])
         placement = self._community_placements.get(service)
-        end = self.params.run.days
-
-        def next_referral() -> None:
-            t = self.env.now + gap()
-            if t < end:
-                self.env.timeout(t - self.env.now).callbacks.append(refer)
-
-        def refer(_: object) -> None:
-            self._community_client(service, amount(), stay(),
-                                   placement.draw() if placement is not None else None)
-            next_referral()
-
-        next_referral()
+        _Arrivals(self.env, lambda now: now + gap(), self.params.run.days,
+                  lambda: self._community_client(service, amount(), stay(), placement.draw()
+                                                 if placement is not None else None)).start()
 
     def _community_client(self, service: str, amount: float, days: float,
                           placement: Placement | None = None) -> None:

@@ -97,6 +97,12 @@ class CapacityPool:
         self.use.restart(self.env.now)
         self.waiting.restart(self.env.now)
 
+    def drop_pending(self) -> None:
+        """The run is over: the requests still queueing will not be granted, and forget what
+        their grant would have done (it refers back to the model: see ``Model.run``)."""
+        for _, event in self.queue:
+            event.callbacks = []
+
     def _take(self, amount: float) -> None:
         self.in_use += amount
         self.use.set(self.env.now, self.in_use)
