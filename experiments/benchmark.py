@@ -81,7 +81,8 @@ from sim.checks.validation import tandem_measures, tandem_params
 
 T = TypeVar("T")
 
-OUTPUT_DIR = Path(__file__).resolve().parent.parent / "results" / "benchmark"
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT_DIR = ROOT / "results" / "benchmark"
 DEFAULT_BEDS = 520
 GIB_KIB = 1024 * 1024
 TANDEM = (1.0, 5.0, 9, 20.0, 23)
@@ -258,8 +259,7 @@ print(len(result.patients) / (time.process_time() - start), len(result.patients)
 def commit_checkout(commit: str, folder: Path) -> bool:
     """Check ``commit`` out into ``folder`` (a detached git worktree); False if this is not a
     git clone that holds it."""
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--force",
+    done = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force",
                            str(folder), commit], capture_output=True, text=True)
     return done.returncode == 0
 
@@ -300,8 +300,7 @@ def bench_default(plan: Plan) -> list[Row]:
                     commit_rates.append(rate)
         finally:
             if checked_out:
-                root = Path(__file__).resolve().parent.parent
-                subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force",
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
                                 str(folder)], capture_output=True)
     slower = statistics.median(before_rates) / statistics.median(rates)
     rows = [median_row("1 default", "patients per CPU-second (1 year, 1 core)", rates,

@@ -149,6 +149,7 @@ def prepare_copy(workdir: Path, files: list[str], tests: list[str]) -> Path:
         if not (workdir / "sim" / "core" / f).is_file():
             raise SystemExit(f"--files: sim/core/{f} does not exist")
     lines = ["[mutmut]", "source_paths = sim",
+             "also_copy =", "    configs",  # the tests that compose configs with Hydra
              "only_mutate =", *[f"    sim/core/{f}" for f in files],
              "pytest_add_cli_args_test_selection =", *[f"    {t}" for t in tests],
              "pytest_add_cli_args =", "    -m", "    not slow", "    -n", "    0",  # no xdist
