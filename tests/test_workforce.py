@@ -127,3 +127,37 @@ def test_more_posts_leave_the_carers_of_the_shared_posts_as_they_were():
     assert len(fewer.fell_sick) > 20 and len(fewer.left) > 5
     for events in ("joined", "left", "fell_sick"):
         assert set(getattr(fewer, events)) <= set(getattr(more, events)), events
+
+
+def test_the_carers_working_are_always_the_posts_filled_and_not_off_sick():
+    """At every change the roster passes on, and at the end, the carers it counts as working
+    are exactly its posts that are filled and whose carer is not off sick, and its counts of
+    posts filled and carers off sick are those of the posts: no event of a carer who has left
+    (a sickness, a recovery) moves the count, and carers off sick at the start come back."""
+    params = small_params(**roster_only(run__days=400.0, services__homecare__staff__count=300))
+    model = Model(params)
+    roster = model.rosters["homecare"]
+    passed_on = roster.on_change
+    changes = []
+
+    def check(provider: int, working: int) -> None:
+        posts = [p for p in roster.posts if p.provider == provider]
+        assert working == sum(p.filled and not p.sick for p in posts)
+        assert roster._filled == sum(p.filled for p in roster.posts)
+        assert roster._off_sick == sum(p.sick for p in roster.posts)
+        changes.append(working)
+        passed_on(provider, working)
+
+    roster.on_change = check
+    started_sick = None
+
+    def count_sick_at_start() -> None:
+        nonlocal started_sick
+        started_sick = sum(p.sick for p in roster.posts)
+
+    model.env.timeout(0).callbacks.append(lambda _: count_sick_at_start())
+    model.run()
+    assert started_sick and started_sick > 0, "some carers should be off sick at the start"
+    assert len(changes) > 500
+    for j, working in enumerate(roster.working):
+        assert working == sum(p.filled and not p.sick for p in roster.posts if p.provider == j)
