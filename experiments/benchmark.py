@@ -35,9 +35,9 @@ What it measures (every figure in one run, so ratios compare like with like on o
    cores, CSVs and charts), of the same without ``patients.csv`` and charts, and of
    ``discharge-sim run.replications=1 output.charts=false output.patients_csv=false``; each in a
    fresh output folder. Target: defaults under 5 s.
-6. **Workshop app**: wall time of a what-if as the app runs it (on its warmed-up pool of workers: compose, run its default
-   replications on the app's workers, compare with the cached baseline), median of 3.
-   Target: under 10 s.
+6. **Workshop app**: wall time of a what-if as the app runs it (compose, run its default
+   replications on the app's warmed-up pool of workers, compare with the cached baseline),
+   median of 3. Target: under 10 s.
 
 How to read the outputs (results/benchmark/): ``benchmark.csv`` has one row per figure (section,
 measure, value, unit, target, met, and the range of the repetitions behind a median or the

@@ -35,19 +35,24 @@ class Calendar:
                 merged[-1] = (merged[-1][0], max(b, merged[-1][1]), pace)
             else:
                 merged.append((a, b, pace))
-        self.periods = [(a, b) for a, b, _ in merged]
-        self.paces = [pace for _, _, pace in merged]
         self._starts = [a for a, _, _ in merged]
         self._ends = [b for _, b, _ in merged]
-        """The periods' starts and ends, for a binary search of the period a moment is in."""
+        """The periods' starts and ends, apart, for a binary search of the period a moment is in."""
+        self.paces = [pace for _, _, pace in merged]
         self.open_per_week = sum((b - a) * pace for a, b, pace in merged)
         """Work done in a week (days of work at the weekday pace)."""
+
+    @property
+    def periods(self) -> list[tuple[float, float]]:
+        """The open periods of a week, as (start, end) in days from Monday 00:00."""
+        return list(zip(self._starts, self._ends))
 
     def is_open(self, t: float) -> bool:
         if self.always_open:
             return True
         offset = t - math.floor(t / _WEEK) * _WEEK
-        return any(a <= offset < b for a, b in self.periods)
+        i = bisect_right(self._ends, offset)
+        return i < len(self._ends) and self._starts[i] <= offset
 
     def next_open(self, t: float) -> float:
         """The earliest time >= t at which the calendar is open."""

@@ -345,7 +345,7 @@ class Model:
             raise RuntimeError("a Model runs once: continue a stopped run with model.env.run()")
         self._started = True
         run = self.params.run
-        with _fewer_gc_pauses():
+        with _cycle_collector_paused():
             for roster in self.rosters.values():
                 roster.start()
             self._provider_events()
@@ -683,7 +683,7 @@ class Model:
 
         def at(t: float, action: Callable[[], None]) -> None:
             if t < end:
-                env.timeout(t - env.now).callbacks.append(lambda _: action())
+                self._later(t - env.now, None, action)
 
         def finished(request: Request | None) -> None:
             self._fit_again(hold)  # (an episode that ends at this very moment)
@@ -1079,7 +1079,7 @@ class _AdmissionRate:
 
 
 @contextmanager
-def _fewer_gc_pauses() -> Iterator[None]:
+def _cycle_collector_paused() -> Iterator[None]:
     """Run with Python's cycle collector paused: a run allocates many small objects, most of
     which die young and are freed as soon as they are done with (no cycles), while each pass of
     the collector walks every object alive, the model's and the libraries'. Paused, a default
