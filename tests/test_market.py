@@ -15,11 +15,15 @@ import math
 
 import numpy as np
 import pytest
+import simpy
 
 from conftest import provider_peaks, small_params
 from sim import override, simulate
+from sim.core.calendar import Calendar
+from sim.core.market import Market as CareMarket, Placement
 from sim.core.model import Model
 from sim.core.params import Closure, Distribution, Market, Segment, Window
+from sim.core.patient import Request
 
 NOTHING = Distribution("fixed", 0.0)
 
@@ -146,9 +150,9 @@ def test_places_are_split_whole_among_segments_and_providers():
 # ---------------------------------------------------------------------------- providers change
 def closure_system(**closure) -> dict:
     """Care homes only: everyone on pathway 3 to one kind of home, 5 homes of 20 places, full
-    on the first day, and one home closing."""
+    on the first day and able to staff every place (no staffing limit), and one home closing."""
     return dict(
-        pathways__p0__share=0.0, pathways__p1__share=0.0, pathways__p2__share=0.0,
+        services__care_home__staffing__enabled=False, pathways__p0__share=0.0, pathways__p1__share=0.0, pathways__p2__share=0.0,
         pathways__p3__share=1.0, admissions__per_day=1.0, acute__beds=10_000,
         services__care_home__capacity=100, services__care_home__initial_utilisation=1.0,
         services__care_home__market=Market(
@@ -290,3 +294,40 @@ def test_an_acceptance_of_zero_is_refused_in_one_line_naming_the_setting(key):
         load_config([f"{key}=0"])
     name = key.replace(".0.", "[0].")
     assert str(refused.value).startswith(f"{name}=0.0 is not allowed: ")
+
+
+# ---------------------------------------------------------------------------- waking referrals
+def test_a_referral_asleep_for_room_gets_one_round_when_room_appears_behind_rounds_due():
+    """Room freed while nobody waits for it wakes nobody; room freed while a referral waits
+    queues one wake-up, behind the rounds already due at that moment. The brokerage team works
+    12:00-18:00 (days 0.5-0.75); a home of 2 places holds A and B. Overnight, S (who needs both
+    places, and declines: clock 1e9) is referred, then B's stay is set to end at noon, then A
+    leaves (nobody waits: no wake-up), then Z is referred (needs 1 place, accepts at once:
+    clock 0). At noon, in that order: S's first round finds room for 1 only, so S sleeps;
+    B leaves (room for 2, S asleep: one wake-up, queued now, so after Z's round); Z's round
+    takes a place; the wake-up finds room for 1 only, so S sleeps on. S had exactly one round
+    and, as no room appears after, has one for good. A wake-up queued for A's place while
+    nobody slept (the guard's ``and`` read as ``or``: one whenever none is due, and a second
+    while one is) runs before Z's round and gives S an extra round, then one a day after."""
+    env = simpy.Environment()
+    hours = Window(True, start_hour=12.0, end_hour=18.0)
+    settings = Market(True, [Segment("all", 1.0, 1.0, 1)], acceptance=0.5, hours=hours)
+    market = CareMarket(env, "homecare", settings, [[2.0]], Calendar(hours))
+    home = market.segments[0][0]
+    a, b = (Request("homecare", "initial", 1.0, 0.0) for _ in range(2))
+    assert market.take_at(home, a) and market.take_at(home, b)
+    s = Request("homecare", "hospital", 2.0, 0.875)
+    z = Request("homecare", "hospital", 1.0, 1.125)
+    noon = 1.5  # all times are exact binary fractions, so the events at noon are at one moment
+
+    def at(t: float, action) -> None:
+        env.timeout(t - env.now).callbacks.append(lambda _: action())
+
+    at(0.875, lambda: market.place(s, Placement(0, False, clock=1e9, pick=0.0)))
+    at(0.9375, lambda: at(noon, lambda: market.release(b)))
+    at(1.0, lambda: market.release(a))
+    at(1.125, lambda: market.place(z, Placement(0, False, clock=0.0, pick=0.0)))
+    env.run(until=5.0)
+    assert z.provider == 0 and home.clients == {z: None}, "Z should hold 1 of the 2 places"
+    assert list(market.queue) == [s] and s in {x.request for x in market.asleep[0]}
+    assert s.rounds == 1, f"S had {s.rounds} rounds of offers, not 1"

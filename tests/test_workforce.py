@@ -16,11 +16,13 @@ import math
 
 import numpy as np
 import pytest
+import simpy
 
 from conftest import small_params
 from sim import simulate
 from sim.core.model import Model
-from sim.core.params import Distribution, Market, Segment, Window
+from sim.core.params import Distribution, Market, Segment, Window, Workforce
+from sim.core.workforce import Roster
 
 POSTS, WINDOW = 1000, 2500.0
 
@@ -161,3 +163,75 @@ def test_the_carers_working_are_always_the_posts_filled_and_not_off_sick():
     assert len(changes) > 500
     for j, working in enumerate(roster.working):
         assert working == sum(p.filled and not p.sick for p in roster.posts if p.provider == j)
+
+
+def test_an_empirical_sickness_episode_gives_the_sick_share_of_its_days_a_year():
+    """Episodes resampled from [2, 4, 30] days (mean 12; the ``mean`` field left at 3, as when
+    a config turns an exponential episode of mean 3 into an empirical one): carers who never
+    leave are off sick p = d / 365 of the time, so the gaps between episodes must come from the
+    values' mean. Each post alternates sick S and well U (exponential, mean
+    w = E[S] (365 - d) / d), starting in its steady state; by the renewal-reward central limit
+    theorem its time-average over W days has variance ((1 - p)^2 var S + p^2 var U) / (E[C] W)
+    with E[C] = E[S] + w, and the N posts are independent. (Gaps from the ``mean`` field would
+    give a share of 12 / (12 + 33.5), over 3 times p.)"""
+    posts, window, days, values = 400, 3000.0, 30.0, [2.0, 4.0, 30.0]
+    settings = Workforce(True, turnover_per_year=1e-9, time_to_fill=Distribution("fixed", 0.0),
+                         sickness_days_per_year=days,
+                         sickness_episode=Distribution("empirical", 3.0, values=values))
+    env = simpy.Environment()
+    roster = Roster(env, settings, [posts], np.random.default_rng(7))
+    roster.start()
+    env.run(until=window)
+    assert not roster.left and all(post.filled for post in roster.posts)
+    p = days / 365.0
+    mean_s, var_s = float(np.mean(values)), float(np.var(values))
+    well = mean_s * (365.0 - days) / days
+    variance = ((1 - p) ** 2 * var_s + p ** 2 * well ** 2) / (mean_s + well) / window
+    share = roster.sick.mean(window) / posts
+    assert abs(share - p) <= 5 * math.sqrt(variance / posts), (share, p)
+
+
+def test_a_sickness_episode_of_fixed_length_lasts_it_unless_the_carer_leaves():
+    """Episodes of exactly 20 days, with high turnover (12 a year), posts filled half a day
+    after a carer leaves and carers off sick 150 days a year: often a carer leaves while off
+    sick and the next carer in the post falls sick before the first one's recovery was due.
+    That recovery lapses with the carer who left (the post's token): every episode that ends
+    while its carer is in post ends exactly 20 days after it began. Each post is its own
+    provider, so what the roster passes on (``on_change``) is one post's changes; an episode
+    whose carer leaves ends without a change passed on, and is closed at the next carer's
+    joining (the post's token has moved on)."""
+    posts, episode, days = 500, 20.0, 300.0
+    settings = Workforce(True, turnover_per_year=12.0,
+                         time_to_fill=Distribution("fixed", 0.5), sickness_days_per_year=150.0,
+                         sickness_episode=Distribution("fixed", episode))
+    env = simpy.Environment()
+    roster = Roster(env, settings, [1] * posts, np.random.default_rng(11))
+    roster.start()
+    open_episode = {j: (None, post.token) for j, post in enumerate(roster.posts) if post.sick}
+    """Each post's episode under way: when it began (None: before the start), and the token
+    of its carer."""
+    began: list[list[tuple[float, int]]] = [[] for _ in range(posts)]
+    lasted, left_while_sick = [], []
+
+    def watch(j: int, working: int) -> None:
+        post, now = roster.posts[j], env.now
+        if post.sick and j not in open_episode:
+            open_episode[j] = (now, post.token)
+            began[j].append((now, post.token))
+        elif not post.sick and j in open_episode:
+            start, token = open_episode.pop(j)
+            if start is None:  # sick from before the start: its length is not known
+                return
+            if token == post.token:
+                lasted.append(now - start)
+            else:
+                left_while_sick.append((j, token, start + episode))
+
+    roster.on_change = watch
+    env.run(until=days)
+    next_carer_sick_before_due = sum(
+        any(token > old and t < due for t, token in began[j])
+        for j, old, due in left_while_sick)
+    assert next_carer_sick_before_due > 300, "the case that tests the token never came up"
+    assert len(lasted) > 1000
+    np.testing.assert_allclose(lasted, episode, rtol=0, atol=1e-9)
