@@ -288,3 +288,93 @@ def test_an_interrupted_calibration_keeps_its_trials_and_resumes_as_if_never_sto
     with pytest.raises(CalibrationError, match="another system"):
         calibrate(base, targets, parameters, trials=12, replications=2, workers=1, seed=5,
                   store_folder=tmp_path)
+
+
+# ---------------------------------------------------------------------------- balanced shares
+
+BALANCED = GOOD.replace(
+    "  - {name: pathways.p1.transfer.mean, low: 0.1, high: 2.0, log: true}",
+    "  - {name: pathways.p3.share, low: 0.005, high: 0.03, balance: pathways.p0.share}")
+
+
+@pytest.mark.parametrize("balance, allowed", [
+    ("pathways.p3.share", "a setting other than pathways.p3.share"),
+    ("pathways.p0.shar", "the dotted name of a setting"),
+    ("acute.beds", "the dotted name of a setting"),
+])
+def test_a_bad_balance_is_refused_in_one_line(tmp_path, balance, allowed):
+    path = _write(tmp_path, BALANCED.replace("balance: pathways.p0.share",
+                                             f"balance: {balance}"))
+    with pytest.raises(CalibrationError) as error:
+        load_parameters(path, Params())
+    message = str(error.value)
+    assert "\n" not in message and allowed in message
+    assert message.startswith(f"{path}: parameters[0] (pathways.p3.share): balance=")
+
+
+def test_a_balance_that_another_parameter_fits_is_refused(tmp_path):
+    path = _write(tmp_path, BALANCED + "  - {name: pathways.p0.share, low: 0.4, high: 0.5}\n")
+    with pytest.raises(CalibrationError, match=r"parameters\[0\] \(pathways.p3.share\): "
+                       "balance='pathways.p0.share' is not allowed: a setting that no other"):
+        load_parameters(path, Params())
+
+
+def test_a_range_that_would_push_the_balance_out_of_its_range_is_refused(tmp_path):
+    path = _write(tmp_path, BALANCED.replace("high: 0.03", "high: 0.6"))
+    with pytest.raises(CalibrationError, match="high=0.6 is not allowed: a value the model"):
+        load_parameters(path, Params())
+
+
+def test_a_balanced_share_is_fitted_and_the_pathway_shares_still_sum_to_one(tmp_path):
+    """Every trial, the best sets and the saved scenario move pathway 0 by the opposite of
+    pathway 3, so the shares sum to 1; and the trials ran with those shares (the model's
+    share of discharges on pathway 3 follows the fitted one)."""
+    from sim.config.schema import load_config
+    path = _write(tmp_path, BALANCED)
+    [parameter] = load_parameters(path, Params())
+    assert parameter.balance == "pathways.p0.share"
+    base = small_params(**{"run.days": 84.0, "run.warmup_days": 14.0})
+    target = Target("p3", "discharge_share.p3", 0.02, 0.005, SOURCE)
+    result = calibrate(base, [target], [parameter], trials=6, replications=1, workers=1)
+    shares = {k: p.share for k, p in base.pathways.items()}
+    trials = result.trials
+    assert np.allclose(trials["pathways.p0.share"] + trials["pathways.p3.share"],
+                       shares["p0"] + shares["p3"], atol=1e-12)
+    fitted = np.array(trials["pathways.p3.share"])
+    observed = np.array(trials["mean.p3"])
+    assert np.corrcoef(fitted, observed)[0, 1] > 0.9  # the trials ran with the fitted share
+    [best] = result.sets()[:1]
+    assert set(best) == {"pathways.p3.share", "pathways.p0.share"}
+    write_results(result, tmp_path / "out", "trust.yaml")
+    scenario = tmp_path / "scenario"
+    scenario.mkdir()
+    (scenario / "fitted_here.yaml").write_text((tmp_path / "out" / "calibrated.yaml").read_text())
+    config = load_config([f"hydra.searchpath=[file://{tmp_path}]", "scenario=fitted_here"])
+    assert config.pathways["p3"].share == best["pathways.p3.share"]
+    assert config.pathways["p0"].share == pytest.approx(best["pathways.p0.share"], abs=1e-12)
+
+
+def test_the_best_sets_confirmed_on_more_replications_are_ranked_by_that_loss(tmp_path):
+    """With ``confirm``, each of the best sets is run again on replications 0..confirm-1; the
+    table is ranked by that loss, which is the loss of the targets' means over those runs
+    (recomputed here from the model directly), and the fit and the best set follow it."""
+    base, targets, parameters = _tiny()
+    result = calibrate(base, targets, parameters, trials=8, replications=1, workers=1, seed=3,
+                       keep=3, confirm=3)
+    table = result.best_sets
+    assert list(table["rank"]) == [1, 2, 3] and table["loss_confirmed"].is_monotonic_increasing
+    for row, values in zip(table.to_dict("records"), result.sets()):
+        assert set(values) == {p.name for p in parameters}
+        runs = [simulate(override(base, values), k) for k in range(3)]
+        loss = 0.0
+        for t in targets:
+            mean = np.mean([t.evaluate(dict(zip(r.metrics["metric"], r.metrics["value"])))
+                            for r in runs])
+            loss += ((mean - t.value) / t.tolerance) ** 2
+        assert row["loss_confirmed"] == pytest.approx(loss, rel=1e-9)
+    assert result.best == result.sets()[0] and result.confirmed == 3
+    assert result.best_loss == table["loss_confirmed"].iloc[0]
+    assert (result.fit["replications"] == 3).all()
+    write_results(result, tmp_path, "trust.yaml")
+    assert "Ranked by their loss on 3 replications" in (tmp_path / "best_sets.md").read_text()
+    assert "rank 1 of the best sets, 3 replications" in (tmp_path / "calibrated.yaml").read_text()

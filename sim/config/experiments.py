@@ -211,11 +211,12 @@ def _calibration(config: AppConfig, folder: Path) -> int:
     result = calibrate(params, targets, parameters, trials=experiment.trials,
                        replications=config.run.replications, seed=config.run.seed,
                        store_folder=folder, keep=experiment.keep,
-                       time_limit=experiment.time_limit_minutes * 60, progress=True)
+                       time_limit=experiment.time_limit_minutes * 60,
+                       confirm=experiment.confirm_replications, progress=True)
     write_results(result, folder, path.name)
     return _write_fit(result.fit, folder, f"Calibration fit to {path.name}: best of "
                       f"{len(result.trials)} trials (loss {result.best_loss:.4g})",
-                      result.replications, write=False)
+                      result.confirmed or result.replications, write=False)
 
 
 def _write_fit(table: pd.DataFrame, folder: Path, title: str, replications: int,
@@ -283,6 +284,7 @@ def _fitted_sets(config: AppConfig, folder: Path) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
     from sim.reporting.stats import estimate
+    from sim.running.calibration import NOT_SETTINGS
     from sim.running.runner import default_workers
 
     source = RESULTS / "calibration" / "best_sets.csv"
@@ -291,7 +293,7 @@ def _fitted_sets(config: AppConfig, folder: Path) -> int:
               "`experiments/run.py calibration` first", file=sys.stderr)
         return 2
     sets = pd.read_csv(source)
-    names = [c for c in sets.columns if c not in ("rank", "trial", "loss")]
+    names = [c for c in sets.columns if c not in NOT_SETTINGS]
     baseline, n = config.params, config.run.replications
     scenarios = {name: scenario_changes(baseline, _scenario(name))
                  for name in config.experiment.scenarios}

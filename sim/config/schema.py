@@ -43,7 +43,8 @@ class Experiment:
     own cases (validation, calibration). ``parameter`` is the swept setting of a response curve;
     ``baseline`` the scenario others are compared with; ``targets`` a targets file for a
     calibration (``configs/targets/NAME.yaml``), with the number of ``trials``, the best sets to
-    ``keep`` and a time limit; ``scenarios``, those a study reruns on each fitted set."""
+    ``keep`` (run again on ``confirm_replications`` and ranked by that, if more than the
+    search's) and a time limit; ``scenarios``, those a study reruns on each fitted set."""
 
     name: str = ""
     analysis: str = ""
@@ -52,6 +53,7 @@ class Experiment:
     targets: str = "england"
     trials: int = 100
     keep: int = 5
+    confirm_replications: int = 0
     time_limit_minutes: float = 30.0
     scenarios: List[str] = field(default_factory=list)
 

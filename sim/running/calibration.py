@@ -31,11 +31,15 @@ Conventions:
 - With a ``store_folder``, the study lives in ``<folder>/optuna.db`` (SQLite): a rerun with the
   same folder keeps every finished trial and runs only the rest (``trials`` is the total);
   trials that were running when it was interrupted are run again with the same parameters.
-- Cost: ``trials x replications`` runs of the system. The default (100 x 8 of the default
-  system, 1.4-2.3 CPU-seconds a run) takes about 10-15 minutes on 2 free cores; ``time_limit``
+- Cost: ``trials x replications`` runs of the system (and ``keep x confirm``). The default
+  experiment (160 x 5 of the default system, then the 5 best on 10) took 22 minutes on 2
+  cores; ``time_limit``
   stops starting new batches after a given time, and a rerun with the store folder goes on.
 - The ``keep`` best parameter sets are returned (and written as scenarios), so that
-  conclusions can be rerun on each of them.
+  conclusions can be rerun on each of them. With ``confirm`` replications (more than the
+  search's), they are run again on replications 0..confirm-1 and ranked by that loss: the
+  search's best is chosen partly for its luck on a few replications (a winner's curse), and
+  more replications show which of the best sets fits best.
 
 This module imports neither Hydra nor matplotlib.
 """
@@ -146,13 +150,17 @@ class Target:
 @dataclass(frozen=True)
 class Parameter:
     """An uncertain parameter: a dotted name as :func:`sim.core.params.override` accepts, its
-    range [low, high], searched on a log scale if ``log``, in whole numbers if ``integer``."""
+    range [low, high], searched on a log scale if ``log``, in whole numbers if ``integer``.
+    ``balance`` names a setting that gives up what this one gains (and takes what it loses), so
+    that settings that must sum to 1 still do: ``pathways.p3.share`` fitted with ``balance:
+    pathways.p0.share``."""
 
     name: str
     low: float
     high: float
     log: bool = False
     integer: bool = False
+    balance: str | None = None
 
     def distribution(self):
         import optuna
@@ -164,10 +172,29 @@ class Parameter:
     def convert(self, value: float) -> int | float:
         return int(round(value)) if self.integer else float(value)
 
+    def settings(self, value: float, params: Params) -> dict[str, int | float]:
+        """The settings a trial's ``value`` makes, by dotted name: this one's, and its
+        ``balance``'s, moved by the opposite of this one's change from ``params``."""
+        value = self.convert(value)
+        if self.balance is None:
+            return {self.name: value}
+        change = value - float(_get(params, self.name))
+        return {self.name: value, self.balance: float(_get(params, self.balance)) - change}
+
+
+def settings_of(parameters: Sequence[Parameter], values: Mapping[str, float],
+                params: Params) -> dict[str, int | float]:
+    """Every setting that the parameters' ``values`` (by name) make, balances included."""
+    out: dict[str, int | float] = {}
+    for p in parameters:
+        if p.name in values:
+            out.update(p.settings(values[p.name], params))
+    return out
+
 
 _TARGET_KEYS = {"name", "metric", "value", "tolerance", "source", "per", "note"}
 _SOURCE_KEYS = {"title", "publisher", "date", "quote", "url"}
-_PARAMETER_KEYS = {"name", "low", "high", "log", "integer"}
+_PARAMETER_KEYS = {"name", "low", "high", "log", "integer", "balance"}
 
 
 class _Where:
@@ -291,7 +318,10 @@ def _parameter(where: _Where, index: int, data: Any) -> Parameter:
         for key in ("low", "high"):
             if float(data[key]) != int(data[key]):
                 raise where.error(entry, key, data[key], "a whole number (integer: true)")
-    return Parameter(name, low, high, log, integer)
+    balance = _text(where, entry, data, "balance", required=False) or None
+    if balance == name:
+        raise where.error(entry, "balance", balance, f"a setting other than {name}")
+    return Parameter(name, low, high, log, integer, balance)
 
 
 def load_targets(path: str | Path, params: Params | None = None, *,
@@ -335,6 +365,10 @@ def load_parameters(path: str | Path, params: Params | None = None) -> list[Para
     for i, name in enumerate(names):
         if name in names[:i]:
             raise where.error(f"parameters[{i}] ({name})", "name", name, "a name not used above")
+    for i, p in enumerate(parameters):
+        if p.balance is not None and p.balance in names + [q.balance for q in parameters[:i]]:
+            raise where.error(f"parameters[{i}] ({p.name})", "balance", p.balance,
+                              "a setting that no other parameter fits or balances")
     if params is not None:
         check_parameters(parameters, params, path)
     return parameters
@@ -376,15 +410,27 @@ def check_parameters(parameters: Sequence[Parameter], params: Params,
             raise where.error(entry, "name", p.name, f"a numeric setting (it is {current!r})")
         if isinstance(current, int) and not p.integer:
             raise where.error(entry, "integer", False, f"true: {p.name} is a whole number")
+        if p.balance is not None:
+            try:
+                other = _get(params, p.balance)
+            except (AttributeError, KeyError, TypeError):
+                other = None
+            if not isinstance(other, float):
+                raise where.error(entry, "balance", p.balance, "the dotted name of a setting "
+                                  "that is a fraction or a real number, e.g. pathways.p0.share")
         for key in ("low", "high"):
             try:
-                override(params, {p.name: p.convert(getattr(p, key))})
+                override(params, p.settings(getattr(p, key), params))
             except ParameterError as error:
                 raise where.error(entry, key, getattr(p, key),
                                   f"a value the model accepts ({error})") from None
 
 
 # --------------------------------------------------------------------------- calibration
+
+NOT_SETTINGS = ("rank", "trial", "loss", "loss_confirmed")
+"""The columns of a best-sets table that are not settings."""
+
 
 @dataclass
 class CalibrationResult:
@@ -408,15 +454,26 @@ class CalibrationResult:
     folder: Path | None = None
     units: dict[str, str] = field(default_factory=dict)
     _values: dict[int, dict[str, list[float]]] = field(default_factory=dict, repr=False)
+    confirmed: int = 0
+    """The replications the best sets were run again on and ranked by (0: not confirmed; then
+    ``best_sets`` has a ``loss_confirmed`` column and ``fit`` is of those replications)."""
 
     def fit_for(self, trial: int) -> pd.DataFrame:
         """The fit table of any evaluated trial (e.g. each of ``best_sets``)."""
         return fit_table(self.targets, self._values[trial], self.units)
 
     def sets(self) -> list[dict[str, int | float]]:
-        """The best parameter sets, best first, by dotted name."""
-        return [{p.name: p.convert(row[p.name]) for p in self.parameters}
+        """The best parameter sets, best first, by dotted name (balances included)."""
+        names = [c for c in self.best_sets.columns if c not in NOT_SETTINGS]
+        return [_set_of(row, self.parameters, names)
                 for row in self.best_sets.to_dict("records")]
+
+
+def _set_of(row: Mapping[str, Any], parameters: Sequence[Parameter], names: Sequence[str]
+            ) -> dict[str, int | float]:
+    """One row's settings by dotted name: fitted values as their parameter's kind of number."""
+    kinds = {p.name: p for p in parameters}
+    return {n: kinds[n].convert(row[n]) if n in kinds else float(row[n]) for n in names}
 
 
 def fit_table(targets: Sequence[Target], values: Mapping[str, Sequence[float]],
@@ -499,7 +556,7 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
               trials: int = 100, replications: int = 8, workers: int | None = None,
               seed: int = 0, store_folder: str | Path | None = None, *,
               batch: int = DEFAULT_BATCH, keep: int = 5, time_limit: float | None = None,
-              progress: bool = False) -> CalibrationResult:
+              confirm: int = 0, progress: bool = False) -> CalibrationResult:
     """Fit ``parameters`` to ``targets`` with Optuna (TPE), ``trials`` trials in all.
 
     Each trial runs replications 0..``replications``-1 of ``params`` with the trial's values
@@ -510,8 +567,10 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
     same trials. With ``store_folder`` the study is kept in ``<folder>/optuna.db`` and a rerun
     resumes it. With ``time_limit`` (seconds) no new batch starts after that time: the trials
     run (at least one batch) are then the first ones of the same sequence, and a rerun with
-    the store folder goes on with the rest. Targets with ``metric: null`` are skipped with a
-    notice; unknown metrics and parameters out of the model's ranges are refused before any
+    the store folder goes on with the rest. With ``confirm`` above ``replications``, the
+    ``keep`` best sets are run again on replications 0..``confirm``-1 and ranked by that loss
+    (the fit table is then of those replications). Targets with ``metric: null`` are skipped
+    with a notice; unknown metrics and parameters out of the model's ranges are refused before any
     run. A trial whose values the model refuses together (a ParameterError) fails, with the
     error kept in its ``error`` attribute.
     """
@@ -533,7 +592,6 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
     check_parameters(parameters, params)
     names = tuple(dict.fromkeys(m for t in targets for m in t.metrics))
     distributions = {p.name: p.distribution() for p in parameters}
-    by_name = {p.name: p for p in parameters}
     folder = Path(store_folder) if store_folder is not None else None
     started = time.monotonic()
     workers = workers or default_workers(batch * replications)
@@ -569,8 +627,7 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
             runs: list[Params | None] = []
             for trial in asked:
                 try:
-                    runs.append(override(params, {n: by_name[n].convert(v)
-                                                  for n, v in trial.params.items()}))
+                    runs.append(override(params, settings_of(parameters, trial.params, params)))
                 except ParameterError as error:
                     runs.append(None)
                     trial.set_user_attr("error", str(error))
@@ -594,10 +651,35 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
                 print(f"calibration: {done + size}/{trials} trials, best loss {best:.4g}, "
                       f"{time.monotonic() - started:.0f} s", file=sys.stderr)
         units = {t.name: t.unit(params) for t in targets}
-        return _result(study, targets, parameters, replications, seed, keep, folder, units)
+        result = _result(study, params, targets, parameters, replications, seed, keep, folder,
+                         units)
+        if confirm > replications:
+            if progress:
+                print(f"calibration: the {len(result.best_sets)} best sets again on {confirm} "
+                      "replications", file=sys.stderr)
+            _confirm(result, params, confirm, names, pool)
+        return result
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+def _confirm(result: CalibrationResult, params: Params, replications: int,
+             names: tuple[str, ...], pool: ProcessPoolExecutor | None) -> None:
+    """Run the best sets again on ``replications`` and rank them by that loss, in place."""
+    rows = _run_batch([override(params, s) for s in result.sets()], replications, names, pool)
+    quantities = [{t.name: [t.evaluate(dict(zip(names, row))) for row in runs]
+                   for t in result.targets} for runs in rows]
+    losses = [_loss(result.targets, q) for q in quantities]
+    order = sorted(range(len(losses)), key=lambda i: (losses[i], i))
+    table = result.best_sets.iloc[order].reset_index(drop=True)
+    table.insert(3, "loss_confirmed", [losses[i] for i in order])
+    table["rank"] = range(1, len(table) + 1)
+    result.best_sets = table
+    result.best = result.sets()[0]
+    result.best_loss = losses[order[0]]
+    result.fit = fit_table(result.targets, quantities[order[0]], result.units)
+    result.confirmed = replications
 
 
 def _run_batch(runs: list[Params], replications: int, names: tuple[str, ...],
@@ -609,16 +691,16 @@ def _run_batch(runs: list[Params], replications: int, names: tuple[str, ...],
     return [[f.result() for f in row] for row in futures]
 
 
-def _result(study, targets: list[Target], parameters: list[Parameter], replications: int,
-            seed: int, keep: int, folder: Path | None, units: dict[str, str]
-            ) -> CalibrationResult:
+def _result(study, params: Params, targets: list[Target], parameters: list[Parameter],
+            replications: int, seed: int, keep: int, folder: Path | None,
+            units: dict[str, str]) -> CalibrationResult:
     evaluated = [t for t in study.get_trials(deepcopy=False) if _evaluated(t)]
-    by_name = {p.name: p for p in parameters}
+    settings = list(settings_of(parameters, {p.name: p.low for p in parameters}, params))
     rows, values = [], {}
     for t in evaluated:
         row = {"trial": t.number, "state": t.state.name,
                "loss": t.value if t.value is not None else math.nan}
-        row.update({n: by_name[n].convert(v) for n, v in t.params.items()})
+        row.update(settings_of(parameters, t.params, params))
         if "values" in t.user_attrs:
             values[t.number] = t.user_attrs["values"]
             row.update({f"mean.{name}": float(np.mean(v)) for name, v in values[t.number].items()})
@@ -631,9 +713,9 @@ def _result(study, targets: list[Target], parameters: list[Parameter], replicati
     top = complete.head(keep)
     best_sets = pd.DataFrame({"rank": range(1, len(top) + 1), "trial": top["trial"].to_numpy(),
                               "loss": top["loss"].to_numpy(),
-                              **{p.name: top[p.name].to_numpy() for p in parameters}})
+                              **{name: top[name].to_numpy() for name in settings}})
     first = int(top["trial"].iloc[0])
-    best = {p.name: p.convert(top[p.name].iloc[0]) for p in parameters}
+    best = _set_of(top.iloc[0], parameters, settings)
     return CalibrationResult(targets, parameters, replications, seed, table, best,
                              float(top["loss"].iloc[0]), fit_table(targets, values[first], units),
                              best_sets, folder, units, values)
@@ -684,17 +766,21 @@ def write_results(result: CalibrationResult, folder: str | Path, source: str = "
 
     folder = Path(folder)
     n = result.replications
+    fit_n = result.confirmed or n
     within = int(result.fit["within_tolerance"].sum())
     write_table(result.trials, folder, "trials",
                 f"# Calibration trials\n\n{len(result.trials)} trials of {source}, {n} "
                 "replications each on common random numbers.")
+    confirmed = (f"Ranked by their loss on {result.confirmed} replications "
+                 f"(`loss_confirmed`); `loss` is the search's, on {n}. " if result.confirmed
+                 else "")
     write_table(result.best_sets, folder, "best_sets",
-                f"# The {len(result.best_sets)} best parameter sets\n\nEach is saved as a "
-                "scenario beside this file (calibrated.yaml, calibrated_2.yaml, ...): copy one to "
+                f"# The {len(result.best_sets)} best parameter sets\n\n{confirmed}Each is saved "
+                "as a scenario beside this file (calibrated.yaml, calibrated_2.yaml, ...): copy one to "
                 "configs/scenario/ and run it with scenario=<its name>.")
     write_table(result.fit, folder, "fit",
                 f"# Calibration fit to {source}: best of {len(result.trials)} trials (loss "
-                f"{result.best_loss:.4g})\n\nModel mean and 95% CI over {n} replications; "
+                f"{result.best_loss:.4g})\n\nModel mean and 95% CI over {fit_n} replications; "
                 f"{within} of {len(result.fit)} targets within tolerance (absolute, in the "
                 "target's unit).")
     written = [folder / f"{name}.{ext}" for name in ("trials", "best_sets", "fit")
@@ -703,6 +789,6 @@ def write_results(result: CalibrationResult, folder: str | Path, source: str = "
         stem = "calibrated" if rank == 1 else f"calibrated_{rank}"
         written.append(write_scenario(
             values, folder / f"{stem}.yaml", stem,
-            f"Calibrated to {source}: rank {rank} of the best sets, {n} replications. Only "
+            f"Calibrated to {source}: rank {rank} of the best sets, {fit_n} replications. Only "
             "the fitted parameters are set; every other setting is the baseline's."))
     return written
