@@ -93,13 +93,17 @@ def configs(draw) -> Params:
         "services.care_home.community_referrals_per_day": draw(floats(0.0, 1.0)),
         "services.care_home.stay": draw(stay(5.0, 200.0)),
     }
-    # Each service's market on or off, and homecare's workforce with it (it needs the market).
+    # Each service's market on or off, and homecare's workforce and care homes' staffing with it
+    # (they need the market).
     for name in ("homecare", "step_down", "care_home"):
         updates[f"services.{name}.market.enabled"] = draw(st.booleans())
         updates[f"services.{name}.market.acceptance"] = draw(floats(0.05, 1.0))
         updates[f"services.{name}.market.hours"] = draw(window())
     updates["services.homecare.staff.workforce.enabled"] = (
         updates["services.homecare.market.enabled"] and draw(st.booleans()))
+    updates["services.care_home.staffing.enabled"] = (
+        updates["services.care_home.market.enabled"] and draw(st.booleans()))
+    updates["services.care_home.staffing.places_per_post"] = draw(floats(0.5, 3.0))
     updates["ward.hours"] = draw(window())
     for k, share in enumerate(draw(shares())):
         updates[f"pathways.p{k}.share"] = share

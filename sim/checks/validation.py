@@ -71,6 +71,7 @@ _NO_COMMUNITY = {
 PLAIN = {
     **{f"services.{name}.market.enabled": False for name in ("homecare", "step_down", "care_home")},
     "services.homecare.staff.workforce.enabled": False,
+    "services.care_home.staffing.enabled": False,
     **{f"pathways.{k}.{step}": Distribution("fixed", 0.0)
        for k in ("p0", "p1", "p2", "p3") for step in ("summary", "choice")},
     **{f"pathways.{k}.{share}": 0.0

@@ -206,7 +206,8 @@ def _families(params: Params) -> Iterator[Metric]:
                      f"escalations of need to a pathway needing {what}", HARM)
         if service.market.enabled:
             yield from _market_family(name, service)
-        if service.staff is not None and service.staff.workforce.enabled:
+        if (service.staff is not None and service.staff.workforce.enabled) or (
+                service.staffing.enabled and service.staffing.workforce.enabled):
             yield from _workforce_family(name)
 
 
@@ -223,6 +224,10 @@ def _market_family(name: str, service: Service) -> Iterator[Metric]:
     yield Metric(f"{name}.not_taking_share", "fraction of providers",
                  f"{what} providers not taking new clients (suspended or closed)", MARKET,
                  percent=True)
+    if service.staffing.enabled:
+        yield Metric(f"{name}.staffed_share", "fraction of capacity",
+                     f"{what} places the providers' staff at work can look after", MARKET,
+                     percent=True)
     for segment in service.market.segments:
         part = f"{what}, {segment.name.replace('_', ' ')}"
         yield Metric(f"{name}.{segment.name}.utilisation", "fraction of capacity",

@@ -19,7 +19,9 @@ of capacity changes when a client is placed, not the random numbers that client 
 
 Providers can stop taking new clients for a time (suspended: an inadequate rating) or close
 (their places are gone and their clients must be placed again). A provider whose capacity falls
-below what its clients use (carers who left, :mod:`sim.core.workforce`) hands clients back.
+below what its clients use (carers who left, :mod:`sim.core.workforce`) hands clients back. A
+care home whose staff cannot look after all its places (:class:`sim.core.params.Staffing`)
+takes no one new while its residents fill what its staff can look after, and moves no one out.
 """
 
 from __future__ import annotations
@@ -58,12 +60,17 @@ class Provider:
     """One provider: its capacity (places or carer-hours a week), what its clients use, and
     whether it takes new clients."""
 
-    __slots__ = ("segment", "index", "nominal", "in_use", "suspended", "closed", "clients")
+    __slots__ = ("segment", "index", "nominal", "staffed", "fills", "in_use", "suspended",
+                 "closed", "clients")
 
     def __init__(self, segment: int, index: int, capacity: float) -> None:
         self.segment, self.index = segment, index
         self.nominal = capacity
         """What the provider could hold when open (its places, or its carers' hours now)."""
+        self.staffed = math.inf
+        """The places its staff at work can look after (a care home's staffing limit)."""
+        self.fills = capacity
+        """What it takes new clients up to: the smaller of ``nominal`` and ``staffed``."""
         self.in_use = 0.0
         self.suspended = 0
         """How many suspensions (an embargo, a closure) stop it taking clients now."""
@@ -78,7 +85,15 @@ class Provider:
 
     def has_room(self, amount: float) -> bool:
         return not self.suspended and not self.closed and (
-            self.in_use + amount <= self.nominal + _EPS)
+            self.in_use + amount <= self.fills + _EPS)
+
+    def resize(self, nominal: float | None = None, staffed: float | None = None) -> None:
+        """Set what the provider could hold, or what its staff can look after, or both."""
+        if nominal is not None:
+            self.nominal = nominal
+        if staffed is not None:
+            self.staffed = staffed
+        self.fills = min(self.nominal, self.staffed)
 
 
 class _Sourcing:
@@ -125,6 +140,11 @@ class Market:
                              for providers in self.segments]
         self.not_taking = TimeWeighted()
         """Providers not taking new clients (suspended or closed)."""
+        self._staffed_level = self._staffed_now()
+        self._limited = False
+        """Whether any provider's staff limit its places (then ``staffed`` is kept up)."""
+        self.staffed = TimeWeighted(level=self._staffed_level)
+        """Places (units) the providers' staff can look after, at most their capacity."""
         self.on_hand_back: Callable[[Request, str], None] = _nobody
         """Called for each client a provider hands back (``why``: "handed_back" or "moved")."""
         self._where: dict[Request, Provider] = {}
@@ -164,7 +184,7 @@ class Market:
         request.rounds += 1
         amount = request.amount
         room = [p for p in self.segments[placement.segment]  # has_room, inlined: the hot loop
-                if not p.suspended and not p.closed and p.in_use + amount <= p.nominal + _EPS]
+                if not p.suspended and not p.closed and p.in_use + amount <= p.fills + _EPS]
         if not room:
             return _NO_ROOM
         s = self.settings
@@ -238,7 +258,7 @@ class Market:
     @staticmethod
     def _most_free(providers: list[Provider]) -> float:
         """The most room any of these providers taking clients has."""
-        return max((p.nominal - p.in_use for p in providers if not p.suspended and not p.closed),
+        return max((p.fills - p.in_use for p in providers if not p.suspended and not p.closed),
                    default=-math.inf)
 
     def withdraw(self, request: Request) -> None:
@@ -258,8 +278,10 @@ class Market:
         self._set_use(provider, self.in_use + request.amount)
 
     def take_at(self, provider: Provider, request: Request) -> bool:
-        """Place ``request`` with ``provider`` directly (the clients a service starts with)."""
-        if not provider.has_room(request.amount):
+        """Place ``request`` with ``provider`` directly (the clients a service starts with:
+        they are there already, so the provider's staffing limit does not apply)."""
+        if provider.suspended or provider.closed or (
+                provider.in_use + request.amount > provider.nominal + _EPS):
             return False
         self._take(provider, request)
         return True
@@ -288,10 +310,22 @@ class Market:
         """The provider's capacity is now ``capacity`` (its carers' hours); clients beyond it
         by more than ``stretch`` are handed back, chosen at random with ``rng``."""
         more = capacity > provider.nominal
-        provider.nominal = capacity
+        provider.resize(nominal=capacity)
         self._changed_size()
         self._hand_back(provider, capacity * (1.0 + stretch), "handed_back", rng)
         if more:
+            self._room_appeared(provider.segment)
+
+    def set_staffed(self, provider: Provider, places: float) -> None:
+        """The provider's staff at work can now look after ``places``: it takes new clients up
+        to that many (and its places); nobody is moved out."""
+        before = provider.fills
+        was = min(provider.capacity, provider.staffed)
+        provider.resize(staffed=places)
+        self._limited = True
+        self._staffed_level += min(provider.capacity, provider.staffed) - was
+        self.staffed.set(self.env.now, self._staffed_level)
+        if provider.fills > before:
             self._room_appeared(provider.segment)
 
     def suspend(self, provider: Provider, days: float) -> None:
@@ -326,6 +360,12 @@ class Market:
         for level, providers in zip(self.segment_size, self.segments):
             level.set(now, sum(p.capacity for p in providers))
         self.not_taking.set(now, sum(1 for p in self.providers if p.suspended or p.closed))
+        if self._limited:
+            self._staffed_level = self._staffed_now()
+            self.staffed.set(now, self._staffed_level)
+
+    def _staffed_now(self) -> float:
+        return sum(min(p.capacity, p.staffed) for p in self.providers)
 
     def _hand_back(self, provider: Provider, limit: float, why: str,
                    rng: np.random.Generator | None) -> None:
@@ -344,8 +384,8 @@ class Market:
 
     def restart_statistics(self) -> None:
         now = self.env.now
-        for level in (self.use, self.waiting, self.size, self.not_taking, *self.segment_use,
-                      *self.segment_size):
+        for level in (self.use, self.waiting, self.size, self.not_taking, self.staffed,
+                      *self.segment_use, *self.segment_size):
             level.restart(now)
 
 
@@ -377,3 +417,12 @@ def provider_sizes(service: Service) -> tuple[list[list[float]], list[list[int]]
     posts = [[int(x) for x in split_whole(float(n), [1.0 / m] * m)]
              for n, m in zip(split_whole(float(staff.count), shares), providers)]
     return [[n * staff.hours_each for n in row] for row in posts], posts
+
+
+def staffing_posts(service: Service, capacities: list[list[float]]) -> list[list[int]]:
+    """Each provider's care posts, by segment, for a service whose staff limit the places it
+    can fill: ``staffing.establishment`` posts for each ``staffing.places_per_post`` of its
+    places, in whole posts."""
+    staffing = service.staffing
+    per_place = staffing.establishment / staffing.places_per_post
+    return [[int(round(places * per_place)) for places in row] for row in capacities]

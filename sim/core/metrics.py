@@ -342,6 +342,9 @@ def _market_metrics(add: Callable[[str, float], None], params: Params, service: 
     add(f"{service}.handbacks_per_30d", (asked & (source == "handed_back")).sum() * per)
     add(f"{service}.moves_per_30d", (asked & (source == "moved")).sum() * per)
     add(f"{service}.not_taking_share", market.not_taking.mean(hi) / len(market.providers))
+    if params.services[service].staffing.enabled:
+        size = market.size.mean(hi)
+        add(f"{service}.staffed_share", market.staffed.mean(hi) / size if size else np.nan)
     segment = waits["segment"].to_numpy(str)
     for g, settings in enumerate(params.services[service].market.segments):
         size = market.segment_size[g].mean(hi)

@@ -26,7 +26,7 @@ import pandas as pd
 import simpy
 
 from sim.core.calendar import Calendar
-from sim.core.market import Market, Placement, provider_sizes
+from sim.core.market import Market, Placement, provider_sizes, staffing_posts
 from sim.core.metrics import compute_daily, compute_metrics
 from sim.core.params import HOME, Distribution, Params, Service
 from sim.core.params import Market as MarketSettings
@@ -401,6 +401,17 @@ class Model:
             roster.on_change = lambda j, working: market.set_capacity(
                 flat[j], working * hours, stretch, rng)
             self.rosters[name] = roster
+        if service.staffing.enabled:
+            flat, each = market.providers, service.staffing.places_per_post
+            posts = [n for row in staffing_posts(service, capacities) for n in row]
+            if service.staffing.workforce.enabled:
+                roster = Roster(self.env, service.staffing.workforce, posts,
+                                self._rng[f"{name}_staffing"])
+                roster.on_change = lambda j, working: market.set_staffed(flat[j], working * each)
+                self.rosters[name] = roster
+            else:  # every post filled, always
+                for provider, n in zip(flat, posts):
+                    market.set_staffed(provider, n * each)
         return market
 
     def _provider_events(self) -> None:
@@ -411,9 +422,12 @@ class Model:
             if not isinstance(market, Market):
                 continue
             for roster_provider, provider in enumerate(market.providers):
-                if name in self.rosters:  # capacity from the carers in post at the start
-                    provider.nominal = (self.rosters[name].working[roster_provider]
-                                        * service.staff.hours_each)
+                if name in self.rosters:  # the staff at work at the start
+                    working = self.rosters[name].working[roster_provider]
+                    if service.staffing.enabled:
+                        market.set_staffed(provider, working * service.staffing.places_per_post)
+                    else:
+                        provider.resize(nominal=working * service.staff.hours_each)
             market._changed_size()
             segment = {g.name: i for i, g in enumerate(settings.segments)}
             for closure in settings.closures:

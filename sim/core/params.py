@@ -299,6 +299,41 @@ class Staff:
 
 
 @dataclass
+class Staffing:
+    """Care staff who limit the places a service can fill (used when ``enabled``): a care home
+    with beds it cannot staff. For a service sized in places, with a market.
+
+    Each post looks after ``places_per_post`` places, and each provider employs ``establishment``
+    times the posts its places need (rounded to whole posts; 1: every place can be filled when
+    every post is). The posts come and go as ``workforce`` says (turnover, time to fill a
+    vacancy, sickness; with ``workforce.enabled`` false every post is always filled). A provider
+    takes a new client only while its clients are fewer than the places its staff at work can
+    look after: posts filled and not off sick x ``places_per_post``, at most its places. Nobody
+    is moved out when staff leave or fall sick: the home runs short, and takes no one new until
+    its residents fall below what its staff can look after (``workforce.stretch`` is not used).
+
+    Sources: the workforce rates of :class:`Workforce` (turnover 30% a year, 9.4% of posts
+    vacant, sickness 5 days a year: Skills for Care, adult social care as a whole).
+    Assumptions: homes employ staff for all their places (``establishment`` 1), so that the
+    average vacancy and sickness leave staff for about 89% of them; 1.25 places per care post
+    (posts counted across the week's shifts), which sets how many posts a home has and so how
+    much its staffing varies.
+    """
+
+    enabled: bool = False
+    places_per_post: float = 1.25
+    establishment: float = 1.0
+    workforce: Workforce = field(default_factory=lambda: Workforce(enabled=True))
+
+    def __post_init__(self) -> None:
+        _check(math.isfinite(self.places_per_post) and 0 < self.places_per_post <= 1000,
+               "places_per_post", self.places_per_post, "places a post looks after, in (0, 1000]")
+        _check(math.isfinite(self.establishment) and 0 < self.establishment <= 10,
+               "establishment", self.establishment,
+               "posts employed as a multiple of those the places need, in (0, 10]")
+
+
+@dataclass
 class Segment:
     """A part of a service's market that does not substitute for the others: a kind of
     care-home place (residential, nursing, dementia nursing), or a locality's homecare. Each
@@ -418,7 +453,8 @@ class Service:
     when their stay ends, as shares (``home`` or another service's name, which they wait for in
     this service's place); empty means they leave. The service starts ``initial_utilisation``
     full, as a real one is on the first day. ``market`` says how clients are placed with its
-    providers (off: one first-come-first-served pool).
+    providers (off: one first-come-first-served pool); ``staffing``, whether its providers'
+    staff limit the places they can fill (care homes).
     """
 
     unit: str = "places"
@@ -430,6 +466,7 @@ class Service:
     community_referrals_per_day: float = 0.0
     initial_utilisation: float = 0.0
     market: Market = field(default_factory=Market)
+    staffing: Staffing = field(default_factory=Staffing)
 
     def __post_init__(self) -> None:
         _check(bool(self.unit), "unit", self.unit, "a name for what capacity counts")
@@ -446,6 +483,10 @@ class Service:
             _check(self.market.enabled, "staff.workforce.enabled", True,
                    "true only with market.enabled=true (the providers hold the posts and hand "
                    "packages back when their carers leave)")
+        if self.staffing.enabled:
+            _check(self.capacity is not None and self.market.enabled, "staffing.enabled", True,
+                   "true only for a service sized in places (capacity) with market.enabled=true "
+                   "(its providers employ the staff)")
 
     @property
     def size(self) -> float:
@@ -467,20 +508,21 @@ BROKERAGE_HOURS = (0, 1, 2, 3, 4)
 def _services() -> Dict[str, Service]:
     """The default community services. Where each number comes from is in docs/calibration.md;
     the uncertain ones (homecare posts and acceptance, care-home places, acceptance and rounds)
-    were fitted to configs/targets/england.yaml by the calibration experiment. ``configs/scenario/one_pool.yaml`` is the system before the market and the
-    workforce (one pool per service, tuned transfer times)."""
+    were fitted to configs/targets/england.yaml by the calibration experiment.
+    ``configs/scenario/one_pool.yaml`` is the system before the market and the workforce (one
+    pool per service, tuned transfer times)."""
     brokerage = Window(True, list(BROKERAGE_HOURS), 9, 17)
     homecare = Service(
-        # 272 posts of 25 carer-hours a week, about 9.4% of them vacant at any time; a package
+        # 260 posts of 25 carer-hours a week, about 9.4% of them vacant at any time; a package
         # of 9 hours a week for about 16 days (IPACS/BNSSG pathway-1 stays 12-19 days).
-        unit="carer-hours/week", staff=Staff(272, 25.0, Workforce(enabled=True)),
+        unit="carer-hours/week", staff=Staff(260, 25.0, Workforce(enabled=True)),
         amount=Distribution("gamma", 9.0, 5.0), stay=Distribution("lognormal", 16.0, 10.0),
         community_referrals_per_day=4.0, initial_utilisation=0.85,
         market=Market(
             enabled=True,
             # Localities with their own carers: a rural package waits while town carers are free.
             segments=[Segment("town", 0.65, 0.655, 8), Segment("rural", 0.35, 0.345, 4, 0.8)],
-            acceptance=0.374, complex_share=0.12, complex_amount=2.0, complex_acceptance=0.418,
+            acceptance=0.529, complex_share=0.12, complex_amount=2.0, complex_acceptance=0.223,
             incomplete_acceptance=0.7, weekend_acceptance=0.5, round_days=0.5,
             hours=Window(True, list(MONDAY_TO_SATURDAY), 9, 17),
             suspensions_per_year=0.1, suspension=Distribution("lognormal", 90.0, 45.0)))
@@ -495,7 +537,7 @@ def _services() -> Dict[str, Service]:
                       Segment("south", 0.3, 0.3, 2)],
             acceptance=0.12, incomplete_acceptance=0.8, round_days=1.0, hours=brokerage))
     care_home = Service(
-        unit="places", capacity=944, stay=Distribution("lognormal", 801.0, 1134.0),
+        unit="places", capacity=1275, stay=Distribution("lognormal", 801.0, 1134.0),
         community_referrals_per_day=0.35, initial_utilisation=0.83,
         market=Market(
             enabled=True,
@@ -503,10 +545,13 @@ def _services() -> Dict[str, Service]:
             segments=[Segment("residential", 0.5, 0.5, 14),
                       Segment("nursing", 0.33, 0.33, 9, 0.8),
                       Segment("dementia_nursing", 0.17, 0.17, 5, 0.6)],
-            acceptance=0.0299, incomplete_acceptance=0.5, weekend_acceptance=0.5,
-            round_days=1.84,
+            acceptance=0.0408, incomplete_acceptance=0.5, weekend_acceptance=0.5,
+            round_days=1.46,
             hours=brokerage, suspensions_per_year=0.1,
-            suspension=Distribution("lognormal", 120.0, 60.0)))
+            suspension=Distribution("lognormal", 120.0, 60.0)),
+        # Homes employ care staff for their places, who come and go (Skills for Care rates), and
+        # take no new resident while their residents fill what the staff at work can look after.
+        staffing=Staffing(enabled=True))
     return {"homecare": homecare, "step_down": step_down, "care_home": care_home}
 
 
@@ -571,26 +616,27 @@ def _pathway(share: float, stay_mean: float, stay_sd: float, service: Optional[s
 
 def _pathways() -> Dict[str, Pathway]:
     """The four national discharge pathways: 0 home, 1 home with homecare, 2 step-down or rehab
-    bed, 3 care home. Transport takes hours; the days come from the steps before it. The spread
-    of pathway-1 stays, the summaries' work (p0, p1) and the families' choice were fitted
-    (docs/calibration.md)."""
+    bed, 3 care home. Transport takes hours; the days come from the steps before it. The share
+    of pathway 3 (DHSC: "about 1%"; pathway 0 gives up what it gains), the spread of pathway-1
+    stays, the summaries' work (p0, p1), the social workers' work on a funding case and the
+    families' choice were fitted (docs/calibration.md)."""
     pathways = {
-        "p0": _pathway(0.50, 6.5, 7.0, None, 0.08, ALL_DAYS, 8, 20),
-        "p1": _pathway(0.45, 10.0, 17.7, "homecare", 0.1, MONDAY_TO_SATURDAY, 8, 18),
+        "p0": _pathway(0.4945, 6.5, 7.0, None, 0.08, ALL_DAYS, 8, 20),
+        "p1": _pathway(0.45, 10.0, 22.9, "homecare", 0.1, MONDAY_TO_SATURDAY, 8, 18),
         "p2": _pathway(0.04, 12.0, 10.0, "step_down", 0.15, WEEKDAYS, 9, 17),
-        "p3": _pathway(0.01, 14.0, 11.0, "care_home", 0.15, WEEKDAYS, 9, 17),
+        "p3": _pathway(0.0155, 14.0, 11.0, "care_home", 0.15, WEEKDAYS, 9, 17),
     }
     # Equipment and home adaptations for a quarter of homecare patients (assumption).
-    pathways["p0"].summary = Distribution("lognormal", 0.0223, 0.05)
-    pathways["p1"].summary = Distribution("lognormal", 0.119, 0.08)
+    pathways["p0"].summary = Distribution("lognormal", 0.00578, 0.05)
+    pathways["p1"].summary = Distribution("lognormal", 0.163, 0.08)
     pathways["p1"].equipment_share = 0.15
     pathways["p1"].equipment = Distribution("lognormal", 1.5, 1.2)
     # Care homes: 37% of residents fund their own care (ONS 2023, not in the project's reference
-    # notes: check); the others wait for the council's funding decision. Choosing a home:
-    # assumption.
+    # notes: check); the others wait for the council's funding decision. The social workers'
+    # work on a case and the family's choice of home: means fitted, spreads assumed.
     pathways["p3"].funded_share = 0.63
-    pathways["p3"].funding = Distribution("lognormal", 3.0, 2.0)
-    pathways["p3"].choice = Distribution("lognormal", 1.62, 3.0)
+    pathways["p3"].funding = Distribution("lognormal", 0.978, 2.0)
+    pathways["p3"].choice = Distribution("lognormal", 0.750, 3.0)
     # Deconditioning (used only when harm.escalation.enabled). Assumption, no published figure:
     # 1% a day, so that about 1 in 10 patients delayed 10 days needs more care; pathway 1
     # escalates mostly to rehabilitation (assumption: 70/30). Calibrate locally.
@@ -610,7 +656,7 @@ class Assessment:
 
     staff: int = 18
     duration: Distribution = field(default_factory=lambda: Distribution("lognormal", 0.1, 0.05))
-    hours: Window = field(default_factory=lambda: Window(True, list(ALL_DAYS), 8, 18, 0.883))
+    hours: Window = field(default_factory=lambda: Window(True, list(ALL_DAYS), 8, 18, 0.885))
     in_hospital: bool = True
 
     def __post_init__(self) -> None:
@@ -785,8 +831,8 @@ class Params:
 
 def override(params: Any, updates: Mapping[str, Any]) -> Any:
     """A copy of ``params`` with fields replaced by dotted name, e.g.
-    ``override(p, {"services.homecare.capacity": 5000, "pathways.p0.share": 0.4,
-    "pathways.p1.share": 0.55})``. Keys of the ``pathways`` and ``services`` tables are names
+    ``override(p, {"services.care_home.capacity": 1300, "pathways.p0.share": 0.4445,
+    "pathways.p1.share": 0.5})``. Keys of the ``pathways`` and ``services`` tables are names
     like any other; a new key adds an entry.
 
     All updates are applied before any dataclass is rebuilt and validated again, so changes that
