@@ -91,6 +91,7 @@ SCENARIO_LABELS = {
     "one_pool": "One pool per service (the model before markets)",
     "better_retention": "Better carer retention",
     "recruitment_drive": "Recruitment drive for carers",
+    "care_home_recruitment": "Recruitment drive for care homes",
     "provider_failure": "A care home closes",
     "weekend_acceptance": "Care homes accept weekend discharges",
 }
