@@ -486,7 +486,7 @@ class Service:
         if self.staffing.enabled:
             _check(self.capacity is not None and self.market.enabled, "staffing.enabled", True,
                    "true only for a service sized in places (capacity) with market.enabled=true "
-                   "(its providers employ the staff)")
+                   "(its providers employ the staff): with the market off, set it false too")
 
     @property
     def size(self) -> float:
