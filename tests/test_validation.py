@@ -15,8 +15,7 @@ import pytest
 
 from sim.checks.validation import erlang_b, erlang_c, mmc_mean_wait, run_all
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("validation")]
-"""One worker runs every test here (``--dist loadgroup``), so the report is computed once."""
+pytestmark = pytest.mark.slow
 RELATIVE_HALF_WIDTH = 0.20
 
 
