@@ -216,7 +216,7 @@ def _calibration(config: AppConfig, folder: Path) -> int:
     write_results(result, folder, path.name)
     return _write_fit(result.fit, folder, f"Calibration fit to {path.name}: best of "
                       f"{len(result.trials)} trials (loss {result.best_loss:.4g})",
-                      result.confirmed or result.replications, write=False)
+                      result.fit_replications, write=False)
 
 
 def _write_fit(table: pd.DataFrame, folder: Path, title: str, replications: int,

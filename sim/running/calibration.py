@@ -458,6 +458,11 @@ class CalibrationResult:
     """The replications the best sets were run again on and ranked by (0: not confirmed; then
     ``best_sets`` has a ``loss_confirmed`` column and ``fit`` is of those replications)."""
 
+    @property
+    def fit_replications(self) -> int:
+        """The replications ``fit`` is of: the confirmation's, else the search's."""
+        return self.confirmed or self.replications
+
     def fit_for(self, trial: int) -> pd.DataFrame:
         """The fit table of any evaluated trial (e.g. each of ``best_sets``)."""
         return fit_table(self.targets, self._values[trial], self.units)
@@ -695,7 +700,7 @@ def _result(study, params: Params, targets: list[Target], parameters: list[Param
             replications: int, seed: int, keep: int, folder: Path | None,
             units: dict[str, str]) -> CalibrationResult:
     evaluated = [t for t in study.get_trials(deepcopy=False) if _evaluated(t)]
-    settings = list(settings_of(parameters, {p.name: p.low for p in parameters}, params))
+    settings = [n for p in parameters for n in (p.name, p.balance) if n is not None]
     rows, values = [], {}
     for t in evaluated:
         row = {"trial": t.number, "state": t.state.name,
@@ -765,8 +770,7 @@ def write_results(result: CalibrationResult, folder: str | Path, source: str = "
     from sim.reporting.tables import write_table
 
     folder = Path(folder)
-    n = result.replications
-    fit_n = result.confirmed or n
+    n, fit_n = result.replications, result.fit_replications
     within = int(result.fit["within_tolerance"].sum())
     write_table(result.trials, folder, "trials",
                 f"# Calibration trials\n\n{len(result.trials)} trials of {source}, {n} "
