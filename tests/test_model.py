@@ -181,11 +181,11 @@ def test_a_model_runs_once_and_a_stopped_run_continues_unchanged():
 
 
 def test_admission_times_invert_the_cumulative_rate_exactly():
-    from sim.core.model import _AdmissionRate
+    from sim.core.arrivals import AdmissionRate
     from sim.core.params import override
     params = override(small_params(), {"admissions.winter_multiplier": 1.5,
                                        "admissions.winter_start": 3, "admissions.winter_end": 9})
-    rate = _AdmissionRate(params, 20.0)
+    rate = AdmissionRate(params, 20.0)
     a = params.admissions
 
     def expected_by(t: float) -> float:  # the integral of the rate from 0 to t, hour by hour
@@ -207,12 +207,12 @@ def test_admissions_follow_the_hour_of_week_and_winter_profile():
     """Counts per hour-of-week cell, in and out of winter, against their Poisson expectations:
     a chi-square goodness-of-fit test at the 0.1% level (fixed seed)."""
     from scipy import stats
-    from sim.core.model import _AdmissionRate
+    from sim.core.arrivals import AdmissionRate
     params = small_params(run__days=728.0, admissions__per_day=40.0, acute__beds=2000,
                           admissions__winter_multiplier=1.3, admissions__winter_start=0,
                           admissions__winter_end=120)
     arrivals = simulate(params).patients["arrival"].to_numpy()
-    rate = _AdmissionRate(params, params.run.days)
+    rate = AdmissionRate(params, params.run.days)
     hours = np.arange(rate.per_day.size)
     winter = ((hours // 24) % 365) < 120
     cell = (hours % 168) * 2 + winter

@@ -1,10 +1,12 @@
 """Opening hours: when a discharge may happen, a service may start, or a team works.
 
-Time is in days from a Monday 00:00: ``int(t) % 7`` is the weekday (0 = Monday) and
-``24 * (t % 1)`` the hour. A :class:`Calendar` answers the two questions the model asks of a
-weekly timetable: when is the next open moment, and when does a piece of work that needs
-``d`` days of open time finish. Both are computed directly, with no polling process. Work
-goes at the window's ``weekend_cover`` pace on Saturdays and Sundays (fewer staff on duty).
+Time is in days from a Monday 00:00: :func:`weekday` is the day of the week (0 = Monday) and
+``24 * (t % 1)`` the hour; Saturday and Sunday (:data:`WEEKEND`) are the weekend, everywhere in
+the model, its metrics and its timetables (:func:`is_weekend`). A :class:`Calendar` answers the
+two questions the model asks of a weekly timetable: when is the next open moment, and when does
+a piece of work that needs ``d`` days of open time finish. Both are computed directly, with no
+polling process. Work goes at the window's ``weekend_cover`` pace at the weekend (fewer staff
+on duty).
 """
 
 from __future__ import annotations
@@ -12,9 +14,28 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 
+import numpy as np
+
 from sim.core.params import Window
 
 _WEEK = 7.0
+WEEKEND = (5, 6)
+"""Saturday and Sunday, as days of the week (0 = Monday)."""
+
+
+def weekday(t: float) -> int:
+    """The day of the week of time ``t`` (days from a Monday 00:00): 0 = Monday .. 6 = Sunday."""
+    return math.floor(t) % 7
+
+
+def is_weekend(t: float) -> bool:
+    """Whether time ``t`` falls on a Saturday or a Sunday."""
+    return math.floor(t) % 7 >= WEEKEND[0]
+
+
+def weekdays(times: np.ndarray) -> np.ndarray:
+    """:func:`weekday` of each of ``times`` (finite), as integers."""
+    return np.floor(times).astype(int) % 7
 
 
 class Calendar:
@@ -28,7 +49,8 @@ class Calendar:
         start, end = window.start_hour / 24.0, window.end_hour / 24.0
         # Open periods within one week, as (start, end) offsets in days from Monday 00:00, with
         # the pace of work in each; touching periods of the same pace are merged.
-        periods = sorted((d + start, d + end, weekend if d >= 5 else 1.0) for d in window.days)
+        periods = sorted((d + start, d + end, weekend if d in WEEKEND else 1.0)
+                         for d in window.days)
         merged: list[tuple[float, float, float]] = []
         for a, b, pace in periods:
             if merged and a <= merged[-1][1] and pace == merged[-1][2]:

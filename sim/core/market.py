@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 import simpy
 
-from sim.core.calendar import Calendar
+from sim.core.calendar import Calendar, is_weekend
 from sim.core.params import Market as MarketSettings, Service
 from sim.core.patient import Request
 from sim.core.resources import TimeWeighted
@@ -194,7 +194,7 @@ class Market:
         now = self.env.now
         if now < sourcing.complete_from:
             a *= s.incomplete_acceptance
-        if math.floor(now) % 7 >= 5:
+        if is_weekend(now):
             a *= s.weekend_acceptance
         if a <= 0:
             return _DECLINED
@@ -283,6 +283,8 @@ class Market:
         if provider.suspended or provider.closed or (
                 provider.in_use + request.amount > provider.nominal + _EPS):
             return False
+        if request.placement is None:
+            request.placement = Placement(provider.segment, False, 0.0, 0.0)
         self._take(provider, request)
         return True
 
@@ -311,7 +313,7 @@ class Market:
         by more than ``stretch`` are handed back, chosen at random with ``rng``."""
         more = capacity > provider.nominal
         provider.resize(nominal=capacity)
-        self._changed_size()
+        self.changed_size()
         self._hand_back(provider, capacity * (1.0 + stretch), "handed_back", rng)
         if more:
             self._room_appeared(provider.segment)
@@ -331,12 +333,12 @@ class Market:
     def suspend(self, provider: Provider, days: float) -> None:
         """The provider takes no new clients for ``days``."""
         provider.suspended += 1
-        self._changed_size()
+        self.changed_size()
         self.env.timeout(days).callbacks.append(lambda _: self._resume(provider))
 
     def _resume(self, provider: Provider) -> None:
         provider.suspended -= 1
-        self._changed_size()
+        self.changed_size()
         self._room_appeared(provider.segment)
 
     def close(self, provider: Provider, days: float) -> None:
@@ -344,17 +346,17 @@ class Market:
         (each is placed again, by :attr:`on_hand_back`)."""
         provider.closed += 1
         provider.suspended += 1
-        self._changed_size()
+        self.changed_size()
         self._hand_back(provider, 0.0, "moved", None)
         self.env.timeout(days).callbacks.append(lambda _: self._reopen(provider))
 
     def _reopen(self, provider: Provider) -> None:
         provider.closed -= 1
         provider.suspended -= 1
-        self._changed_size()
+        self.changed_size()
         self._room_appeared(provider.segment)
 
-    def _changed_size(self) -> None:
+    def changed_size(self) -> None:
         now = self.env.now
         self.size.set(now, self.capacity)
         for level, providers in zip(self.segment_size, self.segments):

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from sim.core.calendar import WEEKEND, weekdays
 from sim.core.catalogue import PER, WEEKDAY_NAMES, catalogue, causes, sources
 from sim.core.params import Params
 from sim.core.patient import CAUSE_OF_PHASE, PHASES, SERVICE
 
 if TYPE_CHECKING:
+    from sim.core.community import CommunityService
     from sim.core.market import Market
     from sim.core.resources import CapacityPool, TimeWeighted
     from sim.core.workforce import Roster
@@ -54,7 +56,7 @@ def compute_daily(patients: pd.DataFrame, params: Params) -> pd.DataFrame:
     unfit_again = patients["unfit_again"].to_numpy(float)
     daily = pd.DataFrame({
         "day": days.astype(int),
-        "weekday": days.astype(int) % 7,
+        "weekday": weekdays(days),
         "warmup": days < run.warmup_days,
         "in_hospital": _count_at(bed, in_bed_left, days),
         "fit_in_hospital": _count_at(fit, np.where(np.isnan(fit), np.nan, gone), days)
@@ -187,33 +189,45 @@ def _grew(growth: float, window: float, joined: int) -> float:
     return float(rise >= GREW_PEOPLE and rise >= GREW_SHARE * joined)
 
 
+Add = Callable[[str, float], None]
+"""Records one metric's value by name (its unit comes from the catalogue)."""
+
+
 def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
                     waits: pd.DataFrame, beds: "CapacityPool", assessors: "CapacityPool",
-                    pools: Mapping[str, "CapacityPool | Market"],
+                    services: Mapping[str, "CommunityService"],
                     fit_in_hospital: "TimeWeighted",
                     rosters: Mapping[str, "Roster"] | None = None) -> pd.DataFrame:
     """The run's metrics as a tidy table: ``metric``, ``value``, ``unit`` (every metric is
     declared in :mod:`sim.core.catalogue`, which gives its unit)."""
-    run = params.run
-    lo, hi = run.warmup_days, run.days
-    window = hi - lo
     declared = catalogue(params)
     rows: list[tuple[str, float, str]] = []
 
     def add(name: str, value: float) -> None:
         rows.append((name, float(value), declared[name].unit))
 
-    arrival = patients["arrival"].to_numpy(float)
-    bed = patients["bed"].to_numpy(float)
-    fit = patients["fit"].to_numpy(float)
-    left = patients["left"].to_numpy(float)
-    diverted = patients["diverted"].to_numpy(bool)
-    pathway = patients["pathway"].to_numpy(str)
-    discharged = ~diverted & ~np.isnan(left)
+    _conservation(add, patients, beds)
+    _flow(add, params, patients)
+    _delays(add, params, patients)
+    _beds_and_census(add, params, patients, daily, beds, fit_in_hospital)
+    add("assessors_utilisation", assessors.use.mean(params.run.days) / assessors.capacity
+        if assessors.capacity else np.nan)
+    for name, service in services.items():
+        _service_metrics(add, params, name, service, waits, daily)
+        if params.services[name].market.enabled:
+            _market_metrics(add, params, name, service, waits)
+        if rosters and name in rosters:
+            _workforce_metrics(add, params, name, rosters[name])
+    _harm_metrics(add, params, patients)
+    return pd.DataFrame(rows, columns=["metric", "value", "unit"])
 
-    # Conservation over the whole run: every arrival is diverted, discharged, dead or still
-    # here, where "still here" is the bed pool's own count (in a bed or queueing for one), not
-    # the log's complement of the others: an error is a patient lost or counted twice.
+
+def _conservation(add: Add, patients: pd.DataFrame, beds: "CapacityPool") -> None:
+    """Conservation over the whole run: every arrival is diverted, discharged, dead or still
+    here, where "still here" is the bed pool's own count (in a bed or queueing for one), not
+    the log's complement of the others: an error is a patient lost or counted twice."""
+    discharged = _discharged(patients)
+    diverted = patients["diverted"].to_numpy(bool)
     died = ~np.isnan(patients["died"].to_numpy(float))
     in_system_end = int(round(beds.in_use)) + len(beds.queue)
     add("arrivals_total", len(patients))
@@ -224,33 +238,51 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
     add("conservation_error", len(patients) - discharged.sum() - diverted.sum() - died.sum()
         - in_system_end)
 
-    # Flow in the measured window.
+
+def _discharged(patients: pd.DataFrame) -> np.ndarray:
+    """Patients who left the bed alive, for home or a service (not diverted, not dead)."""
+    return ~patients["diverted"].to_numpy(bool) & ~np.isnan(patients["left"].to_numpy(float))
+
+
+def _flow(add: Add, params: Params, patients: pd.DataFrame) -> None:
+    """Arrivals, admissions, discharges and diversions in the measured window, and the waits
+    for a bed of the window's arrivals not diverted (those still waiting at the end count,
+    their wait censored there)."""
+    lo, hi = params.run.warmup_days, params.run.days
+    arrival = patients["arrival"].to_numpy(float)
+    bed = patients["bed"].to_numpy(float)
+    left = patients["left"].to_numpy(float)
+    diverted = patients["diverted"].to_numpy(bool)
     in_window = (arrival >= lo) & (arrival < hi)
-    admitted = (bed >= lo) & (bed < hi)
-    out = discharged & (left >= lo)
-    add("window_days", window)
+    add("window_days", hi - lo)
     add("arrivals", in_window.sum())
-    add("admitted", admitted.sum())
-    add("discharged", out.sum())
+    add("admitted", ((bed >= lo) & (bed < hi)).sum())
+    add("discharged", (_discharged(patients) & (left >= lo)).sum())
     add("diverted", (diverted & in_window).sum())
-    # Waits for a bed of the window's arrivals not diverted; those still waiting at the end
-    # count, their wait censored there.
     waited_until = np.where(np.isnan(bed), hi, bed)
     bed_wait = (waited_until - arrival)[in_window & ~diverted]
     add("bed_wait_share", (bed_wait > 1e-12).mean() if bed_wait.size else 0.0)
     add("bed_wait_mean", bed_wait.mean() if bed_wait.size else 0.0)
     add("diverted_share", (diverted & in_window).sum() / max(in_window.sum(), 1))
 
-    # Delayed discharge days.
+
+def _delays(add: Add, params: Params, patients: pd.DataFrame) -> None:
+    """Delayed bed-days in the window by pathway and by cause, and each discharged patient's
+    delay: mean and 90th centile by pathway, mean by the weekday of becoming fit, and of long
+    stays; the share of discharges by pathway."""
+    lo, hi = params.run.warmup_days, params.run.days
+    pathway = patients["pathway"].to_numpy(str)
     phases = delay_phases(patients, params)
     total = sum(phases.values())
     add("delayed_days", total.sum())
-    add("delayed_days_per_30d", total.sum() / window * PER)
+    add("delayed_days_per_30d", total.sum() / (hi - lo) * PER)
     for k in params.pathways:
-        add(f"delayed_days_per_30d.{k}", total[pathway == k].sum() / window * PER)
+        add(f"delayed_days_per_30d.{k}", total[pathway == k].sum() / (hi - lo) * PER)
     for cause, days in phases.items():
-        add(f"delayed_days_per_30d.{cause}", days.sum() / window * PER)
+        add(f"delayed_days_per_30d.{cause}", days.sum() / (hi - lo) * PER)
 
+    left = patients["left"].to_numpy(float)
+    out = _discharged(patients) & (left >= lo)
     delay = patients["delay"].to_numpy(float)[out]  # less any days medically unfit again
     delay_pathway = pathway[out]
     for label, mask in [("all", np.ones(delay.size, bool))] + [
@@ -258,16 +290,21 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
         values = delay[mask]
         add(f"delay_mean.{label}", values.mean() if values.size else np.nan)
         add(f"delay_p90.{label}", np.percentile(values, 90) if values.size else np.nan)
-    fit_weekday = np.floor(fit[out]).astype(int) % 7
+    fit_weekday = weekdays(patients["fit"].to_numpy(float)[out])
     for day, label in enumerate(WEEKDAY_NAMES):
         values = delay[fit_weekday == day]
         add(f"delay_mean.fit_{label}", values.mean() if values.size else np.nan)
     for k in params.pathways:
         add(f"discharge_share.{k}", (delay_pathway == k).mean() if delay.size else np.nan)
-    long = (left - bed)[out] >= LONG_STAY
+    long = (left - patients["bed"].to_numpy(float))[out] >= LONG_STAY
     add("delay_mean.long_stay", delay[long].mean() if long.any() else np.nan)
 
-    # Beds and the midnight count.
+
+def _beds_and_census(add: Add, params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
+                     beds: "CapacityPool", fit_in_hospital: "TimeWeighted") -> None:
+    """The acute beds' occupancy, the midnight census (medically fit patients, long stays),
+    the queue for beds, and weekend discharges against weekday ones."""
+    lo, hi = params.run.warmup_days, params.run.days
     measured = daily[~daily["warmup"]]
     add("acute_occupied_beds", beds.use.mean(hi))
     add("acute_occupancy", beds.use.mean(hi) / beds.capacity)
@@ -278,54 +315,54 @@ def compute_metrics(params: Params, patients: pd.DataFrame, daily: pd.DataFrame,
     add("long_stay_share", measured["long_stay"].sum() / occupied if occupied else 0.0)
     add("fit_discharged_next_day_share", _discharged_next_day(patients, lo, hi))
     add("long_stay_delayed_so_far", _long_stay_delayed_so_far(patients, lo, hi))
-    queue_end = int((~diverted & np.isnan(bed) & np.isnan(left) & ~died).sum())
-    add("bed_queue_end", queue_end)
+    bed, left = patients["bed"].to_numpy(float), patients["left"].to_numpy(float)
+    diverted = patients["diverted"].to_numpy(bool)
+    died = ~np.isnan(patients["died"].to_numpy(float))
+    add("bed_queue_end", int((~diverted & np.isnan(bed) & np.isnan(left) & ~died).sum()))
     growth = _growth(measured["day"].to_numpy(float), measured["waiting_for_bed"].to_numpy(float))
     add("bed_queue_growth", growth)
-    add("bed_queue_grew", _grew(growth, window, in_window.sum()))
-    weekday = measured[measured["weekday"] < 5]["discharges"].mean()
-    weekend = measured[measured["weekday"] >= 5]["discharges"].mean()
-    add("weekend_discharge_ratio", weekend / weekday if weekday else np.nan)
+    arrival = patients["arrival"].to_numpy(float)
+    add("bed_queue_grew", _grew(growth, hi - lo, ((arrival >= lo) & (arrival < hi)).sum()))
+    weekend = measured["weekday"].isin(WEEKEND)
+    on_weekdays = measured[~weekend]["discharges"].mean()
+    at_weekends = measured[weekend]["discharges"].mean()
+    add("weekend_discharge_ratio", at_weekends / on_weekdays if on_weekdays else np.nan)
 
-    # The discharge team and community services.
-    add("assessors_utilisation", assessors.use.mean(hi) / assessors.capacity
-        if assessors.capacity else np.nan)
+
+def _service_metrics(add: Add, params: Params, name: str, service: "CommunityService",
+                     waits: pd.DataFrame, daily: pd.DataFrame) -> None:
+    """A community service in the window: units in use and utilisation, its queue (mean, at
+    the end, and whether it grew all run), requests and grants a day, and the mean wait by
+    where the requests came from (a withdrawn request waited until then)."""
+    lo, hi = params.run.warmup_days, params.run.days
     requested = waits["requested"].to_numpy(float)
     granted = waits["granted"].to_numpy(float)
     ended = np.where(np.isnan(granted), waits["cancelled"].to_numpy(float), granted)
-    wait = np.nan_to_num(ended, nan=hi) - requested  # a withdrawn request waited until then
-    midnights = measured["day"].to_numpy(float)
-    for service, pool in pools.items():
-        size = pool.size.mean(hi) if hasattr(pool, "size") else pool.capacity
-        add(f"{service}.in_use", pool.use.mean(hi))
-        add(f"{service}.utilisation", pool.use.mean(hi) / size if size else np.nan)
-        add(f"{service}.queue_mean", pool.waiting.mean(hi))
-        add(f"{service}.queue_end", len(pool.queue))
-        mine = (waits["service"] == service).to_numpy()
-        waiting = _count_at(requested[mine], ended[mine], midnights)
-        growth = _growth(midnights, waiting.astype(float))
-        joined = int(((requested >= lo) & mine).sum())
-        add(f"{service}.queue_growth", growth)
-        add(f"{service}.queue_grew", _grew(growth, window, joined))
-        add(f"{service}.requests_per_day", joined / window)
-        add(f"{service}.granted_per_day", int(((granted >= lo) & (granted < hi) & mine).sum())
-            / window)
-        for source in sources(params, service):
-            mask = ((waits["service"] == service) & (waits["source"] == source)).to_numpy() & (
-                requested >= lo)
-            if mask.any():
-                add(f"{service}.wait_mean.{source}", wait[mask].mean())
-        if params.services[service].market.enabled:
-            _market_metrics(add, params, service, pool, waits, wait)
-        if rosters and service in rosters:
-            _workforce_metrics(add, params, service, rosters[service])
-
-    _harm_metrics(add, params, patients)
-    return pd.DataFrame(rows, columns=["metric", "value", "unit"])
+    wait = np.nan_to_num(ended, nan=hi) - requested
+    size = service.size.mean(hi)
+    add(f"{name}.in_use", service.use.mean(hi))
+    add(f"{name}.utilisation", service.use.mean(hi) / size if size else np.nan)
+    add(f"{name}.queue_mean", service.waiting.mean(hi))
+    add(f"{name}.queue_end", len(service.queue))
+    mine = (waits["service"] == name).to_numpy()
+    midnights = daily.loc[~daily["warmup"], "day"].to_numpy(float)
+    waiting = _count_at(requested[mine], ended[mine], midnights)
+    growth = _growth(midnights, waiting.astype(float))
+    joined = int(((requested >= lo) & mine).sum())
+    add(f"{name}.queue_growth", growth)
+    add(f"{name}.queue_grew", _grew(growth, hi - lo, joined))
+    add(f"{name}.requests_per_day", joined / (hi - lo))
+    add(f"{name}.granted_per_day", int(((granted >= lo) & (granted < hi) & mine).sum())
+        / (hi - lo))
+    for source in sources(params, name):
+        mask = ((waits["service"] == name) & (waits["source"] == source)).to_numpy() & (
+            requested >= lo)
+        if mask.any():
+            add(f"{name}.wait_mean.{source}", wait[mask].mean())
 
 
-def _market_metrics(add: Callable[[str, float], None], params: Params, service: str,
-                    market: "Market", waits: pd.DataFrame, wait: np.ndarray) -> None:
+def _market_metrics(add: Add, params: Params, service: str, market: "Market",
+                    waits: pd.DataFrame) -> None:
     """A market's friction in the measured window: rounds of offers per hospital placement,
     clients handed back or moved by a closing provider (per 30 days), the share of providers
     not taking clients, and each segment's utilisation and hospital patients' wait."""
@@ -334,6 +371,8 @@ def _market_metrics(add: Callable[[str, float], None], params: Params, service: 
     mine = (waits["service"] == service).to_numpy()
     requested = waits["requested"].to_numpy(float)
     granted = waits["granted"].to_numpy(float)
+    ended = np.where(np.isnan(granted), waits["cancelled"].to_numpy(float), granted)
+    wait = np.nan_to_num(ended, nan=hi) - requested
     source = waits["source"].to_numpy(str)
     placed = mine & (source == "hospital") & (granted >= lo) & (granted < hi)
     add(f"{service}.rounds_mean",
@@ -355,7 +394,7 @@ def _market_metrics(add: Callable[[str, float], None], params: Params, service: 
             wait[hospital].mean() if hospital.any() else np.nan)
 
 
-def _workforce_metrics(add: Callable[[str, float], None], params: Params, service: str,
+def _workforce_metrics(add: Add, params: Params, service: str,
                        roster: "Roster") -> None:
     """A workforce in the measured window: carers in post and off sick (time-averages), the
     share of posts vacant, and carers who joined and left (a year)."""
@@ -371,7 +410,7 @@ def _workforce_metrics(add: Callable[[str, float], None], params: Params, servic
         add(f"{service}.{name}_per_year", ((t >= lo) & (t < hi)).sum() * per_year)
 
 
-def _harm_metrics(add: Callable[[str, float], None], params: Params,
+def _harm_metrics(add: Add, params: Params,
                   patients: pd.DataFrame) -> None:
     """The harm of waiting (:class:`sim.core.params.Harm`) in the measured window, counts and
     bed-days per 30 days; all 0 (shares NaN) when its mechanisms are off.

@@ -1,12 +1,14 @@
-"""The patient-flow model: admissions, acute beds, discharge planning and community services.
+"""The hospital journey: admissions, acute beds, becoming medically fit, and every step of a
+discharge until the bed is free.
 
-A patient arrives (non-homogeneous Poisson admissions), waits for an acute bed if none is free
-(or is diverted after ``acute.max_wait_for_bed``), stays until medically fit, and from then on
-every day in the bed is a delayed day. Patients on pathways 1-3 are assessed by the discharge
-team (working hours only), then wait for the community service their pathway needs - carer-hours
-for a homecare package, a step-down bed, a care-home place - which they share, first come first
-served, with referrals from the community. Then the transfer (medicines, transport) and the
-pathway's rule on which days and hours discharges may happen. Only then is the bed freed.
+A patient arrives (:mod:`sim.core.arrivals`), waits for an acute bed if none is free (or is
+diverted after ``acute.max_wait_for_bed``), stays until medically fit, and from then on every
+day in the bed is a delayed day. The steps of the discharge follow, each its own cause of
+delay: the discharge summary (begun at once), the discharge team's assessment, the council's
+funding decision and the family's choice, the wait for the community service the pathway needs
+(:mod:`sim.core.community`: homecare, a step-down bed, a care-home place), equipment, the
+transfer and the pathway's rule on which days and hours discharges may happen. Only then is
+the bed freed. What each patient brings is drawn on arrival (:mod:`sim.core.sampling`).
 
 The model knows nothing of configuration files, output files or plots: it takes a
 :class:`~sim.core.params.Params` and a replication number, and returns a :class:`RunResult`.
@@ -18,24 +20,23 @@ import gc
 import math
 from operator import attrgetter
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import simpy
 
-from sim.core.calendar import Calendar
-from sim.core.market import Market, Placement, provider_sizes, staffing_posts
+from sim.core.arrivals import admissions
+from sim.core.calendar import Calendar, is_weekend
+from sim.core.community import Community, CommunityService
 from sim.core.metrics import compute_daily, compute_metrics
-from sim.core.params import HOME, Distribution, Params, Service
-from sim.core.params import Market as MarketSettings
-from sim.core.patient import (CAUSE_OF_PHASE, PHASES, HarmDraws, Needs, Patient, Request,
-                              logged)
+from sim.core.params import Params
+from sim.core.patient import CAUSE_OF_PHASE, PHASES, HarmDraws, Needs, Patient, Request, logged
 from sim.core.resources import CapacityPool, TimeWeighted
+from sim.core.sampling import NEEDS, Draws
+from sim.core.streams import replication_streams
 from sim.core.workforce import Roster
-from sim.core.streams import (BATCH, choice_sampler, draw_one, length_biased_draw,
-                         replication_streams, sampler, uniform_sampler)
 
 
 @dataclass
@@ -62,187 +63,9 @@ class RunResult:
         return float(rows.iloc[0])
 
 
-NEEDS = [f.name for f in fields(Needs)]
-"""The patient's attributes that a :class:`Needs` sets (and an escalation replaces)."""
-
-
 def _rate(per_day: float) -> float:
     """The hazard rate (per day) of a daily probability: over d days, 1 - (1 - p)^d."""
     return -math.log1p(-per_day)
-
-
-class _PlacementSampler:
-    """Samplers of what a client brings to a service's market (:class:`Placement`), each from
-    the stream ``prefix`` + its purpose."""
-
-    def __init__(self, market: MarketSettings, rng: Any, prefix: str) -> None:
-        segments = market.segments
-        self.segment = (choice_sampler([g.demand for g in segments], rng[f"{prefix}_segment"])
-                        if len(segments) > 1 else lambda: 0)
-        self.complex_share = market.complex_share
-        self.complex = (uniform_sampler(rng[f"{prefix}_complex"]) if market.complex_share > 0
-                        else lambda: 1.0)
-        self.clock = sampler(Distribution("exponential", 1.0), rng[f"{prefix}_clock"])
-        self.pick = uniform_sampler(rng[f"{prefix}_pick"])
-
-    def draw(self) -> Placement:
-        return Placement(self.segment(), self.complex() < self.complex_share, self.clock(),
-                         self.pick())
-
-
-def _placements(params: Params, rng: Any, prefix: str) -> dict[str, _PlacementSampler]:
-    """A placement sampler for each service with a market."""
-    return {name: _PlacementSampler(s.market, rng, f"{prefix}{name}")
-            for name, s in params.services.items() if s.market.enabled}
-
-
-class _NeedsSampler:
-    """Samplers of what a patient on a pathway needs once medically fit, each from the stream
-    ``prefix`` + its purpose (prefix "": the streams ordinary admissions always had). A step a
-    pathway does not have draws nothing, so switching a step on leaves the others' numbers."""
-
-    def __init__(self, params: Params, rng: Any, prefix: str) -> None:
-        self.pathways = params.pathways
-        self.services = params.services
-        self.transfer = {k: sampler(p.transfer, rng[f"{prefix}transfer_{k}"])
-                         for k, p in params.pathways.items()}
-        self.assessment = sampler(params.assessment.duration, rng[f"{prefix}assessment"])
-        self.amount = {name: sampler(s.amount, rng[f"{prefix}{name}_amount"])
-                       for name, s in params.services.items()}
-        self.stay = {name: sampler(s.stay, rng[f"{prefix}{name}_stay"])
-                     for name, s in params.services.items()}
-        self.then = {name: (list(s.then),
-                            choice_sampler(list(s.then.values()), rng[f"{prefix}{name}_then"]))
-                     for name, s in params.services.items() if s.then}
-        steps = {k: p for k, p in params.pathways.items()}
-        self.summary = {k: sampler(p.summary, rng[f"{prefix}summary_{k}"])
-                        for k, p in steps.items()}
-        self.choice = {k: sampler(p.choice, rng[f"{prefix}choice_{k}"]) for k, p in steps.items()}
-        self.funding = {k: (uniform_sampler(rng[f"{prefix}funded_{k}"]),
-                            sampler(p.funding, rng[f"{prefix}funding_{k}"]))
-                        for k, p in steps.items() if p.funded_share > 0}
-        self.equipment = {k: (uniform_sampler(rng[f"{prefix}equipment_need_{k}"]),
-                              sampler(p.equipment, rng[f"{prefix}equipment_{k}"]))
-                          for k, p in steps.items() if p.equipment_share > 0}
-        self.placement = _placements(params, rng, prefix)
-
-    def _service(self, name: str) -> tuple[float, float, Placement | None]:
-        """How much of service ``name`` a patient needs, for how long, and the placement."""
-        amount, stay = self.amount[name](), self.stay[name]()
-        placement = None
-        if name in self.placement:
-            placement = self.placement[name].draw()
-            if placement.complex:
-                amount *= self.services[name].market.complex_amount
-        return amount, stay, placement
-
-    def draw(self, k: str, needs: Needs | Patient) -> None:
-        """Draw what a patient on pathway ``k`` needs into ``needs`` (a new :class:`Needs`, or
-        a new patient, whose fields of the same names are those of a new :class:`Needs`)."""
-        pathway = self.pathways[k]
-        needs.pathway, needs.transfer = k, self.transfer[k]()
-        if pathway.needs_assessment:
-            needs.assessment = self.assessment()
-        needs.summary, needs.choice = self.summary[k](), self.choice[k]()
-        if k in self.funding:  # both drawn whoever pays, so a change of share moves nobody else
-            funded, days = self.funding[k][0](), self.funding[k][1]()
-            if funded < pathway.funded_share:
-                needs.funding = days
-        if k in self.equipment:
-            needed, days = self.equipment[k][0](), self.equipment[k][1]()
-            if needed < pathway.equipment_share:
-                needs.equipment = days
-        if pathway.service is not None:
-            service = needs.service = pathway.service
-            needs.amount, needs.stay, needs.placement = self._service(service)
-            if needs.placement is not None:
-                market = self.services[service].market
-                needs.segment = market.segments[needs.placement.segment].name
-                needs.complex = needs.placement.complex
-            if service in self.then:
-                names, choose = self.then[service]
-                onward = names[choose()]
-                if onward != HOME:
-                    needs.onward = onward
-                    needs.onward_amount, needs.onward_stay, needs.onward_placement = (
-                        self._service(onward))
-
-
-class _Draws:
-    """Everything a patient gets on arrival, each purpose from its own stream: the pathway,
-    the acute stay, the needs and, for each harm mechanism that is on, the patient's clocks
-    (and the needs after an escalation, drawn whether or not it happens, so that scenarios
-    compare on common random numbers). ``prefix`` "" is ordinary admissions; readmissions use
-    "readmission." so that they do not shift the numbers ordinary admissions get."""
-
-    def __init__(self, params: Params, rng: Any, prefix: str = "") -> None:
-        pathways, harm = params.pathways, params.harm
-        self.keys = list(pathways)
-        self.pathway = choice_sampler([p.share for p in pathways.values()], rng[f"{prefix}pathway"])
-        self.acute_stay = {k: sampler(p.acute_stay, rng[f"{prefix}acute_stay_{k}"])
-                           for k, p in pathways.items()}
-        self.needs = _NeedsSampler(params, rng, prefix)
-        self.any_harm = harm.any
-        unit = Distribution("exponential", 1.0)
-        on = lambda enabled, make: make() if enabled else None  # noqa: E731
-        self.death = on(harm.death.enabled, lambda: sampler(unit, rng[f"{prefix}harm_death"]))
-        self.escalation = on(harm.escalation.enabled,
-                             lambda: sampler(unit, rng[f"{prefix}harm_escalation"]))
-        self.escalated = on(harm.escalation.enabled,
-                            lambda: _NeedsSampler(params, rng, f"{prefix}escalated."))
-        self.escalates_to = {k: (list(p.escalates_to), choice_sampler(
-            list(p.escalates_to.values()), rng[f"{prefix}escalated.to_{k}"]))
-            for k, p in pathways.items() if harm.escalation.enabled and p.escalates_to}
-        self.unwell = on(harm.unwell_again.enabled,
-                         lambda: sampler(unit, rng[f"{prefix}harm_unwell"]))
-        self.unwell_days = on(harm.unwell_again.enabled, lambda: sampler(
-            harm.unwell_again.duration, rng[f"{prefix}harm_unwell_duration"]))
-        self.readmission = on(harm.readmission.enabled,
-                              lambda: uniform_sampler(rng[f"{prefix}harm_readmission"]))
-
-    def patient(self, id: int, now: float, readmission_of: int) -> tuple[Patient, HarmDraws | None]:
-        k = self.keys[self.pathway()]
-        p = Patient(id=id, arrival=now, pathway=k, acute_stay=self.acute_stay[k](), transfer=0.0,
-                    readmission_of=readmission_of)
-        self.needs.draw(k, p)
-        if not self.any_harm:
-            return p, None
-        harm = HarmDraws()
-        if self.death is not None:
-            harm.death = self.death()
-        if self.escalation is not None:
-            harm.escalation = self.escalation()
-            if k in self.escalates_to:
-                names, choose = self.escalates_to[k]
-                harm.escalated = Needs("", 0.0)
-                self.escalated.draw(names[choose()], harm.escalated)
-        if self.unwell is not None:
-            harm.unwell, harm.unwell_days = self.unwell(), self.unwell_days()
-        if self.readmission is not None:
-            harm.readmission = (self.readmission(), self.readmission(), self.readmission())
-        return p, harm
-
-
-class _Arrivals:
-    """Arrivals at the times ``next_time(now)`` returns, each calling ``arrive``, until ``end``
-    (an object, not two closures that call each other: those would be a reference cycle that
-    only the cycle collector frees, and it would hold the model)."""
-
-    __slots__ = ("env", "next_time", "end", "arrive")
-
-    def __init__(self, env: simpy.Environment, next_time: Callable[[float], float], end: float,
-                 arrive: Callable[[], None]) -> None:
-        self.env, self.next_time, self.end, self.arrive = env, next_time, end, arrive
-
-    def start(self) -> None:
-        now = self.env.now
-        t = self.next_time(now)
-        if t < self.end:
-            self.env.timeout(t - now).callbacks.append(self._arrival)
-
-    def _arrival(self, _: object) -> None:
-        self.arrive()
-        self.start()
 
 
 def _callback(hold: "_Hold | None", step: Callable[[], None]) -> Callable[[Any], None]:
@@ -294,15 +117,7 @@ class Model:
         self.beds = CapacityPool(self.env, "acute_beds", params.acute.beds)
         self.fit_in_hospital = TimeWeighted()  # medically fit patients still in a bed
         self.assessors = CapacityPool(self.env, "assessors", params.assessment.staff)
-        self.pools: dict[str, CapacityPool | Market] = {}
-        """Each community service: one first-come-first-served pool, or a market of providers."""
-        self.rosters: dict[str, Roster] = {}
-        """The posts of each service whose workforce comes and goes."""
-        for name, service in params.services.items():
-            if service.market.enabled:
-                self.pools[name] = self._market(name, service)
-            else:
-                self.pools[name] = CapacityPool(self.env, name, service.size)
+        self.community = Community(self.env, params, rng)
         self.rules = {key: Calendar(p.rule) for key, p in pathways.items()}
         in_hospital = params.assessment.in_hospital
         self._assessed_in_hospital = {k: p.needs_assessment and in_hospital
@@ -315,12 +130,9 @@ class Model:
         self.funding_hours = Calendar(params.funding.hours)
         self.panel = Calendar(params.funding.panel)
 
-        self._draws = _Draws(params, rng)
-        self._community_placements = _placements(params, rng, "referral.")
-        self._again_placements = _placements(params, rng, "handback.")
-        """What community referrals, and clients handed back, bring to a market."""
+        self._draws = Draws(params, rng)
         harm = params.harm
-        self._readmission_draws = (_Draws(params, rng, "readmission.")
+        self._readmission_draws = (Draws(params, rng, "readmission.")
                                    if harm.readmission.enabled else None)
         """Readmissions draw from streams of their own, so ordinary admissions keep theirs."""
         # The harm of waiting: daily probabilities as hazard rates (0: the mechanism is off).
@@ -331,8 +143,21 @@ class Model:
                                  and p.escalates_to else 0.0 for k, p in pathways.items()}
 
         self.patients: list[Patient] = []
-        self.requests: list[Request] = []
+
+    @property
+    def pools(self) -> dict[str, CommunityService]:
+        """Each community service, by name."""
+        return self.community.services
+
+    @property
+    def rosters(self) -> dict[str, Roster]:
+        """The posts of each service whose workforce (or staffing) comes and goes."""
+        return self.community.rosters
+
+    @property
+    def requests(self) -> list[Request]:
         """Every request for a community service, in the order made."""
+        return self.community.requests
 
     # ------------------------------------------------------------------ running
     def run(self, until: float | None = None) -> RunResult | None:
@@ -346,18 +171,15 @@ class Model:
         self._started = True
         run = self.params.run
         with _cycle_collector_paused():
-            for roster in self.rosters.values():
-                roster.start()
-            self._provider_events()
-            self._fill_community_services()
-            self._admissions()
-            for service in self.params.services:
-                self._community_referrals(service)
+            self.community.start()
+            admissions(self.env, self.params, self._rng["admissions"],
+                       lambda: self._admit(self._draws))
+            self.community.start_referrals()
             if run.warmup_days > 0:
                 self.env.run(until=run.warmup_days)
-            for pool in (self.beds, self.assessors, *self.pools.values(),
-                         *self.rosters.values()):
-                pool.restart_statistics()
+            self.beds.restart_statistics()
+            self.assessors.restart_statistics()
+            self.community.restart_statistics()
             self.fit_in_hospital.restart(self.env.now)
             if until is not None:
                 self.env.run(until=until)
@@ -374,8 +196,9 @@ class Model:
         about 0.4 s. Freed at once instead by reference counting. The queues keep their
         requests (what was still waiting is part of the result)."""
         self.env._queue.clear()  # SimPy keeps its future events in this list (simpy 4)
-        for pool in (self.beds, self.assessors, *self.pools.values()):
-            pool.drop_pending()
+        self.beds.drop_pending()
+        self.assessors.drop_pending()
+        self.community.drop_pending()
 
     def _result(self) -> RunResult:
         patients = patient_table(self.patients, until=self.env.now)
@@ -385,101 +208,8 @@ class Model:
                                   self.assessors, self.pools, self.fit_in_hospital, self.rosters)
         return RunResult(self.replication, patients, daily, waits, metrics)
 
-    # ------------------------------------------------------------------ markets
-    def _market(self, name: str, service: Service) -> Market:
-        """The service's providers, with their places or carers' hours, and its workforce."""
-        settings = service.market
-        capacities, posts = provider_sizes(service)
-        market = Market(self.env, name, settings, capacities, Calendar(settings.hours))
-        market.on_hand_back = self._place_again
-        if service.staff is not None and service.staff.workforce.enabled:
-            flat = market.providers
-            roster = Roster(self.env, service.staff.workforce, [n for row in posts for n in row],
-                            self._rng[f"{name}_workforce"])
-            hours, stretch = service.staff.hours_each, service.staff.workforce.stretch
-            rng = self._rng[f"{name}_handback"]
-            roster.on_change = lambda j, working: market.set_capacity(
-                flat[j], working * hours, stretch, rng)
-            self.rosters[name] = roster
-        if service.staffing.enabled:
-            flat, each = market.providers, service.staffing.places_per_post
-            posts = [n for row in staffing_posts(service, capacities) for n in row]
-            if service.staffing.workforce.enabled:
-                roster = Roster(self.env, service.staffing.workforce, posts,
-                                self._rng[f"{name}_staffing"])
-                roster.on_change = lambda j, working: market.set_staffed(flat[j], working * each)
-                self.rosters[name] = roster
-            else:  # every post filled, always
-                for provider, n in zip(flat, posts):
-                    market.set_staffed(provider, n * each)
-        return market
-
-    def _provider_events(self) -> None:
-        """Schedule each market's closures, and its providers' suspensions at random."""
-        end = self.params.run.days
-        for name, service in self.params.services.items():
-            settings, market = service.market, self.pools[name]
-            if not isinstance(market, Market):
-                continue
-            for roster_provider, provider in enumerate(market.providers):
-                if name in self.rosters:  # the staff at work at the start
-                    working = self.rosters[name].working[roster_provider]
-                    if service.staffing.enabled:
-                        market.set_staffed(provider, working * service.staffing.places_per_post)
-                    else:
-                        provider.resize(nominal=working * service.staff.hours_each)
-            market._changed_size()
-            segment = {g.name: i for i, g in enumerate(settings.segments)}
-            for closure in settings.closures:
-                provider = market.segments[segment[closure.segment]][closure.provider]
-                act = market.close if closure.moves_clients else market.suspend
-                if closure.start < end and closure.days > 0:
-                    self.env.timeout(closure.start).callbacks.append(
-                        lambda _, act=act, provider=provider, days=closure.days: act(provider, days))
-            if settings.suspensions_per_year > 0:
-                rng = self._rng[f"{name}_suspensions"]
-                mean_gap = 365.0 / settings.suspensions_per_year
-                days = sampler(settings.suspension, rng)
-                for provider in market.providers:
-                    self._suspend_later(market, provider, rng.exponential(mean_gap), mean_gap,
-                                        days, rng)
-
-    def _suspend_later(self, market: Market, provider: Any, after: float, mean_gap: float,
-                       days: Callable[[], float], rng: np.random.Generator) -> None:
-        """The provider is suspended ``after`` days from now, and again after each suspension
-        ends (gaps exponential with mean ``mean_gap``)."""
-        if self.env.now + after >= self.params.run.days:
-            return
-
-        def suspend(_: object) -> None:
-            length = days()
-            market.suspend(provider, length)
-            self._suspend_later(market, provider, length + rng.exponential(mean_gap), mean_gap,
-                                days, rng)
-
-        self.env.timeout(after).callbacks.append(suspend)
-
     # ------------------------------------------------------------------ admissions
-    def _admissions(self) -> None:
-        """Admissions by inverting the cumulative admission rate at the running sum of unit
-        exponentials (exact for any profile), a batch of arrival times at a time."""
-        rate = _AdmissionRate(self.params, self.params.run.days)
-        rng = self._rng["admissions"]
-        times: list[float] = []
-        cumulative = 0.0
-
-        def next_time(_: float) -> float:
-            nonlocal cumulative
-            if not times:
-                targets = cumulative + np.cumsum(rng.exponential(1.0, BATCH))
-                cumulative = float(targets[-1])
-                times.extend(rate.inverse(targets).tolist()[::-1])
-            return times.pop()
-
-        _Arrivals(self.env, next_time, self.params.run.days,
-                  lambda: self._admit(self._draws)).start()
-
-    def _admit(self, draws: "_Draws", readmission_of: int = -1) -> None:
+    def _admit(self, draws: Draws, readmission_of: int = -1) -> None:
         """A patient arrives now, with attributes drawn from ``draws``."""
         patient, harm = draws.patient(len(self.patients), self.env.now, readmission_of)
         self.patients.append(patient)
@@ -549,10 +279,10 @@ class Model:
         if p.service:
             assert request is not None
             if self.params.services[p.service].then:
-                self._stay_then_onward(request, p.stay, p.onward, p.onward_amount,
-                                       p.onward_stay, p.onward_placement)
+                self.community.stay_then_onward(request, p.stay, p.onward, p.onward_amount,
+                                                p.onward_stay, p.onward_placement)
             else:
-                self._begin_use(request, p.stay)
+                self.community.begin_use(request, p.stay)
 
     def _discharge(self, p: Patient, hold: "_Hold | None",
                    done: Callable[[Request | None], None]) -> None:
@@ -603,12 +333,25 @@ class Model:
             self._go_when_allowed(p, hold, summary_done, None, done)
             return
 
-        def granted(request: Request) -> None:
+        request, event = self.community.ask(p.service, "hospital", p.amount, p.placement,
+                                            summary_done, p.id)
+        stay = p.stay
+        if hold is not None:
+            hold.request = request
+
+        def granted() -> None:
+            if hold is not None:
+                hold.event = None
+            self.community.granted(request, stay)
             p.rounds = request.rounds
             self._go_when_allowed(p, hold, summary_done, request, done)
 
-        self._request(p.service, "hospital", p.amount, hold, p.placement, summary_done, p.stay,
-                      p.id, then=granted)
+        if event is None:
+            granted()
+            return
+        if hold is not None:
+            hold.event = event
+        self._when(event, hold, granted)
 
     def _go_when_allowed(self, p: Patient, hold: "_Hold | None", summary_done: float,
                          request: Request | None, done: Callable[[Request | None], None]) -> None:
@@ -752,12 +495,12 @@ class Model:
         request = hold.request
         if request is not None:
             if hold.event is not None and not hold.event.triggered:
-                self._withdraw(request, hold.event)
+                self.community.withdraw(request)
             else:  # granted (perhaps this very moment): freed unused
                 if math.isnan(request.granted):
                     request.granted = now
                 request.stay = 0.0
-                self._end_use(request)
+                self.community.end_use(request)
         hold.assessor = hold.request = hold.event = None
 
     def _die(self, p: Patient, hold: _Hold | None) -> None:
@@ -788,7 +531,7 @@ class Model:
         r = self.params.harm.readmission
         incomplete, readmitted, when = harm.readmission
         now = self.env.now
-        weekend = math.floor(now) % 7 >= 5
+        weekend = is_weekend(now)
         p.incomplete_discharge = incomplete < (r.incomplete_share_weekend if weekend
                                                else r.incomplete_share)
         chance = (r.probability * (r.incomplete_relative_risk if p.incomplete_discharge else 1.0)
@@ -800,296 +543,9 @@ class Model:
                 draws = self._readmission_draws
                 self.env.timeout(days).callbacks.append(lambda _: self._admit(draws, p.id))
 
-    # ------------------------------------------------------------------ community services
-    def _request(self, service: str, source: str, amount: float, hold: "_Hold | None",
-                 placement: Placement | None, complete_from: float, stay: float, patient: int,
-                 then: Callable[[Request], None]) -> None:
-        """Wait for ``amount`` of a community service (placed with a provider if it has a
-        market: ``placement``, with the summary written from ``complete_from``; -inf: no
-        summary to wait for); then ``then`` is called with the granted request, whose use of
-        ``stay`` days (NaN: not known yet) begins when the caller says."""
-        request = self._log_request(service, source, amount, placement, patient)
-        pool = self.pools[service]
-        if hold is not None:
-            hold.request = request
-        if isinstance(pool, Market):
-            assert placement is not None
-            event = pool.place(request, placement, complete_from)
-        else:
-            event = None if pool.try_take(amount) else pool.request(amount)
-
-        def granted() -> None:
-            if hold is not None:
-                hold.event = None
-            request.granted = self.env.now
-            if not math.isnan(stay):
-                request.stay = stay
-            then(request)
-
-        if event is None:
-            granted()
-            return
-        if hold is not None:
-            hold.event = event
-        self._when(event, hold, granted)
-
-    def _log_request(self, service: str, source: str, amount: float,
-                     placement: Placement | None = None, patient: int = -1) -> Request:
-        """A new request in the log, made now; the caller records when it is granted."""
-        request = Request(service, source, amount, self.env.now, patient, placement=placement)
-        self.requests.append(request)
-        return request
-
-    def _release(self, request: Request) -> None:
-        """The request's use ends now: its capacity is free (unless it was handed back and
-        placed again, or freed already)."""
-        if request.moved_to is not None or not math.isnan(request.released):
-            return
-        pool = self.pools[request.service]
-        if isinstance(pool, Market):
-            pool.release(request)
-        else:
-            pool.release(request.amount)
-        request.released = self.env.now
-
-    def _begin_use(self, request: Request, days: float) -> None:
-        """The client's use of a granted service begins now, for ``days``: the use of the
-        request as placed last, if its provider handed it back or closed since; if that is not
-        granted yet, the client waits at home and uses what is left of ``days`` once it is."""
-        while request.moved_to is not None:
-            request = request.moved_to
-        if math.isnan(request.granted):
-            request.stay = days
-            request.ends = self.env.now + days  # held from the grant by _place_again
-        else:
-            self._hold(request, days)
-
-    def _end_use(self, request: Request) -> None:
-        """The client's use of a service ends now, wherever the client was placed last:
-        released, or, if still being placed again after a hand-back, withdrawn."""
-        while request.moved_to is not None:
-            request = request.moved_to
-        if math.isnan(request.granted):
-            self._withdraw(request)
-        else:
-            self._release(request)
-
-    def _withdraw(self, request: Request, event: simpy.Event | None = None) -> None:
-        """Withdraw a request not yet granted (``event``: its wait in a pool)."""
-        pool = self.pools[request.service]
-        if isinstance(pool, Market):
-            pool.withdraw(request)
-        elif event is not None:
-            pool.cancel(event)
-        request.cancelled = self.env.now
-
-    def _hold(self, request: Request, days: float) -> None:
-        """Use a granted request for ``days``, then free it (an event, not a process)."""
-        request.stay = days
-        request.ends = self.env.now + days
-        self.env.timeout(days).callbacks.append(lambda _: self._release(request))
-
-    def _stay_then_onward(self, request: Request, days: float, onward: str, amount: float,
-                          onward_days: float, placement: Placement | None = None) -> None:
-        """A stay in a service with a next step (a step-down bed): one who needs another service
-        next waits for it in this service's place, which is freed only once that is granted."""
-        request.stay = days  # plus any wait for the onward service
-        request.ends = self.env.now + days
-
-        def moved_on(granted: Request) -> None:
-            self._hold(granted, onward_days)
-            self._end_use(request)
-
-        def stay_ends() -> None:
-            if onward:
-                self._request(onward, request.service, amount, None, placement, -math.inf,
-                              math.nan, request.patient, then=moved_on)
-            else:
-                self._end_use(request)
-
-        self._later(days, None, stay_ends)
-
-    def _place_again(self, request: Request, why: str) -> None:
-        """A provider handed the client back (``why``: "handed_back") or closed ("moved"): the
-        client, at home or in the community, is placed again, in the same segment, with new
-        luck, for the rest of the stay. A hospital patient who has not yet left keeps the date
-        and goes home to wait."""
-        now = self.env.now
-        request.released = now
-        name = request.service
-        service = self.params.services[name]
-        again = self._log_request(name, why, request.amount, patient=request.patient)
-        request.moved_to = again
-        remaining = request.ends - now if not math.isnan(request.ends) else request.stay
-        again.stay = max(0.0, remaining)
-        again.ends = request.ends
-        old = request.placement
-        fresh = self._again_placements[name].draw()
-        again.placement = Placement(old.segment, old.complex, fresh.clock, fresh.pick)
-        market = self.pools[name]
-        assert isinstance(market, Market)
-
-        def start(_: object = None) -> None:
-            again.granted = self.env.now
-            if not math.isnan(again.ends) and not service.then:  # its use had begun
-                self._hold(again, max(0.0, again.ends - self.env.now))
-
-        event = market.place(again, again.placement)
-        if event is None:
-            start()
-        else:
-            event.callbacks.append(start)
-
-    def _community_referrals(self, service: str) -> None:
-        """People referred to a service from the community, competing with hospital patients."""
-        settings = self.params.services[service]
-        per_day = settings.community_referrals_per_day
-        if per_day <= 0 or not math.isfinite(1.0 / per_day):
-            return  # none, or so rare that the mean gap overflows: none in any run
-        rng = self._rng
-        # Gaps of mean 1/per_day, drawn as unit exponentials times the mean (what numpy does
-        # inside, so the same numbers): a rare referral's mean gap may exceed what a
-        # user-given Distribution allows.
-        unit_gap, mean_gap = sampler(Distribution("exponential", 1.0),
-                                     rng[f"{service}_referrals"]), 1.0 / per_day
-        gap = lambda: unit_gap() * mean_gap  # noqa: E731
-        amount = sampler(settings.amount, rng[f"{service}_referral_amount"])
-        stay = sampler(settings.stay, rng[f"{service}_referral_stay"])
-        placement = self._community_placements.get(service)
-        _Arrivals(self.env, lambda now: now + gap(), self.params.run.days,
-                  lambda: self._community_client(service, amount(), stay(), placement.draw()
-                                                 if placement is not None else None)).start()
-
-    def _community_client(self, service: str, amount: float, days: float,
-                          placement: Placement | None = None) -> None:
-        """A community referral: waits its turn for the service (or is placed by its market),
-        uses it, frees it."""
-        if placement is not None and placement.complex:
-            amount *= self.params.services[service].market.complex_amount
-        request = self._log_request(service, "community", amount, placement)
-        request.stay = days
-
-        def start(_: object = None) -> None:
-            request.granted = self.env.now
-            self._hold(request, days)
-
-        pool = self.pools[service]
-        if isinstance(pool, Market):
-            event = pool.place(request, placement)
-            if event is None:
-                start()
-            else:
-                event.callbacks.append(start)
-        elif pool.try_take(amount):
-            start()
-        else:
-            pool.request(amount).callbacks.append(start)
-
-    def _fill_community_services(self) -> None:
-        """Start community services part-full, as a real system is on the first day.
-
-        Each service is filled to ``initial_utilisation`` of its capacity (of each provider's,
-        in a market) with clients whose remaining time is drawn from the equilibrium residual
-        distribution of the stay (a length-biased stay times a uniform), so the services start
-        near their steady state and a short warm-up suffices even for care homes where
-        residents stay for years.
-        """
-        for name, service in self.params.services.items():
-            pool, rng = self.pools[name], self._rng[f"initial_{name}"]
-            places = pool.providers if isinstance(pool, Market) else [pool]
-            for place in places:
-                target = service.initial_utilisation * place.capacity
-                while True:
-                    amount = draw_one(service.amount, rng)
-                    if place.in_use + amount > target + 1e-9 or amount <= 0:
-                        break
-                    request = self._log_request(name, "initial", amount)
-                    if isinstance(pool, Market):
-                        request.placement = Placement(place.segment, False, 0.0, 0.0)
-                        assert pool.take_at(place, request)
-                    else:
-                        assert pool.try_take(amount)
-                    request.granted = self.env.now
-                    self._hold(request, _residual_stay(service.stay, rng))
-
-
 REQUEST_COLUMNS = logged(Request)
 PATIENT_COLUMNS = logged(Patient)
 """The columns of the request log (:attr:`RunResult.service_waits`) and the patient log."""
-
-
-def _residual_stay(dist: Distribution, rng: np.random.Generator) -> float:
-    """Remaining stay of someone found in service at a random moment: a length-biased stay
-    times a uniform (the equilibrium residual-life distribution)."""
-    return length_biased_draw(dist, rng) * float(rng.random())
-
-
-class _AdmissionRate:
-    """The piecewise-constant admission rate, by hour of the week and day of the year, with its
-    cumulative integral hour by hour.
-
-    Only a year of hours is held at a time (a window that moves forward as admissions are
-    drawn), so memory does not grow with the run's length; the running sum is carried from one
-    window to the next in the same order of additions, so every admission time is the same, to
-    the last bit, as from one cumulative sum over the whole run.
-    """
-
-    WINDOW = 365 * 24
-    """Hours held at a time."""
-
-    def __init__(self, params: Params, days: float) -> None:
-        a = params.admissions
-        self._admissions = a
-        self._weekly = np.array([a.per_day * a.day_of_week[h // 24] * a.hour_of_day[h % 24]
-                                 for h in range(168)], dtype=float)
-        self.hours = max(1, math.ceil(days * 24.0))
-        self._none = not self._weekly.any()  # no admissions at all: nothing to invert
-        self._load(0, 0.0)
-
-    def hour_rates(self, start: int, stop: int) -> np.ndarray:
-        """The rate (admissions per day) in each hour from ``start`` to ``stop``."""
-        a = self._admissions
-        hours = np.arange(start, stop)
-        day_of_year = (hours // 24) % 365
-        in_winter = (day_of_year >= a.winter_start) & (day_of_year < a.winter_end)
-        return self._weekly[hours % 168] * np.where(in_winter, a.winter_multiplier, 1.0)
-
-    @property
-    def per_day(self) -> np.ndarray:
-        """The rate in every hour of the run (built on demand, for checks)."""
-        return self.hour_rates(0, self.hours)
-
-    @property
-    def cumulative(self) -> np.ndarray:
-        """The expected admissions by the end of every hour of the run (on demand, for checks)."""
-        return np.cumsum(self.per_day / 24.0)
-
-    def _load(self, start: int, before: float) -> None:
-        """Hold the window of hours from ``start``, after ``before`` expected admissions."""
-        self._start, self._before = start, before
-        self._rates = self.hour_rates(start, min(start + self.WINDOW, self.hours))
-        steps = self._rates / 24.0
-        steps[0] = before + steps[0]  # so the running sum continues exactly
-        self._cumulative = np.cumsum(steps)  # expected admissions by each hour's end
-
-    def inverse(self, targets: np.ndarray) -> np.ndarray:
-        """The times (days) at which the expected number of admissions reaches ``targets`` (in
-        increasing order, as the model draws them); infinity beyond the last hour."""
-        times = np.full(targets.shape, np.inf)
-        pending = np.arange(targets.size)
-        while pending.size and not self._none:
-            hour = np.searchsorted(self._cumulative, targets[pending], side="right")
-            inside = hour < self._cumulative.size
-            h = hour[inside]
-            before = np.where(h > 0, self._cumulative[h - 1], self._before)
-            times[pending[inside]] = ((self._start + h) / 24.0
-                                      + (targets[pending[inside]] - before) / self._rates[h])
-            pending = pending[~inside]
-            end = self._start + self._cumulative.size
-            if not pending.size or end >= self.hours:
-                break
-            self._load(end, float(self._cumulative[-1]))  # targets beyond: the next window
-        return times
 
 
 @contextmanager

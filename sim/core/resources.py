@@ -43,6 +43,21 @@ class TimeWeighted:
         return (self.area + self.level * (t - self.last)) / (t - self.start)
 
 
+class Constant:
+    """A level that never changes, read as a :class:`TimeWeighted` is (a pool's capacity)."""
+
+    __slots__ = ("level", "peak")
+
+    def __init__(self, level: float) -> None:
+        self.level = self.peak = level
+
+    def mean(self, t: float) -> float:
+        return self.level
+
+    def restart(self, t: float) -> None:
+        """Nothing to forget."""
+
+
 class CapacityPool:
     """A finite capacity granted first come, first served, in amounts."""
 
@@ -51,7 +66,8 @@ class CapacityPool:
         self.name = name
         self.capacity = float(capacity)
         self.in_use = 0.0
-        self.queue: deque[tuple[float, simpy.Event]] = deque()
+        self.queue: deque[tuple[float, simpy.Event, object]] = deque()
+        """The requests waiting: amount, the event granting it, and who asked (or None)."""
         self.use = TimeWeighted()
         self.waiting = TimeWeighted()
 
@@ -62,19 +78,27 @@ class CapacityPool:
             return True
         return False
 
-    def request(self, amount: float = 1.0) -> simpy.Event:
-        """Join the queue: an event that succeeds when ``amount`` has been granted. (Call
-        :meth:`try_take` first: a request made while capacity is free waits for the next grant.)"""
+    def request(self, amount: float = 1.0, owner: object = None) -> simpy.Event:
+        """Join the queue: an event that succeeds when ``amount`` has been granted; ``owner``
+        names who asked, to withdraw it by (:meth:`cancel_owner`). (Call :meth:`try_take`
+        first: a request made while capacity is free waits for the next grant.)"""
         event = self.env.event()
-        self.queue.append((amount, event))
+        self.queue.append((amount, event, owner))
         self.waiting.set(self.env.now, len(self.queue))
         self._grant()
         return event
 
     def cancel(self, event: simpy.Event) -> None:
         """Withdraw a request that has not been granted (a patient diverted elsewhere)."""
+        self._cancel(1, event)
+
+    def cancel_owner(self, owner: object) -> None:
+        """Withdraw the request ``owner`` made, if it is still waiting."""
+        self._cancel(2, owner)
+
+    def _cancel(self, field: int, key: object) -> None:
         for item in self.queue:
-            if item[1] is event:
+            if item[field] is key:
                 self.queue.remove(item)
                 self.waiting.set(self.env.now, len(self.queue))
                 self._grant()
@@ -100,7 +124,7 @@ class CapacityPool:
     def drop_pending(self) -> None:
         """The run is over: the requests still queueing will not be granted, and forget what
         their grant would have done (it refers back to the model: see ``Model.run``)."""
-        for _, event in self.queue:
+        for _, event, _ in self.queue:
             event.callbacks = []
 
     def _take(self, amount: float) -> None:
@@ -110,7 +134,7 @@ class CapacityPool:
     def _grant(self) -> None:
         granted = False
         while self.queue and self.in_use + self.queue[0][0] <= self.capacity + _EPS:
-            amount, event = self.queue.popleft()
+            amount, event, _ = self.queue.popleft()
             self._take(amount)
             event.succeed()
             granted = True
