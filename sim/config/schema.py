@@ -3,6 +3,10 @@
 The schema is the model's own parameter dataclasses (:class:`sim.core.params.Params`) plus the
 scenario's name and output options, registered in Hydra's ConfigStore, so that a misspelled key
 or a wrong type is refused by Hydra and a value out of range by the dataclasses' own checks.
+The parameters are frozen once built, and Hydra merges configs into its schema node by node,
+which a frozen dataclass refuses: the ConfigStore holds an unfrozen copy of each
+(:func:`hydra_schema`), and the composed config is built into the frozen dataclasses by
+:func:`sim.core.params.build`.
 Notebooks, apps and tests use :func:`load_config` (Hydra's Compose API); the command line uses
 :mod:`sim.config.cli`. Only this module and the command line import Hydra.
 """
@@ -10,23 +14,25 @@ Notebooks, apps and tests use :func:`load_config` (Hydra's Compose API); the com
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
-from dataclasses import dataclass, field, fields, is_dataclass
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
-from typing import Iterator, List, Sequence, get_type_hints
+from typing import Any, Dict, Iterator, List, Optional, Sequence, get_type_hints
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, SCMode
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.core.params import ParameterError, Params, Run
+from sim.core.params import ParameterError, Params, Run, build
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 """The project's ``configs/`` folder (the package is installed in editable mode)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Output:
     """What a command-line run writes besides ``metrics.csv`` and ``summary.md``."""
 
@@ -35,7 +41,7 @@ class Output:
     workers: int = 0  # processes for replications; 0 = all local cores
 
 
-@dataclass
+@dataclass(frozen=True)
 class Experiment:
     """An experiment (``configs/experiment/NAME.yaml``, run by ``experiments/run.py NAME``):
     its results go to ``results/NAME/``. ``analysis`` is what is done: one of
@@ -58,7 +64,7 @@ class Experiment:
     scenarios: List[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class AppConfig(Params):
     """The full configuration of a run: the model's parameters, a scenario name, outputs, and
     the experiment it belongs to (if any)."""
@@ -160,34 +166,58 @@ def keys_that_do_not_change_results() -> list[str]:
 def register() -> None:
     """Register the schema as ``schema`` in Hydra's ConfigStore, and the resolvers that
     ``configs/config.yaml`` uses (all idempotent)."""
-    ConfigStore.instance().store(name="schema", node=AppConfig)
+    ConfigStore.instance().store(name="schema", node=hydra_schema(AppConfig))
     OmegaConf.register_new_resolver("job_folder", job_folder_name, replace=True)
     OmegaConf.register_new_resolver("run_folder", run_folder_name, replace=True)
     OmegaConf.register_new_resolver("keys_that_do_not_change_results",
                                     keys_that_do_not_change_results, replace=True)
 
 
-def _sub_configs(node: DictConfig) -> Iterator[tuple[str, DictConfig]]:
-    """A config's sub-configs by name, those in lists too (``segments[1]``)."""
-    for key in node.keys():
-        child = node._get_node(key)
-        if isinstance(child, DictConfig):
-            yield str(key), child
-        elif isinstance(child, ListConfig):
-            for i in range(len(child)):
-                item = child._get_node(i)
-                if isinstance(item, DictConfig):
-                    yield f"{key}[{i}]", item
+@functools.cache
+def hydra_schema(cls: type) -> type:
+    """An unfrozen copy of the frozen dataclass ``cls`` for Hydra's ConfigStore: the same
+    fields, with the same names, defaults and types (each dataclass among them copied in
+    turn). Hydra checks keys and types against it; :func:`to_app_config` builds the frozen
+    dataclasses, which check the ranges."""
+    hints = get_type_hints(cls)
+    specs = []
+    for f in fields(cls):
+        if f.default_factory is not MISSING:
+            default = field(default_factory=functools.partial(_schema_value, f.default_factory))
+        else:
+            default = field(default=f.default)
+        specs.append((f.name, _schema_type(hints[f.name]), default))
+    return make_dataclass(cls.__name__, specs, namespace={"__doc__": cls.__doc__})
 
 
-def _locate(node: DictConfig, prefix: str) -> str:
-    """The dotted path of the deepest sub-config whose dataclass refuses its values."""
-    for name, child in _sub_configs(node):
-        try:
-            OmegaConf.to_object(child)
-        except ParameterError:
-            return _locate(child, f"{prefix}{name}.")
-    return prefix
+def _schema_type(hint: Any) -> Any:
+    """A field's type hint in the schema: dataclasses replaced by their schema copies."""
+    if is_dataclass(hint):
+        return hydra_schema(hint)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        return List[_schema_type(args[0])]  # type: ignore[misc]
+    if origin is dict:
+        return Dict[args[0], _schema_type(args[1])]  # type: ignore[misc]
+    if origin is typing.Union and type(None) in args:
+        return Optional[_schema_type(next(a for a in args if a is not type(None)))]
+    return hint
+
+
+def _schema_value(make: Any) -> Any:
+    """A default value made by ``make``, with each dataclass in it as its schema copy."""
+    return _as_schema(make())
+
+
+def _as_schema(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        copy_of = hydra_schema(type(value))
+        return copy_of(**{f.name: _as_schema(getattr(value, f.name)) for f in fields(value)})
+    if isinstance(value, list):
+        return [_as_schema(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_schema(v) for k, v in value.items()}
+    return value
 
 
 def _unknown_keys(node: DictConfig, schema: type, prefix: str) -> Iterator[str]:
@@ -207,16 +237,15 @@ def to_app_config(cfg: DictConfig) -> AppConfig:
         raise ConfigError(f"{unknown} is not a setting (added with '+'?); see "
                           "`discharge-sim --cfg job` for every setting and its value")
     try:
-        config = OmegaConf.to_object(cfg)
+        data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True,
+                                      structured_config_mode=SCMode.DICT)
+        return build(AppConfig, data)
     except ParameterError as error:
-        prefix = _locate(cfg, "")
-        raise ConfigError(str(error.within(prefix.rstrip(".")))) from None
+        raise ConfigError(str(error)) from None
     except OmegaConfBaseException as error:
         lines = str(error).splitlines()
         where = next((line.strip() for line in lines if line.strip().startswith("full_key")), "")
         raise ConfigError("; ".join(filter(None, [lines[0], where]))) from None
-    assert isinstance(config, AppConfig)
-    return config
 
 
 def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> AppConfig:

@@ -12,8 +12,9 @@ sources of each default and what was tuned are written down in ``docs/calibratio
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, ClassVar, Dict, List, Mapping, Optional
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, get_type_hints
 
 DISTRIBUTION_KINDS = ("fixed", "exponential", "lognormal", "gamma", "empirical")
 WEEKDAYS = (0, 1, 2, 3, 4)
@@ -72,7 +73,7 @@ SPREAD = (1e-6, 1e3)
 ((sd/mean)**2, (mean/sd)**2) overflow or its draws are all 0 or infinite."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Distribution:
     """A duration (or amount) distribution, described by mean and sd so planners can read it.
 
@@ -112,7 +113,7 @@ class Distribution:
             _check(self.sd == 0, "sd", self.sd, f"0 (unused) for kind={self.kind}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Window:
     """When something may happen: on ``days`` (0=Monday .. 6=Sunday) between two hours.
 
@@ -142,7 +143,7 @@ class Window:
                f"an hour in ({self.start_hour:g}, 24]")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Run:
     """Length of a run (``days``, warm-up included), the warm-up that is discarded, the root
     seed and the replications. The default measures one year after a 16-week warm-up (see
@@ -179,7 +180,7 @@ class Run:
         return self.days - self.warmup_days
 
 
-@dataclass
+@dataclass(frozen=True)
 class Admissions:
     """Emergency admissions of older patients: a Poisson process with day and season profiles.
 
@@ -207,7 +208,7 @@ class Admissions:
                f"a day of year with winter_start ({self.winter_start:g}) <= winter_end <= 365")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Acute:
     """The acute bed pool.
 
@@ -228,7 +229,7 @@ def _mean_of(dist: "Distribution") -> float:
     return sum(dist.values) / len(dist.values) if dist.kind == "empirical" else dist.mean
 
 
-@dataclass
+@dataclass(frozen=True)
 class Workforce:
     """Staff who come and go (used when ``enabled``; otherwise every post is always filled).
 
@@ -283,7 +284,7 @@ class Workforce:
         return fill / (fill + self.time_in_post)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Staff:
     """The people who deliver a service whose capacity is their working time: ``count`` staff
     (e.g. domiciliary carers; the posts, filled or not, when the workforce comes and goes)
@@ -298,7 +299,7 @@ class Staff:
         _non_negative("hours_each", self.hours_each)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Staffing:
     """Care staff who limit the places a service can fill (used when ``enabled``): a care home
     with beds it cannot staff. For a service sized in places, with a market.
@@ -333,7 +334,7 @@ class Staffing:
                "posts employed as a multiple of those the places need, in (0, 10]")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Segment:
     """A part of a service's market that does not substitute for the others: a kind of
     care-home place (residential, nursing, dementia nursing), or a locality's homecare. Each
@@ -358,7 +359,7 @@ class Segment:
                self.acceptance, "a multiplier > 0 (at 0 its clients would never be placed)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Closure:
     """A provider that stops for ``days`` from day ``start`` of the run: by default it closes
     (its places are gone and its clients move out, to be placed again like new referrals); with
@@ -376,7 +377,7 @@ class Closure:
         _non_negative("days", self.days)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Market:
     """How a client is placed with a provider (used when ``enabled``; otherwise the service is
     one first-come-first-served pool that takes every client it has room for).
@@ -441,7 +442,7 @@ class Market:
                    f"{by_name[closure.segment].providers - 1}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Service:
     """A community service that hospital patients share, first come first served, with people
     referred from the community: homecare, step-down beds, care-home places, or any other.
@@ -555,7 +556,7 @@ def _services() -> Dict[str, Service]:
     return {"homecare": homecare, "step_down": step_down, "care_home": care_home}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pathway:
     """One discharge pathway: its share of patients, the acute stay until medically fit, and
     what must happen, each step its own cause of delay, before the patient may leave the bed:
@@ -606,12 +607,15 @@ class Pathway:
 
 
 def _pathway(share: float, stay_mean: float, stay_sd: float, service: Optional[str],
-             transport: float, days: tuple[int, ...], start: float, end: float) -> Pathway:
+             transport: float, days: tuple[int, ...], start: float, end: float,
+             **steps: Any) -> Pathway:
+    """A pathway with a lognormal acute stay and transport (sd 3/4 of the mean), its rule, the
+    discharge summary's ward time (by default 0.1 days, sd 0.08) and any other ``steps``."""
+    steps.setdefault("summary", Distribution("lognormal", 0.1, 0.08))
     return Pathway(share=share, acute_stay=Distribution("lognormal", stay_mean, stay_sd),
                    needs_assessment=service is not None, service=service,
                    transfer=Distribution("lognormal", transport, transport * 0.75),
-                   rule=Window(True, list(days), start, end),
-                   summary=Distribution("lognormal", 0.1, 0.08))
+                   rule=Window(True, list(days), start, end), **steps)
 
 
 def _pathways() -> Dict[str, Pathway]:
@@ -619,33 +623,30 @@ def _pathways() -> Dict[str, Pathway]:
     bed, 3 care home. Transport takes hours; the days come from the steps before it. The share
     of pathway 3 (DHSC: "about 1%"; pathway 0 gives up what it gains), the spread of pathway-1
     stays, the summaries' work (p0, p1), the social workers' work on a funding case and the
-    families' choice were fitted (docs/calibration.md)."""
-    pathways = {
-        "p0": _pathway(0.4945, 6.5, 7.0, None, 0.08, ALL_DAYS, 8, 20),
-        "p1": _pathway(0.45, 10.0, 22.9, "homecare", 0.1, MONDAY_TO_SATURDAY, 8, 18),
+    families' choice were fitted (docs/calibration.md).
+
+    Equipment and home adaptations: for 15% of homecare patients (assumption). Care homes: 37%
+    of residents fund their own care (ONS 2023, not in the project's reference notes: check);
+    the others wait for the council's funding decision; the social workers' work on a case and
+    the family's choice of home have fitted means and assumed spreads. Deconditioning (used
+    only when harm.escalation.enabled), an assumption with no published figure: 1% a day, so
+    that about 1 in 10 patients delayed 10 days needs more care; pathway 1 escalates mostly to
+    rehabilitation (70/30, assumed). Calibrate locally."""
+    return {
+        "p0": _pathway(0.4945, 6.5, 7.0, None, 0.08, ALL_DAYS, 8, 20,
+                       summary=Distribution("lognormal", 0.00578, 0.05), escalates_to={"p1": 1.0}, escalation_per_day=0.01),
+        "p1": _pathway(0.45, 10.0, 22.9, "homecare", 0.1, MONDAY_TO_SATURDAY, 8, 18,
+                       summary=Distribution("lognormal", 0.163, 0.08), equipment_share=0.15,
+                       equipment=Distribution("lognormal", 1.5, 1.2),
+                       escalates_to={"p2": 0.7, "p3": 0.3}, escalation_per_day=0.01),
         "p2": _pathway(0.04, 12.0, 10.0, "step_down", 0.15, WEEKDAYS, 9, 17),
-        "p3": _pathway(0.0155, 14.0, 11.0, "care_home", 0.15, WEEKDAYS, 9, 17),
+        "p3": _pathway(0.0155, 14.0, 11.0, "care_home", 0.15, WEEKDAYS, 9, 17,
+                       funded_share=0.63, funding=Distribution("lognormal", 0.978, 2.0),
+                       choice=Distribution("lognormal", 0.750, 3.0)),
     }
-    # Equipment and home adaptations for a quarter of homecare patients (assumption).
-    pathways["p0"].summary = Distribution("lognormal", 0.00578, 0.05)
-    pathways["p1"].summary = Distribution("lognormal", 0.163, 0.08)
-    pathways["p1"].equipment_share = 0.15
-    pathways["p1"].equipment = Distribution("lognormal", 1.5, 1.2)
-    # Care homes: 37% of residents fund their own care (ONS 2023, not in the project's reference
-    # notes: check); the others wait for the council's funding decision. The social workers'
-    # work on a case and the family's choice of home: means fitted, spreads assumed.
-    pathways["p3"].funded_share = 0.63
-    pathways["p3"].funding = Distribution("lognormal", 0.978, 2.0)
-    pathways["p3"].choice = Distribution("lognormal", 0.750, 3.0)
-    # Deconditioning (used only when harm.escalation.enabled). Assumption, no published figure:
-    # 1% a day, so that about 1 in 10 patients delayed 10 days needs more care; pathway 1
-    # escalates mostly to rehabilitation (assumption: 70/30). Calibrate locally.
-    pathways["p0"].escalates_to, pathways["p0"].escalation_per_day = {"p1": 1.0}, 0.01
-    pathways["p1"].escalates_to, pathways["p1"].escalation_per_day = {"p2": 0.7, "p3": 0.3}, 0.01
-    return pathways
 
 
-@dataclass
+@dataclass(frozen=True)
 class Assessment:
     """Discharge planning: an assessment by a discharge team for patients whose pathway needs one.
 
@@ -663,7 +664,7 @@ class Assessment:
         _check(self.staff >= 0, "staff", self.staff, "an integer >= 0")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Ward:
     """The ward's doctors and pharmacy, who make the medical decision that a patient can go and
     write the discharge summary with the medicines to take home, in ``hours`` (at weekends at
@@ -672,7 +673,7 @@ class Ward:
     hours: Window = field(default_factory=lambda: Window(True, list(ALL_DAYS), 8, 18, 0.95))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Funding:
     """The council's funding decisions: a case is prepared in social workers' ``hours`` and
     decided at the next sitting of the funding ``panel``."""
@@ -686,7 +687,7 @@ def _daily_probability(name: str, value: float) -> None:
            "a daily probability in [0, 1)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Escalation:
     """Deconditioning: each day in hospital after becoming medically fit, a patient's need may
     escalate to the next pathway with the pathway's ``escalation_per_day`` (the pathways'
@@ -697,7 +698,7 @@ class Escalation:
     enabled: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class UnwellAgain:
     """New illness while delayed: each day after becoming medically fit, a patient may become
     medically unfit again (infection, fall) for ``duration`` days; the days unfit are not
@@ -716,7 +717,7 @@ class UnwellAgain:
         _daily_probability("per_day", self.per_day)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Death:
     """Death in hospital: a daily probability during the acute stay (``acute_per_day``) and
     another from becoming medically fit until leaving (``delayed_per_day``). A patient who dies
@@ -735,7 +736,7 @@ class Death:
         _daily_probability("delayed_per_day", self.delayed_per_day)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Readmission:
     """Readmission within ``within_days`` of a discharge (any pathway): a discharge is
     incomplete (without medicines or a discharge summary) with ``incomplete_share``, or
@@ -772,7 +773,7 @@ class Readmission:
         _positive("mean_days", self.mean_days)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Harm:
     """The harm of waiting in a hospital bed, each mechanism switched on on its own (all off by
     default: the model is then exactly what it was without them). See docs/harm.md."""
@@ -789,7 +790,7 @@ class Harm:
                 or self.readmission.enabled)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Params:
     """Everything one run of the model needs (the seed is in ``run``).
 
@@ -865,3 +866,36 @@ def override(params: Any, updates: Mapping[str, Any]) -> Any:
     for head, rests in by_field.items():
         kwargs[head] = updated(kwargs[head], head, rests)
     return type(params)(**kwargs)
+
+
+def build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    """An instance of the parameter dataclass ``cls`` from plain data (nested mappings and lists,
+    e.g. a composed config as a container): each nested dataclass built first, in turn, so that
+    a value out of range is refused by the deepest dataclass that checks it, with its field
+    named in full (``services.homecare.staff.count``). Fields not in ``data`` keep their
+    defaults."""
+    hints = get_type_hints(cls)
+    kwargs = {f.name: _built(hints[f.name], data[f.name], f"{prefix}{f.name}")
+              for f in fields(cls) if f.name in data}
+    try:
+        return cls(**kwargs)
+    except ParameterError as error:
+        raise error.within(prefix.rstrip(".")) from None
+
+
+def _built(hint: Any, value: Any, name: str) -> Any:
+    """A field's value from plain data, by its type hint: dataclasses built, lists and tables
+    of them built item by item."""
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if is_dataclass(hint) and isinstance(value, Mapping):
+        return build(hint, value, f"{name}.")
+    if origin is list:
+        return [_built(args[0], v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        return {k: _built(args[1], v, f"{name}.{k}") for k, v in value.items()}
+    return value
