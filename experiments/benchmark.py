@@ -76,7 +76,7 @@ from sim import Params, override, simulate
 from sim.config.schema import CONFIG_DIR, load_config
 from sim.running.files import write_atomic
 from sim.checks.peers import ciw_tandem, heapq_tandem
-from sim.reporting.stats import estimate
+from sim.running.stats import estimate
 from sim.checks.validation import tandem_measures, tandem_params
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ from sim.app import engine, workshop
 from sim.config.schema import load_config
 from sim.core.model import simulate
 from sim.reporting.html import format_change, format_value
-from sim.reporting.stats import estimate
+from sim.running.stats import estimate
 
 APP = Path(workshop.__file__)
 TAB_TITLES = ("Change from baseline", "By pathway", "Where the delay comes from",
@@ -71,7 +71,7 @@ def test_carers_turnover_is_a_lever_while_the_workforce_comes_and_goes():
     config = engine.compose([])
     assert config.params.services["homecare"].staff.workforce.enabled  # the default system
     base = engine.lever_defaults(config)
-    lever = next(lever for lever in engine.levers(config) if lever.key == TURNOVER)
+    lever = next(lever for lever in engine.levers(config) if lever.setting == TURNOVER)
     assert lever.shown(base[TURNOVER]) == 100 * base[TURNOVER]  # shown as a per cent
     values = {**base, TURNOVER: lever.value(lever.shown(base[TURNOVER]) - 10)}
     overrides = engine.what_if_overrides(values, base)

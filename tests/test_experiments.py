@@ -22,7 +22,7 @@ from sim import simulate
 from sim.reporting.analysis import paired_differences
 from sim.running.runner import run_replications
 from sim.running.store import ReplicationStore, StoreMismatch
-from sim.reporting.stats import estimate
+from sim.running.stats import estimate
 from sim.running.sweep import collect
 
 from conftest import small_params

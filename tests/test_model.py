@@ -13,7 +13,7 @@ import pytest
 from sim import simulate
 from sim.core.model import Model
 from sim.core.patient import PHASES
-from sim.reporting.stats import estimate
+from sim.running.stats import estimate
 
 from conftest import max_concurrent, provider_peaks, small_params
 from test_correctness import check_conservation, drawn_admissions

@@ -58,7 +58,7 @@ def test_the_report_is_one_self_contained_file(runs, tmp_path):
     assert "Warning: queues" not in text  # none grew in these short runs
     assert not re.search(r"\d\.\d+e-\d", re.sub(r"<img[^>]*>", "", text))  # no 1.91e-05
     assert "Assumptions" in text and "common random numbers" in text
-    assert "domiciliary carers (staff)" in text  # the setting that differs, in words
+    assert "homecare carers (posts)" in text  # the setting that differs, in words
     assert "services.homecare.staff.count" in text
     before, now = (runs[n].params.services["homecare"].staff.count
                    for n in ("baseline", "extra_homecare"))
@@ -100,7 +100,7 @@ def test_measures_table_has_a_column_per_scenario(runs):
 
 
 def test_report_command_writes_the_report_and_refuses_bad_input(tmp_path, capsys):
-    from sim.config.report_command import main
+    from sim.app.report_command import main
 
     out = tmp_path / "handout.html"
     command = Path(sys.executable).with_name("discharge-report")  # as people run it

@@ -15,7 +15,7 @@ import pytest
 
 from sim.core.catalogue import Metric
 from sim.reporting.analysis import paired_differences
-from sim.reporting.stats import estimate, summarise, summarise_metrics, total
+from sim.running.stats import estimate, summarise, summarise_metrics, total
 
 # Two-sided t quantiles from a statistical table (Student's t, upper-tail probability 0.025
 # unless noted), to 5 significant figures.
@@ -256,7 +256,7 @@ def test_every_analysis_table_has_bounded_levels():
 def test_a_markdown_table_marks_an_interval_cut_at_its_bound_and_says_why(tmp_path):
     """The † of the run summary, after the interval's ``ci_high``, and the note under the
     table; the CSV keeps the column, the Markdown shows no True/False."""
-    from sim.reporting.tables import BOUND_NOTE, write_table
+    from sim.running.tables import BOUND_NOTE, write_table
     table = pd.DataFrame({"metric": ["a", "b"], "mean": [3.0, 5.0], "ci_low": [0.0, 4.0],
                           "ci_high": [17.7, 6.0], "ci_at_bound": [True, False]})
     write_table(table, tmp_path, "t", "# A table")

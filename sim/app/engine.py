@@ -1,7 +1,7 @@
 """What-ifs for workshops, without any user interface: the levers people pull, composing a
 what-if's config from them, running it on common random numbers, and comparing it with the
 baseline. The Streamlit app (:mod:`sim.app.workshop`), the HTML report command
-(:mod:`sim.config.report_command`) and the notebooks use these functions.
+(:mod:`sim.app.report_command`) and the notebooks use these functions.
 
 A what-if is composed exactly as on the command line (Hydra's Compose API, ``load_config``),
 so bad input is refused with the same one-line message. Replication k of every scenario runs on
@@ -24,15 +24,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
-from sim.config.schema import CONFIG_DIR, AppConfig, load_config
+from sim.config.schema import AppConfig, load_config, scenario_text
 from sim.core.catalogue import catalogue
+from sim.core.levers import LEVERS, Lever, get_setting
 from sim.core.model import simulate
 from sim.core.params import Params
 from sim.reporting.analysis import KEY_METRICS, scenario_comparison
 from sim.reporting.report import pathway_title
-from sim.reporting.stats import summarise_metrics
+from sim.running.stats import summarise_metrics
 from sim.running.runner import check_before_run
 from sim.running.workers import pool_arguments
 
@@ -53,76 +53,30 @@ class InputError(ValueError):
 
 
 # ----------------------------------------------------------------------------- levers
+def levers(config: AppConfig | Params) -> tuple[Lever, ...]:
+    """The number levers that act in ``config``: their setting exists and what they need is
+    on."""
+    return tuple(lever for lever in LEVERS
+                 if not lever.is_switch
+                 and _setting_or_missing(config, lever.setting) is not _MISSING
+                 and (not lever.needs or _setting_or_missing(config, lever.needs) is True))
+
+
 @dataclass(frozen=True)
-class Lever:
-    """A number people change in a workshop: the setting it overrides, its label, the short
-    name a what-if's label gives it, and how it is shown (``scale``: 100 shows a share as a per
-    cent). ``needs``: a setting that must be on for the lever to act (else it is not shown)."""
+class Switch:
+    """A switch lever as the app shows it: the scenario it applies, its title and what it does
+    (the scenario file's own ``title`` and ``about``)."""
 
-    key: str
-    label: str
-    help: str
-    short: str
-    step: float = 1
-    scale: float = 1.0
-    needs: str | None = None
-
-    def shown(self, value: float) -> float:
-        """The value as the app shows it (a share as a per cent)."""
-        return round(value * self.scale, 9) if self.scale != 1 else value
-
-    def value(self, shown: float) -> float:
-        """The setting's value from the one shown."""
-        return shown / self.scale if self.scale != 1 else shown
+    name: str
+    scenario: str
+    title: str
+    about: str
 
 
-LEVERS = (
-    Lever("services.homecare.staff.count", "Domiciliary carers (posts)",
-          "Homecare carers' posts (each a set number of hours a week with clients); while the "
-          "workforce comes and goes, some posts are vacant or their carers off sick.", "carers"),
-    Lever("services.homecare.staff.workforce.turnover_per_year", "Carers leaving a year (%)",
-          "Turnover: carers who leave in a year, as a per cent of those in post. A post stays "
-          "vacant until it is filled again.", "% carer turnover", step=5, scale=100,
-          needs="services.homecare.staff.workforce.enabled"),
-    Lever("services.homecare.staff.workforce.time_to_fill.mean", "Days to fill a carer post",
-          "Mean days a carer's post stays vacant after a carer leaves.",
-          "days to fill a carer post", step=7,
-          needs="services.homecare.staff.workforce.enabled"),
-    Lever("services.care_home.capacity", "Care-home places",
-          "Care-home places the system can buy, shared with people referred from the "
-          "community.", "care-home places"),
-    Lever("services.step_down.capacity", "Step-down / rehab beds",
-          "Step-down or rehabilitation beds (pathway 2).", "step-down beds"),
-    Lever("assessment.staff", "Discharge-team staff",
-          "Staff assessing patients' needs before discharge (pathways 1-3).",
-          "discharge-team staff"),
-    Lever("admissions.per_day", "Emergency admissions per day",
-          "Mean emergency admissions of older patients a day.", "admissions/day"),
-)
-"""The numeric levers; each the app shows when its setting exists in the model and is in use
-(carers' turnover only while the homecare workforce comes and goes)."""
-
-SWITCHES = {
-    "seven_day": ("Seven-day working", "seven_day_discharge",
-                  "The discharge team, the ward's doctors and pharmacy and the council's "
-                  "brokerage work at weekends as on weekdays, and homecare, step-down and care "
-                  "homes take people on every day of the week."),
-    "discharge_to_assess": ("Discharge to assess", "discharge_to_assess",
-                            "Patients on pathways 1-3 leave without waiting for the assessment, "
-                            "the funding decision or the choice of home (they are assessed at "
-                            "home or in the step-down or care-home bed)."),
-    "winter": ("Winter pressure", "winter_surge",
-               "More emergency admissions for 120 days of the year, with the same capacity."),
-}
-"""On/off levers: each is a scenario in ``configs/scenario/`` whose settings are applied."""
-
-
-def get_setting(config: Any, key: str) -> Any:
-    """A setting of a config or parameters by its dotted name (tables by key)."""
-    value = config
-    for part in key.split("."):
-        value = value[part] if isinstance(value, Mapping) else getattr(value, part)
-    return value
+def switches() -> tuple[Switch, ...]:
+    """The switch levers, each with its scenario's title and description."""
+    return tuple(Switch(lever.name, lever.scenario, *scenario_text(lever.scenario))
+                 for lever in LEVERS if lever.is_switch)
 
 
 _MISSING = object()
@@ -135,13 +89,6 @@ def _setting_or_missing(config: Any, key: str) -> Any:
         return _MISSING
 
 
-def levers(config: AppConfig | Params) -> tuple[Lever, ...]:
-    """The levers that act in ``config``: their setting exists and what they need is on."""
-    return tuple(lever for lever in LEVERS
-                 if _setting_or_missing(config, lever.key) is not _MISSING
-                 and (lever.needs is None or _setting_or_missing(config, lever.needs) is True))
-
-
 def _changed(value: Any, base: Any) -> bool:
     """Whether a lever moved (a per cent shown and read back may differ in its last bit)."""
     if isinstance(value, float) or isinstance(base, float):
@@ -150,70 +97,55 @@ def _changed(value: Any, base: Any) -> bool:
 
 
 def lever_defaults(config: AppConfig | Params) -> dict[str, Any]:
-    """The values of the levers that act in ``config`` (the baseline's: the app's starting
-    values), and every switch off."""
-    values: dict[str, Any] = {lever.key: get_setting(config, lever.key)
+    """The values of the number levers that act in ``config`` (the baseline's: the app's
+    starting values), by setting, and every switch off, by name."""
+    values: dict[str, Any] = {lever.setting: get_setting(config, lever.setting)
                               for lever in levers(config)}
-    values.update({name: False for name in SWITCHES})
+    values.update({switch.name: False for switch in switches()})
     return values
 
 
 def _hydra_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
     if value is None:
         return "null"
     return str(value)
 
 
-def scenario_overrides(name: str) -> list[str]:
-    """The settings a scenario file (``configs/scenario/NAME.yaml``) changes, as overrides."""
-    node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "scenario" / f"{name}.yaml"))
-    out: list[str] = []
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, child in value.items():
-                walk(f"{prefix}{key}.", child)
-        elif prefix.rstrip(".") != "name":
-            out.append(f"{prefix.rstrip('.')}={_hydra_value(value)}")
-
-    walk("", node)
-    return out
+def _number_levers(baseline: Mapping[str, Any]) -> list[Lever]:
+    return [lever for lever in LEVERS if not lever.is_switch and lever.setting in baseline]
 
 
 def what_if_overrides(values: Mapping[str, Any], baseline: Mapping[str, Any],
                       extra: str = "") -> list[str]:
-    """The overrides of a what-if: each lever whose value differs from the baseline's, the
-    settings of each switch that is on, then any ``extra`` overrides (``key=value``
-    separated by spaces, as on the command line)."""
+    """The overrides of a what-if: each number lever whose value differs from the baseline's,
+    the scenarios of the switches that are on (composed by Hydra: ``scenario=[...]``), then
+    any ``extra`` overrides (``key=value`` separated by spaces, as on the command line)."""
     overrides = []
-    for lever in (lever for lever in LEVERS if lever.key in baseline):
-        value = values.get(lever.key, baseline[lever.key])
-        if _changed(value, baseline[lever.key]):
-            overrides.append(f"{lever.key}={_hydra_value(value)}")
-    for name, (_, scenario, _) in SWITCHES.items():
-        if values.get(name):
-            overrides += scenario_overrides(scenario)
-    overrides += extra.split()
-    return overrides
+    for lever in _number_levers(baseline):
+        value = values.get(lever.setting, baseline[lever.setting])
+        if _changed(value, baseline[lever.setting]):
+            overrides.append(f"{lever.setting}={_hydra_value(value)}")
+    on = [switch.scenario for switch in switches() if values.get(switch.name)]
+    if on:
+        overrides.append(f"scenario=[{','.join(on)}]")
+    return overrides + extra.split()
 
 
 def what_if_label(values: Mapping[str, Any], baseline: Mapping[str, Any],
                   extra: str = "") -> str:
-    """A what-if in plain words: ``200 carers (+25), 20% carer turnover (-10 points), seven-day
-    working``."""
+    """A what-if in plain words: ``285 carers (+25), 20% carer turnover (-10 points),
+    seven-day working``."""
     parts = []
-    for lever in (lever for lever in LEVERS if lever.key in baseline):
-        value, base = values.get(lever.key, baseline[lever.key]), baseline[lever.key]
+    for lever in _number_levers(baseline):
+        value, base = values.get(lever.setting, baseline[lever.setting]), baseline[lever.setting]
         if _changed(value, base):
             shown, change = lever.shown(value), lever.shown(value) - lever.shown(base)
             space = "" if lever.short.startswith("%") else " "
             points = " points" if lever.scale == 100 else ""
             parts.append(f"{shown:g}{space}{lever.short} ({change:+g}{points})")
-    parts += [SWITCHES[name][0].lower() for name in SWITCHES if values.get(name)]
+    parts += [switch.title.lower() for switch in switches() if values.get(switch.name)]
     if extra.strip():
         parts.append(extra.strip())
     text = ", ".join(parts) or "no change"
@@ -222,17 +154,31 @@ def what_if_label(values: Mapping[str, Any], baseline: Mapping[str, Any],
 
 def scenario_title(name: str, config: AppConfig, baseline: AppConfig) -> str:
     """A scenario file's name for people, its numbers read from the configs: a scenario that
-    moves only levers says how (``200 carers (+25)``), a switch's scenario says the switch
-    (``Seven-day working``), any other has its plain name (``charts.SCENARIO_LABELS``)."""
-    from sim.reporting.charts import scenario_label
-
-    switches = {scenario: label for label, scenario, _ in SWITCHES.values()}
-    if name in switches:
-        return switches[name]
+    moves only number levers says how (``285 carers (+25)``), any other has its title
+    (``Seven-day working``)."""
     changed = {key for key, _, _ in differences(baseline.params, config.params)}
-    if changed and changed <= {lever.key for lever in LEVERS}:
+    if changed and changed <= {lever.setting for lever in LEVERS if not lever.is_switch}:
         return what_if_label(lever_defaults(config), lever_defaults(baseline))
-    return scenario_label(name)
+    return config.title or scenario_text(name)[0]
+
+
+def _one_scenario_list(overrides: Sequence[str]) -> list[str]:
+    """The overrides with every ``scenario=`` choice merged into one, in order
+    (``scenario=extra_homecare`` and ``scenario=[seven_day_discharge]`` make
+    ``scenario=[extra_homecare,seven_day_discharge]``): Hydra takes one choice of a group."""
+    chosen: list[str] = []
+    others = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.strip() == "scenario":
+            chosen += [v.strip() for v in value.strip().strip("[]").split(",") if v.strip()]
+        else:
+            others.append(item)
+    if not chosen:
+        return others
+    if len(chosen) == 1:
+        return others + [f"scenario={chosen[0]}"]
+    return others + [f"scenario=[{','.join(dict.fromkeys(chosen))}]"]
 
 
 _COMPOSING = threading.Lock()
@@ -247,7 +193,7 @@ def compose(overrides: Sequence[str] = ()) -> AppConfig:
 
     try:
         with _COMPOSING:
-            config = load_config(list(overrides))
+            config = load_config(_one_scenario_list(overrides))
         check_before_run(config.params)
     except USER_ERRORS as error:
         raise InputError(one_line(error)) from None

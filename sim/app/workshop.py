@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 from sim.app import engine
+from sim.core.levers import get_setting, setting_label
 from sim.reporting.html import format_change, format_value, plain_table, verdict
 
 BASELINE = "baseline"
@@ -155,55 +156,73 @@ def run_what_if(values: Mapping[str, Any], extra: str, run_settings: list[str],
 
 
 # ----------------------------------------------------------------------------- the page
-def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_app.py)
+# (Drawn by Streamlit; tests/test_app.py drives it with AppTest and a browser.)
+def main() -> None:  # pragma: no cover
     import streamlit as st
-
-    from sim.reporting import charts
-    from sim.reporting.html import report_html
 
     st.set_page_config(page_title="Delayed discharge: what if?", layout="wide",
                        page_icon=":hospital:")
     st.markdown("<style>[data-testid='stMetricValue']{font-size:2.4rem}"
                 "[data-testid='stMetricLabel'] p{font-size:1.05rem}</style>",
                 unsafe_allow_html=True)
-
-    @st.cache_resource(show_spinner=False)
-    def pool():
-        return engine.make_pool(engine.WORKERS)
-
-    @st.cache_resource(show_spinner=False)
-    def results() -> dict:
-        return {}
-
     startup = startup_overrides()
     try:
         base_config = engine.compose(startup)
     except engine.InputError as error:
         st.error(verbatim(f"Started with bad settings: {error}"))
         st.stop()
-    base_values = engine.lever_defaults(base_config)
-    run_defaults = {"run.replications": base_config.run.replications,
-                    "run.days": base_config.run.days,
-                    "run.warmup_days": base_config.run.warmup_days}
-
     st.title("Delayed hospital discharge: what if?")
     st.caption("Change the levers on the left and press **Run what-if**. The simulation runs the "
                "same patients through the baseline system and your what-if (common random "
                "numbers), so the change you see is the effect of what you changed.")
+    base_values = engine.lever_defaults(base_config)
+    run_defaults = {key: get_setting(base_config, key) for key in RUN_SETTINGS}
+    values, extra, settings, run_clicked = _sidebar(st, base_config, base_values, run_defaults)
+    base_key = ("baseline", tuple(startup + run_overrides(settings, run_defaults)))
+    pool, baselines = _kept_for_the_app(st)
+    try:
+        baseline = _baseline(st, base_key, pool(), baselines())
+        if run_clicked:
+            _run_what_if(st, values, extra, base_key, base_values, pool())
+    except engine.InputError as error:
+        st.error(verbatim(str(error)), icon=":material/error:")
+        st.stop()
+    _results(st, baseline, base_key)
 
+
+def _make_pool():  # pragma: no cover
+    return engine.make_pool(engine.WORKERS)
+
+
+def _baselines() -> dict:  # pragma: no cover
+    return {}
+
+
+def _kept_for_the_app(st: Any) -> tuple[Callable[[], Any], Callable[[], dict]]:  # pragma: no cover
+    """The app's worker processes and the baselines run so far, by their run settings: made
+    once and kept for the app's life (Streamlit runs this script again on every click)."""
+    return (st.cache_resource(show_spinner=False)(_make_pool),
+            st.cache_resource(show_spinner=False)(_baselines))
+
+
+def _sidebar(st: Any, base_config: Any, base_values: Mapping[str, Any],
+             run_defaults: Mapping[str, Any]) -> tuple[dict, str, dict, bool]:  # pragma: no cover
+    """The levers, the switches, other settings and the run settings: their values, and
+    whether **Run what-if** was pressed."""
     with st.sidebar:
         st.header("What if…")
         values: dict[str, Any] = {}
         for lever in engine.levers(base_config):
-            default = lever.shown(base_values[lever.key])
-            is_float = isinstance(base_values[lever.key], float)
+            default = lever.shown(base_values[lever.setting])
+            is_float = isinstance(base_values[lever.setting], float)
             shown = st.number_input(
                 f"{lever.label} (baseline {default:g})", value=default,
                 step=float(lever.step) if is_float else int(lever.step), help=lever.help,
-                key=lever.key, format="%g" if is_float else "%d")
-            values[lever.key] = lever.value(shown)
-        for name, (label, _, help_text) in engine.SWITCHES.items():
-            values[name] = st.toggle(label, value=False, help=help_text, key=name)
+                key=lever.setting, format="%g" if is_float else "%d")
+            values[lever.setting] = lever.value(shown)
+        for switch in engine.switches():
+            values[switch.name] = st.toggle(switch.title, value=False, help=switch.about,
+                                            key=switch.name)
         extra = st.text_input("Other settings (as on the command line)", key="extra",
                               placeholder="e.g. acute.beds=540",
                               help="Any setting of `discharge-sim --cfg job`, key=value, "
@@ -214,54 +233,52 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
                     "Replications", value=run_defaults["run.replications"], step=1,
                     key="run.replications", help="More replications: narrower intervals, "
                     "slower runs."),
-                "run.days": st.number_input(
-                    "Simulated days (with warm-up)", value=float(run_defaults["run.days"]),
-                    step=7.0, key="run.days", format="%g"),
-                "run.warmup_days": st.number_input(
-                    "Warm-up days (not measured)", value=float(run_defaults["run.warmup_days"]),
-                    step=7.0, key="run.warmup_days", format="%g"),
+                **{key: st.number_input(setting_label(key).capitalize(),
+                                        value=float(run_defaults[key]), step=7.0, key=key,
+                                        format="%g")
+                   for key in ("run.days", "run.warmup_days")},
             }
-        run_clicked = st.button("Run what-if", type="primary", width="stretch",
-                                key="run")
+        clicked = st.button("Run what-if", type="primary", width="stretch", key="run")
+    return values, extra, settings, clicked
 
-    settings_overrides = startup + run_overrides(settings, run_defaults)
-    store = results()
-    base_key = (BASELINE, tuple(settings_overrides))
 
-    def progress_bar(text: str):
-        bar = st.progress(0.0, text=text)
-        return bar, (lambda done, total: bar.progress(done / total,
-                                                      text=f"{text}: replication {done} of "
-                                                           f"{total} done"))
+def _progress(st: Any, text: str):  # pragma: no cover
+    """A progress bar, and the function that moves it as replications finish."""
+    bar = st.progress(0.0, text=text)
+    return bar, (lambda done, total: bar.progress(
+        done / total, text=f"{text}: replication {done} of {total} done"))
 
-    try:
-        if base_key not in store:
-            bar, report = progress_bar("Running the baseline (once; then it is kept)")
-            base_config_run = engine.compose(settings_overrides)
-            store[base_key] = engine.run_scenario(base_config_run, name=BASELINE,
-                                                  label="Baseline", pool=pool(),
-                                                  progress=report)
-            bar.empty()
-        baseline = store[base_key]
-        if run_clicked:
-            bar, report = progress_bar("Running your what-if")
-            started = time.perf_counter()
-            what_if = run_what_if(values, extra, settings_overrides, base_values, pool=pool(),
-                                  progress=report)
-            what_if.extra["wall_seconds"] = time.perf_counter() - started
-            bar.empty()
-            st.session_state["current"] = what_if
-            st.session_state["current_key"] = base_key
-    except engine.InputError as error:
-        st.error(verbatim(str(error)), icon=":material/error:")
-        st.stop()
 
+def _baseline(st: Any, base_key: tuple, pool: Any,
+              baselines: dict) -> engine.ScenarioRun:  # pragma: no cover
+    """The baseline of these run settings: run once, then kept."""
+    if base_key not in baselines:
+        bar, report = _progress(st, "Running the baseline (once; then it is kept)")
+        config = engine.compose(list(base_key[1]))
+        baselines[base_key] = engine.run_scenario(config, name=BASELINE, label="Baseline",
+                                                  pool=pool, progress=report)
+        bar.empty()
+    return baselines[base_key]
+
+
+def _run_what_if(st: Any, values: Mapping[str, Any], extra: str, base_key: tuple,
+                 base_values: Mapping[str, Any], pool: Any) -> None:  # pragma: no cover
+    """Run the what-if in the sidebar and keep it as the current one."""
+    bar, report = _progress(st, "Running your what-if")
+    started = time.perf_counter()
+    what_if = run_what_if(values, extra, list(base_key[1]), base_values, pool=pool,
+                          progress=report)
+    what_if.extra["wall_seconds"] = time.perf_counter() - started
+    bar.empty()
+    st.session_state["current"] = what_if
+    st.session_state["current_key"] = base_key
+
+
+def _results(st: Any, baseline: engine.ScenarioRun, base_key: tuple) -> None:  # pragma: no cover
+    """The current what-if against the baseline, and the kept what-ifs side by side."""
     current = st.session_state.get("current")
     if current is not None and st.session_state.get("current_key") != base_key:
         current = None  # run settings changed: the what-if no longer pairs with the baseline
-    kept: dict = st.session_state.setdefault("kept", {})
-    kept = {k: v for k, v in kept.items() if v.extra.get("base_key") == base_key}
-
     shown = {"Baseline": baseline} if current is None else {"Baseline": baseline,
                                                             "What-if": current}
     for line in run_warnings(shown):
@@ -271,7 +288,16 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
                 f"{baseline.params.run.measured_days:g} measured days). Choose a what-if and "
                 "press **Run what-if**.")
         return
+    kept = {k: v for k, v in st.session_state.setdefault("kept", {}).items()
+            if v.extra.get("base_key") == base_key}
+    _show_what_if(st, baseline, current, base_key, kept)
+    if kept:
+        _show_kept(st, baseline, kept, base_key)
 
+
+def _show_what_if(st: Any, baseline: engine.ScenarioRun, current: engine.ScenarioRun,
+                  base_key: tuple, kept: dict) -> None:  # pragma: no cover
+    """The what-if's headline numbers, a button to keep it, its table and its charts."""
     runs = {BASELINE: baseline, "what_if": current}
     comparison = engine.compare(runs)
     st.subheader(f"What if: {current.label}")
@@ -279,38 +305,24 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
                f"measured days each, on the same random numbers as the baseline; ran in "
                f"{current.extra.get('wall_seconds', current.seconds):.1f} s. "
                "Change: what-if minus baseline, with its 95% confidence interval.")
-    columns = st.columns(len(engine.HEADLINE))
-    for column, item in zip(columns, headline(comparison, "what_if")):
+    for column, item in zip(st.columns(len(engine.HEADLINE)), headline(comparison, "what_if")):
         with column:
             st.metric(item["label"], item["value"], delta=item["change"],
                       delta_color=delta_colour(item),
                       help=f"{item['long_label']}. Baseline: {item['baseline']}. The change "
                            "from the baseline is shown with its 95% CI in brackets.")
             st.caption(f"baseline {item['baseline']}: {item['verdict']}")
-
     keep_col, name_col = st.columns([1, 3])
     with name_col:
         keep_name = st.text_input("Name to keep it under", value=current.label,
                                   key=f"keep_name:{current.label}", label_visibility="collapsed")
     with keep_col:
         if st.button("Keep this what-if for comparison", key="keep"):
-            kept_run = current.renamed(keep_name, base_key=base_key)
-            st.session_state["kept"][keep_name] = kept_run
-            kept[keep_name] = kept_run
-
+            kept[keep_name] = st.session_state["kept"][keep_name] = current.renamed(
+                keep_name, base_key=base_key)
     st.markdown("#### In plain words")
     table = plain_table(comparison, {BASELINE: "Baseline", "what_if": "What-if"})
     st.dataframe(table, hide_index=True, width="stretch", height=table_height(table))
-
-    def chart_png(key: tuple, makers: dict, title: str) -> bytes:
-        """A chart as PNG, drawn once per set of runs (not on every rerun)."""
-        cache: dict = st.session_state.setdefault("chart_pngs", {})
-        if (key, title) not in cache:
-            while len(cache) >= 30:
-                cache.pop(next(iter(cache)))
-            cache[key, title] = charts.to_png(makers[title]())
-        return cache[key, title]
-
     makers = chart_makers(runs, comparison, "what_if")
     key = ("current", current.run_id, baseline.run_id)
     titles = list(makers)
@@ -321,36 +333,50 @@ def main() -> None:  # pragma: no cover - drawn by Streamlit (tests: tests/test_
     for tab, title in zip(tabs, titles):
         with tab:
             if not lazy or tab.open:
-                st.image(chart_png(key, makers, title), width="stretch")
+                st.image(_chart_png(st, key, makers, title), width="stretch")
 
-    if kept:
-        st.divider()
-        st.header("Kept what-ifs, side by side")
-        compared = {BASELINE: baseline, **{f"kept_{i}": run for i, run in
-                                           enumerate(kept.values())}}
-        table = engine.compare(compared)
-        labels = {name: run.label for name, run in compared.items()}
-        plain = plain_table(table, labels)
-        st.dataframe(plain, hide_index=True, width="stretch", height=table_height(plain))
-        makers = chart_makers(compared, table, BASELINE)
-        key = ("kept", baseline.run_id, *(run.run_id for run in kept.values()))
-        for title in ("Change from baseline", "Where the delay comes from",
-                      "Medically fit over time", "Acute beds"):
-            st.image(chart_png(key, makers, title), width="stretch")
-        report_key = (base_key, tuple(kept))
-        if st.session_state.get("report_key") != report_key:
-            if st.button("Prepare an HTML report of this comparison", key="prepare"):
-                with st.spinner("Drawing the report's charts"):
-                    st.session_state["report_html"] = report_html(compared,
-                                                                  table).encode("utf-8")
-                st.session_state["report_key"] = report_key
-        if st.session_state.get("report_key") == report_key:
-            st.download_button("Download the HTML report", st.session_state["report_html"],
-                               file_name="what-if-report.html", mime="text/html",
-                               key="download_report")
-        if st.button("Clear kept what-ifs", key="clear"):
-            st.session_state["kept"] = {}
-            st.rerun()
+
+def _chart_png(st: Any, key: tuple, makers: dict, title: str) -> bytes:  # pragma: no cover
+    """A chart as PNG, drawn once per set of runs (not on every rerun)."""
+    from sim.reporting import charts
+
+    cache: dict = st.session_state.setdefault("chart_pngs", {})
+    if (key, title) not in cache:
+        while len(cache) >= 30:
+            cache.pop(next(iter(cache)))
+        cache[key, title] = charts.to_png(makers[title]())
+    return cache[key, title]
+
+
+def _show_kept(st: Any, baseline: engine.ScenarioRun, kept: dict,
+               base_key: tuple) -> None:  # pragma: no cover
+    """The kept what-ifs side by side, their charts, and the HTML report of them."""
+    from sim.reporting.html import report_html
+
+    st.divider()
+    st.header("Kept what-ifs, side by side")
+    compared = {BASELINE: baseline, **{f"kept_{i}": run for i, run in enumerate(kept.values())}}
+    table = engine.compare(compared)
+    plain = plain_table(table, {name: run.label for name, run in compared.items()})
+    st.dataframe(plain, hide_index=True, width="stretch", height=table_height(plain))
+    makers = chart_makers(compared, table, BASELINE)
+    key = ("kept", baseline.run_id, *(run.run_id for run in kept.values()))
+    for title in ("Change from baseline", "Where the delay comes from",
+                  "Medically fit over time", "Acute beds"):
+        st.image(_chart_png(st, key, makers, title), width="stretch")
+    report_key = (base_key, tuple(kept))
+    if st.session_state.get("report_key") != report_key:
+        if st.button("Prepare an HTML report of this comparison", key="prepare"):
+            with st.spinner("Drawing the report's charts"):
+                st.session_state["report_html"] = report_html(compared, table).encode("utf-8")
+            st.session_state["report_key"] = report_key
+    if st.session_state.get("report_key") == report_key:
+        st.download_button("Download the HTML report", st.session_state["report_html"],
+                           file_name="what-if-report.html", mime="text/html",
+                           key="download_report")
+    if st.button("Clear kept what-ifs", key="clear"):
+        st.session_state["kept"] = {}
+        st.rerun()
 
 
 if __name__ == "__main__":

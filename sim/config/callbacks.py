@@ -12,8 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from sim.config.experiments import analyse
-from sim.config.schema import (AppConfig, hydra_schema, keys_that_do_not_change_results,
-                               to_app_config)
+from sim.config.schema import SCHEMA, keys_that_do_not_change_results, to_app_config
 from sim.reporting.analysis import AnalysisError
 from sim.running.sweep import collect, job_folders
 
@@ -44,7 +43,7 @@ class CollectSweep(Callback):
         print(f"Collected {table['job'].nunique()} runs, {len(table):,} rows: "
               f"{sweep_dir / 'sweep_results.parquet'} (and .csv)")
         app_config = to_app_config(OmegaConf.merge(
-            OmegaConf.structured(hydra_schema(AppConfig)), {k: v for k, v in config.items() if k != "hydra"}))
+            OmegaConf.structured(SCHEMA), {k: v for k, v in config.items() if k != "hydra"}))
         name = app_config.experiment.analysis
         if name:
             try:

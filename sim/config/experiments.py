@@ -28,12 +28,12 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from sim.config.schema import CONFIG_DIR, AppConfig
+from sim.config.schema import CONFIG_DIR, AppConfig, scenario_titles
 from sim.core.catalogue import catalogue, describe
 from sim.core.model import simulate
 from sim.core.params import Params, Run, override
 from sim.reporting import analysis, charts
-from sim.reporting.tables import write_table
+from sim.running.tables import write_table
 
 RESULTS = Path("results")
 """Where every experiment writes: ``results/NAME/`` (relative to the working directory)."""
@@ -63,7 +63,8 @@ def _scenario_comparison(tidy: pd.DataFrame, folder: Path, config: AppConfig) ->
                 f"# Scenario comparison\n\nMean and 95% CI over {n} replications per scenario; "
                 f"difference = scenario - {baseline}, paired on common random numbers, with its "
                 "95% CI. A difference whose CI excludes 0 is a real effect of the scenario.")
-    charts.scenario_comparison(table, folder / "scenario_comparison.png", baseline)
+    charts.scenario_comparison(table, folder / "scenario_comparison.png", baseline,
+                               labels=scenario_titles())
 
 
 def _harm_comparison(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
@@ -78,8 +79,9 @@ def _harm_comparison(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> Non
                 f"every scenario (docs/harm.md). Mean and 95% CI over {n} replications per "
                 f"scenario; difference = scenario - {baseline}, paired on common random numbers, "
                 "with its 95% CI.")
-    charts.scenario_comparison(table, folder / "harm_comparison.png", baseline)
-    charts.harm_circle(table, folder / "harm_circle.png")
+    titles = scenario_titles()
+    charts.scenario_comparison(table, folder / "harm_comparison.png", baseline, labels=titles)
+    charts.harm_circle(table, folder / "harm_circle.png", labels=titles)
 
 
 def _response_curve(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
@@ -97,7 +99,7 @@ def _weekend_rules(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
     write_table(table, folder, "weekend_rules",
                 "# Delay by the day patients became medically fit\n\nMean days from medically "
                 f"fit to leaving the acute bed, 95% CI over {n} replications.")
-    charts.weekend_rules(table, folder / "weekend_rules.png")
+    charts.weekend_rules(table, folder / "weekend_rules.png", labels=scenario_titles())
 
 
 def _warmup(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
@@ -283,7 +285,7 @@ def _fitted_sets(config: AppConfig, folder: Path) -> int:
     (results/calibration/best_sets.csv), and say which conclusions hold on all of them."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from sim.reporting.stats import estimate
+    from sim.running.stats import estimate
     from sim.running.calibration import NOT_SETTINGS
     from sim.running.runner import default_workers
 
@@ -328,7 +330,7 @@ def _fitted_sets(config: AppConfig, folder: Path) -> int:
                 f"paired on common random numbers, mean and 95% CI over {n} replications; "
                 "`rank_in_set` 1 is the largest saving in that set.\n\n"
                 + "\n".join(f"- {line}" for line in conclusions))
-    charts.fitted_sets(table, folder / "fitted_sets.png")
+    charts.fitted_sets(table, folder / "fitted_sets.png", labels=scenario_titles())
     print("\n".join(conclusions))
     print(f"Report: {folder}/fitted_sets.md, fitted_sets.png")
     return 0

@@ -66,10 +66,13 @@ class Experiment:
 
 @dataclass(frozen=True)
 class AppConfig(Params):
-    """The full configuration of a run: the model's parameters, a scenario name, outputs, and
-    the experiment it belongs to (if any)."""
+    """The full configuration of a run: the model's parameters, a scenario's name (and its
+    ``title`` and, for a switch, what it does, ``about``, for people), outputs, and the
+    experiment it belongs to (if any)."""
 
     name: str = "baseline"
+    title: str = ""
+    about: str = ""
     output: Output = field(default_factory=Output)
     experiment: Experiment = field(default_factory=Experiment)
 
@@ -160,7 +163,25 @@ def keys_that_do_not_change_results() -> list[str]:
     of the replication store's fingerprint."""
     run = [f"run.{name}" for name in Run.HOW_MANY]
     output = [f"output.{f.name}" for f in fields(Output)]
-    return ["experiment", *run, *output]
+    return ["experiment", "title", "about", *run, *output]
+
+
+def scenario_names() -> list[str]:
+    """The scenarios in ``configs/scenario/``."""
+    return sorted(p.stem for p in (CONFIG_DIR / "scenario").glob("*.yaml"))
+
+
+def scenario_text(name: str) -> tuple[str, str]:
+    """A scenario file's ``title`` (its name in words if it has none) and ``about``, read from
+    the file alone (no composing)."""
+    node = OmegaConf.load(CONFIG_DIR / "scenario" / f"{name}.yaml")
+    title = node.get("title") or name.replace("_", " ").capitalize()
+    return str(title), str(node.get("about") or "")
+
+
+def scenario_titles() -> dict[str, str]:
+    """Every scenario's title, by name: the labels charts and tables show."""
+    return {name: scenario_text(name)[0] for name in scenario_names()}
 
 
 def register() -> None:
@@ -178,7 +199,9 @@ def hydra_schema(cls: type) -> type:
     """An unfrozen copy of the frozen dataclass ``cls`` for Hydra's ConfigStore: the same
     fields, with the same names, defaults and types (each dataclass among them copied in
     turn). Hydra checks keys and types against it; :func:`to_app_config` builds the frozen
-    dataclasses, which check the ranges."""
+    dataclasses, which check the ranges. Each copy has its original's name (Hydra's messages
+    say it) and is found in this module as ``RunSchema`` and so on, so that a config holding
+    it pickles by reference (a sweep's launcher sends configs to its workers)."""
     hints = get_type_hints(cls)
     specs = []
     for f in fields(cls):
@@ -187,7 +210,13 @@ def hydra_schema(cls: type) -> type:
         else:
             default = field(default=f.default)
         specs.append((f.name, _schema_type(hints[f.name]), default))
-    return make_dataclass(cls.__name__, specs, namespace={"__doc__": cls.__doc__})
+    name = f"{cls.__name__}Schema"
+    copy_of = make_dataclass(cls.__name__, specs, namespace={"__doc__": cls.__doc__,
+                                                     "__module__": __name__,
+                                                     "__qualname__": name})
+    assert globals().get(name, copy_of) is copy_of, f"two schemas named {name}"
+    globals()[name] = copy_of
+    return copy_of
 
 
 def _schema_type(hint: Any) -> Any:
@@ -218,6 +247,11 @@ def _as_schema(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _as_schema(v) for k, v in value.items()}
     return value
+
+
+SCHEMA = hydra_schema(AppConfig)
+"""The schema Hydra composes configs into (made when this module is imported, so that every
+process that unpickles a config finds its classes)."""
 
 
 def _unknown_keys(node: DictConfig, schema: type, prefix: str) -> Iterator[str]:

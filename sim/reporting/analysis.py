@@ -8,7 +8,7 @@ is far narrower than that of two independent means.
 Levels (a scenario's mean) have the interval the run summary gives: cut at the bounds the
 metric catalogue declares (no negative count of deaths, no share above 100%), with
 ``ci_at_bound`` saying where it was cut, and totals where it declares them
-(:func:`sim.reporting.stats.summarise_metrics`). A difference from the baseline has no bound
+(:func:`sim.running.stats.summarise_metrics`). A difference from the baseline has no bound
 (it can be negative) and is never cut. Each analysis takes the catalogue of the swept system
 (``entries``); by default that of the default system, in which a metric of a service it does
 not have is an unbounded mean.
@@ -23,7 +23,7 @@ import pandas as pd
 
 from sim.core.catalogue import WEEKDAY_NAMES, Metric, catalogue
 from sim.core.params import Params
-from sim.reporting.stats import estimate, summarise_metrics
+from sim.running.stats import estimate, summarise_metrics
 
 KEY_METRICS = ("delayed_days_per_30d", "delay_mean.all", "delay_mean.p1", "delay_mean.p3",
                "fit_in_hospital_midnight", "acute_occupancy", "bed_wait_mean",

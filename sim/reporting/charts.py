@@ -2,7 +2,7 @@
 
 One style for all of them, made to be read projected on a wall: large type, a colour-blind-safe
 palette (Okabe and Ito), plain-English labels (from the metric catalogue,
-:mod:`sim.core.catalogue`, and :data:`SETTING_LABELS`), a title, axes with units, and a note
+:mod:`sim.core.catalogue`, the lever table, :mod:`sim.core.levers`, and the scenarios' titles), a title, axes with units, and a note
 under every chart giving the number of replications and the uncertainty shown.
 
 Each chart function returns its :class:`matplotlib.figure.Figure`; given a ``path`` it also
@@ -29,9 +29,10 @@ from matplotlib.patches import FancyArrowPatch, Patch, PathPatch, Rectangle  # n
 from matplotlib.path import Path as CurvePath  # noqa: E402
 
 from sim.core.catalogue import WEEKDAY_NAMES, catalogue, describe  # noqa: E402
+from sim.core.levers import setting_label  # noqa: E402
 from sim.core.params import Params  # noqa: E402
 from sim.running.files import write_atomic  # noqa: E402
-from sim.reporting.stats import summarise, summarise_metrics  # noqa: E402
+from sim.running.stats import summarise, summarise_metrics  # noqa: E402
 
 # ----------------------------------------------------------------------------- the one style
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
@@ -58,69 +59,12 @@ LEVEL_COLOUR = "#4A4A6A"
 """Bars of a level (not a change): one neutral colour, so that colour means only the change."""
 DPI = 110
 
-SETTING_LABELS = {
-    "services.homecare.staff.count": "domiciliary carers (staff)",
-    "homecare.carers": "domiciliary carers (staff)",
-    "services.homecare.staff.hours_each": "hours a week each carer works with clients",
-    "services.care_home.capacity": "care-home places",
-    "services.step_down.capacity": "step-down beds",
-    "assessment.staff": "discharge-team staff",
-    "assessment.in_hospital": "assessment in hospital (false: discharge to assess)",
-    "assessment.hours.days": "days the discharge team works",
-    "admissions.per_day": "emergency admissions per day",
-    "admissions.winter_multiplier": "winter admissions multiplier",
-    "admissions.winter_start": "winter starts (day of year)",
-    "admissions.winter_end": "winter ends (day of year)",
-    "acute.beds": "acute beds",
-    "run.replications": "replications",
-    "run.days": "simulated days (with warm-up)",
-    "run.warmup_days": "warm-up days (not measured)",
-    "run.seed": "random seed",
-}
-"""Plain-English names of the settings people change (any other is shown by its code name)."""
-
-
-SCENARIO_LABELS = {
-    "baseline": "Baseline",
-    "extra_homecare": "More carers",
-    "more_care_home_beds": "More care-home places",
-    "seven_day_discharge": "Seven-day discharge",
-    "discharge_to_assess": "Discharge to assess",
-    "winter_surge": "Winter surge",
-    "harm": "Harm of waiting modelled",
-    "one_pool": "One pool per service (the model before markets)",
-    "better_retention": "Better carer retention",
-    "recruitment_drive": "Recruitment drive for carers",
-    "care_home_recruitment": "Recruitment drive for care homes",
-    "provider_failure": "A care home closes",
-    "weekend_acceptance": "Care homes accept weekend discharges",
-}
-"""Plain-English names of the scenarios in ``configs/scenario/``, without numbers (a file's
-numbers can change; :func:`sim.app.engine.scenario_title` says them from the config)."""
-
-
-def setting_label(key: str) -> str:
-    """A setting as people read it: ``services.care_home.capacity`` -> ``care-home places``;
-    pathway rules get theirs (``pathways.p1.rule.days`` -> ``pathway 1: days discharges may
-    happen``); any other setting keeps its code name."""
-    if key in SETTING_LABELS:
-        return SETTING_LABELS[key]
-    parts = key.split(".")
-    if len(parts) >= 3 and parts[0] == "pathways" and parts[2] == "rule":
-        what = {"days": "days discharges may happen", "enabled": "discharge rule applies",
-                "start_hour": "discharges from (hour)", "end_hour": "discharges until (hour)"}
-        return f"pathway {parts[1][1:]}: {what.get(parts[-1], parts[-1])}"
-    return key
-
-
 def scenario_label(name: str, labels: Mapping[str, str] | None = None) -> str:
-    """A scenario's name for people: from ``labels`` if given, else from
-    :data:`SCENARIO_LABELS` (``extra_homecare`` -> ``25 more carers``), else the name in words
+    """A scenario's name for people: from ``labels`` if given (the scenario files' titles,
+    :func:`sim.config.schema.scenario_titles`, or a what-if's label), else the name in words
     (``my_scenario`` -> ``My scenario``)."""
     if labels and name in labels:
         return labels[name]
-    if name in SCENARIO_LABELS:
-        return SCENARIO_LABELS[name]
     text = str(name).replace("_", " ").strip()
     return text[:1].upper() + text[1:]
 
@@ -538,69 +482,99 @@ def patient_flow(flows: pd.DataFrame, path: Path | None = None, title: str = "",
     """A patient-flow (Sankey-style) diagram: bands from admission through the discharge
     pathways to where patients went, their widths the number of patients. ``flows``: columns
     ``stage`` (0, 1, ...), ``source``, ``target``, ``patients`` (mean per replication)."""
-    stages = sorted(flows["stage"].unique())
-    columns: list[list[str]] = [list(dict.fromkeys(flows.loc[flows["stage"] == stages[0],
-                                                             "source"]))]
-    for stage in stages:
-        columns.append(list(dict.fromkeys(flows.loc[flows["stage"] == stage, "target"])))
-    size: dict[tuple[int, str], float] = {}
-    for c, nodes in enumerate(columns):
-        for node in nodes:
-            out = flows[(flows["stage"] == c) & (flows["source"] == node)]["patients"].sum() \
-                if c < len(stages) else 0.0
-            into = flows[(flows["stage"] == c - 1) & (flows["target"] == node)]["patients"].sum() \
-                if c > 0 else 0.0
-            size[c, node] = max(out, into)
-    total = max(sum(size[c, n] for n in nodes) for c, nodes in enumerate(columns))
-    gap = 0.07 * total
-    width = 0.05 * (len(columns) - 1)
-    heights = [sum(size[c, n] for n in nodes) + gap * (len(nodes) - 1)
-               for c, nodes in enumerate(columns)]
-    tallest = max(heights)
-    top: dict[tuple[int, str], float] = {}
-    for c, nodes in enumerate(columns):
-        cursor = (tallest + heights[c]) / 2
-        for node in nodes:
-            top[c, node] = cursor
-            cursor -= size[c, node] + gap
-    # Bands leave a node in the order of their targets and enter in the order of their
-    # sources, so that they do not cross more than they must.
-    order = {(c, node): i for c, nodes in enumerate(columns) for i, node in enumerate(nodes)}
-    start: dict[tuple[int, str, str], float] = {}
-    end: dict[tuple[int, str, str], float] = {}
-    for stage in stages:
-        rows = flows[(flows["stage"] == stage) & (flows["patients"] > 0)]
-        for key, sort, place, side in (("source", "target", start, stage),
-                                       ("target", "source", end, stage + 1)):
-            for node, group in rows.groupby(key, sort=False):
-                other = stage + 1 if key == "source" else stage
-                cursor = top[side, node]
-                for row in sorted(group.itertuples(index=False),
-                                  key=lambda r: order[other, getattr(r, sort)]):
-                    place[stage, row.source, row.target] = cursor
-                    cursor -= row.patients
-    middle = 1 if len(columns) > 2 else 0
-    colour = {node: _category(i)[0] for i, node in enumerate(columns[middle])}
+    layout = _FlowLayout(flows)
     fig, ax = plt.subplots(figsize=(15, 8))
-    for stage in stages:
+    _flow_bands(ax, flows, layout)
+    _flow_nodes(fig, ax, layout)
+    ax.set_title("Patient flow" + (f": {title}" if title else ""))
+    period = f"admitted in the {days:g} measured days" if days else "admitted"
+    note(fig, f"Band widths and numbers: patients {period}, the mean of {replications} "
+         "replications (means only: no intervals on this diagram). Step-down patients' "
+         "onward place as planned.")
+    return fig
+
+
+class _FlowLayout:
+    """Where a patient-flow diagram's nodes and bands go: the nodes of each column (admitted,
+    the pathways, where patients went) with their sizes and tops, and where each band leaves
+    its source and enters its target (in the order of their targets and sources, so that
+    bands cross no more than they must)."""
+
+    def __init__(self, flows: pd.DataFrame) -> None:
+        self.stages = stages = sorted(flows["stage"].unique())
+        first = flows.loc[flows["stage"] == stages[0], "source"]
+        self.columns = [list(dict.fromkeys(first))] + [
+            list(dict.fromkeys(flows.loc[flows["stage"] == s, "target"])) for s in stages]
+        self.size = {(c, node): self._node_size(flows, c, node)
+                     for c, nodes in enumerate(self.columns) for node in nodes}
+        total = max(sum(self.size[c, n] for n in nodes) for c, nodes in enumerate(self.columns))
+        self.gap = 0.07 * total
+        self.width = 0.05 * (len(self.columns) - 1)
+        heights = [sum(self.size[c, n] for n in nodes) + self.gap * (len(nodes) - 1)
+                   for c, nodes in enumerate(self.columns)]
+        self.tallest = max(heights)
+        self.top: dict[tuple[int, str], float] = {}
+        for c, nodes in enumerate(self.columns):
+            cursor = (self.tallest + heights[c]) / 2
+            for node in nodes:
+                self.top[c, node] = cursor
+                cursor -= self.size[c, node] + self.gap
+        self.start: dict[tuple[int, str, str], float] = {}
+        self.end: dict[tuple[int, str, str], float] = {}
+        self._band_ends(flows)
+        self.middle = 1 if len(self.columns) > 2 else 0
+
+    def _node_size(self, flows: pd.DataFrame, c: int, node: str) -> float:
+        out = flows[(flows["stage"] == c) & (flows["source"] == node)]["patients"].sum() \
+            if c < len(self.stages) else 0.0
+        into = flows[(flows["stage"] == c - 1) & (flows["target"] == node)]["patients"].sum() \
+            if c > 0 else 0.0
+        return max(out, into)
+
+    def _band_ends(self, flows: pd.DataFrame) -> None:
+        order = {(c, node): i for c, nodes in enumerate(self.columns)
+                 for i, node in enumerate(nodes)}
+        for stage in self.stages:
+            rows = flows[(flows["stage"] == stage) & (flows["patients"] > 0)]
+            for key, sort, place, side in (("source", "target", self.start, stage),
+                                           ("target", "source", self.end, stage + 1)):
+                for node, group in rows.groupby(key, sort=False):
+                    other = stage + 1 if key == "source" else stage
+                    cursor = self.top[side, node]
+                    for row in sorted(group.itertuples(index=False),
+                                      key=lambda r: order[other, getattr(r, sort)]):
+                        place[stage, row.source, row.target] = cursor
+                        cursor -= row.patients
+
+
+def _flow_bands(ax: plt.Axes, flows: pd.DataFrame, layout: _FlowLayout) -> None:
+    """The bands, coloured by the pathway they pass through."""
+    colour = {node: _category(i)[0] for i, node in enumerate(layout.columns[layout.middle])}
+    codes = [CurvePath.MOVETO, CurvePath.CURVE4, CurvePath.CURVE4, CurvePath.CURVE4,
+             CurvePath.LINETO, CurvePath.CURVE4, CurvePath.CURVE4, CurvePath.CURVE4,
+             CurvePath.CLOSEPOLY]
+    for stage in layout.stages:
         for row in flows[flows["stage"] == stage].itertuples(index=False):
             h = row.patients
             if h <= 0:
                 continue
-            y0 = start[stage, row.source, row.target]
-            y1 = end[stage, row.source, row.target]
-            x0, x1 = stage + width, stage + 1
+            y0 = layout.start[stage, row.source, row.target]
+            y1 = layout.end[stage, row.source, row.target]
+            x0, x1 = stage + layout.width, stage + 1
             xm = (x0 + x1) / 2
             verts = [(x0, y0), (xm, y0), (xm, y1), (x1, y1), (x1, y1 - h), (xm, y1 - h),
                      (xm, y0 - h), (x0, y0 - h), (x0, y0)]
-            codes = [CurvePath.MOVETO, CurvePath.CURVE4, CurvePath.CURVE4, CurvePath.CURVE4,
-                     CurvePath.LINETO, CurvePath.CURVE4, CurvePath.CURVE4, CurvePath.CURVE4,
-                     CurvePath.CLOSEPOLY]
-            key = row.target if stage + 1 == middle else row.source
+            key = row.target if stage + 1 == layout.middle else row.source
             ax.add_patch(PathPatch(CurvePath(verts, codes), facecolor=colour.get(key, "#999999"),
                                    alpha=0.45, lw=0))
+
+
+def _flow_nodes(fig: plt.Figure, ax: plt.Axes, layout: _FlowLayout) -> None:
+    """The nodes, their labels (patients and share of admissions) and the columns' heads."""
+    columns, size, top, width, gap = (layout.columns, layout.size, layout.top, layout.width,
+                                      layout.gap)
     admitted = sum(size[0, n] for n in columns[0])
-    bottom, ceiling = -gap * 0.5, tallest + gap * 1.6
+    bottom, ceiling = -gap * 0.5, layout.tallest + gap * 1.6
     # a label (two lines of 13-point type, about 0.55 inch with its padding) in data units
     line_pair = (ceiling - bottom) * 0.55 / (fig.get_figheight() * ax.get_position().height)
     for c, nodes in enumerate(columns):
@@ -624,14 +598,8 @@ def patient_flow(flows: pd.DataFrame, path: Path | None = None, title: str = "",
     ax.axis("off")
     heads = ["Admitted", "Discharge pathway", "Where they went"]
     for c in range(len(columns)):
-        ax.text(c + width / 2, tallest + gap * 0.5, heads[c] if c < len(heads) else "",
+        ax.text(c + width / 2, layout.tallest + gap * 0.5, heads[c] if c < len(heads) else "",
                 ha="center", va="bottom", fontsize=15, fontweight="bold", color="#444444")
-    ax.set_title("Patient flow" + (f": {title}" if title else ""))
-    period = f"admitted in the {days:g} measured days" if days else "admitted"
-    note(fig, f"Band widths and numbers: patients {period}, the mean of {replications} "
-         "replications (means only: no intervals on this diagram). Step-down patients' "
-         "onward place as planned.")
-    return fig
 
 
 def _spread(centres: list[float], apart: float, floor: float) -> list[float]:

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Protocol, Sequence
 import pandas as pd
 
 from sim.core.catalogue import causes, describe
+from sim.core.levers import LEVERS, get_setting, setting_label
 from sim.core.params import Params
 from sim.running.files import write_atomic
 
@@ -281,16 +282,27 @@ def chart_images(runs: Mapping[str, Run], comparison: pd.DataFrame,
     return out
 
 
+def _system(params: Params) -> str:
+    """The baseline system in words: its acute beds, then each number lever's value (the lever
+    table's labels), and the days the discharge team works."""
+    parts = [f"{params.acute.beds} acute beds"]
+    for item in LEVERS:
+        if item.is_switch or (item.needs and get_setting(params, item.needs) is not True):
+            continue
+        try:
+            value = get_setting(params, item.setting)
+        except (AttributeError, KeyError):
+            continue  # a setting this system does not have
+        parts.append(f"{setting_label(item.setting)}: {item.shown(value):,g}")
+    homecare = params.services.get("homecare")
+    if homecare is not None and homecare.staff is not None:
+        parts.append(f"each carer works {homecare.staff.hours_each:g} hours a week with clients")
+    parts.append(f"the discharge team works {setting_text(params.assessment.hours.days)}")
+    return "Baseline system: " + "; ".join(parts) + "."
+
+
 def _assumptions(params: Params, replications: int) -> list[str]:
     run = params.run
-    services = params.services
-    homecare = services.get("homecare")
-    carers = (f"{homecare.staff.count} domiciliary carers working {homecare.staff.hours_each:g} "
-              "hours a week each with clients" if homecare is not None and homecare.staff
-              else "")
-    places = ", ".join(f"{s.capacity:,.0f} {name.replace('_', ' ')} {s.unit}"
-                       for name, s in services.items() if s.capacity is not None)
-    days = setting_text(params.assessment.hours.days)
     return [
         f"Each scenario is {replications} replications of {run.days:g} simulated days; the "
         f"first {run.warmup_days:g} days (warm-up, starting from an empty hospital) are not "
@@ -299,15 +311,14 @@ def _assumptions(params: Params, replications: int) -> list[str]:
         "numbers): the same patients arrive with the same needs, so a change from the "
         "baseline is the scenario's effect, paired replication by replication. Intervals are "
         "95% t-intervals over replications.",
-        f"Baseline system: {params.acute.beds} acute beds; {params.admissions.per_day:g} "
-        f"emergency admissions of older patients a day on average; {carers}; {places}; "
-        f"{params.assessment.staff} discharge-team staff working {days}.",
+        _system(params),
         "A patient who is medically fit but waits for an assessment, a community service, the "
         "transfer or the receiving service's working days keeps the acute bed: each such day "
         "is a delayed-discharge bed-day. Community capacity is shared first come first served "
         "with people referred from the community.",
         "The defaults describe a plausible English acute trust, not a particular one; their "
-        "sources and the calibration are in docs/calibration.md. " + _workforce(homecare),
+        "sources and the calibration are in docs/calibration.md. "
+        + _workforce(params.services.get("homecare")),
     ]
 
 
@@ -343,7 +354,6 @@ def report_html(runs: Mapping[str, Run], comparison: pd.DataFrame, baseline: str
                 title: str = "Delayed hospital discharge: scenario comparison",
                 differences: Mapping[str, Sequence[tuple[str, Any, Any]]] | None = None) -> str:
     """The report as one HTML document (images embedded)."""
-    from sim.reporting.charts import setting_label
 
     labels = {name: run.label for name, run in runs.items()}
     base = runs[baseline]

@@ -20,8 +20,8 @@ from sim.running.files import write_csv, write_csv_tables
 from sim.core.catalogue import (HARM, MARKET, WORKFORCE, Metric, catalogue, causes,
                                 pathway_label)
 from sim.core.params import Params
-from sim.reporting.stats import summarise_metrics
-from sim.reporting.tables import AT_BOUND, BOUND_NOTE
+from sim.running.stats import summarise_metrics
+from sim.running.tables import AT_BOUND, BOUND_NOTE
 from sim.running.runner import Replications
 
 BED_METRICS = ("acute_occupancy", "fit_in_hospital_midnight", "fit_in_hospital_share",
@@ -58,7 +58,7 @@ def pathway_title(key: str, params: Params) -> str:
 def summary_table(results: Replications) -> pd.DataFrame:
     """One row per metric over the run's replications: means with 95% intervals cut at each
     metric's bounds, and totals of the metrics the catalogue declares ``total``
-    (:func:`sim.reporting.stats.summarise_metrics`). The summary and ``metrics.csv`` show it."""
+    (:func:`sim.running.stats.summarise_metrics`). The summary and ``metrics.csv`` show it."""
     return summarise_metrics(results.metrics, catalogue(results.params))
 
 

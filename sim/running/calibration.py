@@ -65,8 +65,9 @@ import yaml
 from sim.core.catalogue import catalogue, describe
 from sim.core.model import simulate
 from sim.core.params import ParameterError, Params, Run, override
-from sim.reporting.stats import estimate
-from sim.running.files import write_atomic, write_csv
+from sim.running.stats import estimate
+from sim.running.tables import write_table
+from sim.running.files import write_atomic
 from sim.running.store import model_code_digest
 
 STUDY = "calibration"
@@ -522,7 +523,8 @@ def _fingerprint(params: Params, targets: Sequence[Target], parameters: Sequence
     setup = {"params": system, "model_code": model_code_digest(),
              "targets": [asdict(t) for t in targets], "parameters": [asdict(p) for p in parameters],
              "replications": replications, "seed": seed, "batch": batch}
-    return hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    # Not sorted: the order of a table's entries decides which one a random draw picks.
+    return hashlib.sha256(json.dumps(setup, default=str).encode()).hexdigest()[:20]
 
 
 def _study(store_folder: Path | None, fingerprint: str):
@@ -767,8 +769,6 @@ def write_results(result: CalibrationResult, folder: str | Path, source: str = "
     ``calibrated_2.yaml``, ...) into ``folder``; returns the files written. ``source`` names
     the targets file in the notes. (The fit chart is drawn by
     :func:`sim.reporting.charts.calibration_fit`.)"""
-    from sim.reporting.tables import write_table
-
     folder = Path(folder)
     n, fit_n = result.replications, result.fit_replications
     within = int(result.fit["within_tolerance"].sum())

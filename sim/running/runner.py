@@ -25,7 +25,7 @@ from sim.core.model import RunResult, simulate
 from sim.core.params import ParameterError, Params
 from sim.running.store import ReplicationStore
 from sim.running.workers import pool_arguments
-from sim.reporting.stats import estimate, summarise_metrics
+from sim.running.stats import estimate, summarise_metrics
 
 
 @dataclass

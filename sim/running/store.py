@@ -45,7 +45,7 @@ class ReplicationStore:
         fingerprint = _fingerprint(params)
         path = self.folder / "params.json"
         if path.is_file():
-            if json.loads(path.read_text()) != json.loads(fingerprint):
+            if not _same(path.read_text(), fingerprint):
                 raise StoreMismatch(
                     f"{self.folder} holds replications of a different configuration or model "
                     "version: choose another output folder (hydra.run.dir / hydra.sweep.dir) "
@@ -94,12 +94,20 @@ class StoreMismatch(ValueError):
 
 def _fingerprint(params: Params) -> str:
     """What determines a replication's result: the parameters (not how many replications are
-    run) and the model code, so that a folder is not resumed by a changed model."""
+    run) and the model code, so that a folder is not resumed by a changed model. Tables keep
+    their order: it decides which entry a random draw picks (a patient's pathway)."""
     values = asdict(params)
     for key in Run.HOW_MANY:
         values["run"].pop(key)
     values["model_code"] = model_code_digest()
-    return json.dumps(values, sort_keys=True, indent=1)
+    return json.dumps(values, indent=1)
+
+
+def _same(stored: str, fingerprint: str) -> bool:
+    """Whether two fingerprints are equal, the order of every table's entries included."""
+    def read(text: str) -> object:
+        return json.loads(text, object_pairs_hook=list)
+    return read(stored) == read(fingerprint)
 
 
 MODEL_CORE = Path(__file__).resolve().parent.parent / "core"

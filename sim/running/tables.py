@@ -1,6 +1,6 @@
 """Tables for people: Markdown with numbers formatted to be read, written beside their CSV.
 
-A table with a ``ci_at_bound`` column (the analyses' levels, :mod:`sim.reporting.stats`) shows
+A table with a ``ci_at_bound`` column (the analyses' levels, :mod:`sim.running.stats`) shows
 it as the run summary does: a † after an interval cut at a bound of its quantity, and a note
 under the table saying why; the CSV keeps the column.
 """
