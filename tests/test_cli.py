@@ -12,8 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sim.config.schema import job_folder_name
+
 SHORT = ["run.days=60", "run.warmup_days=14", "run.replications=2", "admissions.per_day=10",
-         "acute.beds=106"]
+         "acute.beds=106", "services.homecare.market.segments.0.providers=6",
+         "services.homecare.market.segments.1.providers=3"]
+"""A small system (a fifth of the default's admissions and beds, a third of its homecare
+providers, so that each keeps some size) on a short run."""
 
 
 def discharge_sim(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -117,8 +122,11 @@ def test_a_bad_job_in_a_sweep_fails_the_sweep_but_keeps_the_others(tmp_path):
                          f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert done.returncode == 2
     assert "services.homecare.staff.count=-1 is not allowed" in done.stderr and "Traceback" not in done.stderr
-    good = [p for p in sweep.iterdir() if p.name.startswith("acute.beds") and "staff.count=40" in p.name]
-    assert len(good) == 1 and len(list((good[0] / "replications").glob("*.metrics.csv"))) == 2
+    jobs = [p for p in sweep.iterdir() if p.is_dir()]
+    good = [p for p in jobs if not (p / "error.txt").is_file()]
+    assert len(jobs) == 2 and len(good) == 1
+    assert "staff:\n      count: 40" in (good[0] / ".hydra" / "config.yaml").read_text()
+    assert len(list((good[0] / "replications").glob("*.metrics.csv"))) == 2
 
 
 @pytest.mark.slow
@@ -317,14 +325,15 @@ def test_the_default_run_folder_is_named_from_the_scenario_and_the_overrides(tmp
     for args, done in zip([harm, plain], run_all([harm, plain], tmp_path)):
         assert done.returncode == 0, done.stderr
     changes = ",".join(sorted(o for o in SHORT if not o.startswith("run.replications")))
+    named = job_folder_name(f"harm+{changes}")  # (shortened with a hash when too long)
     runs = tmp_path / "results" / "runs"
-    assert sorted(p.name for p in runs.iterdir()) == ["baseline", f"harm+{changes}"]
-    for folder, args in ((runs / f"harm+{changes}", harm), (runs / "baseline", plain)):
+    assert sorted(p.name for p in runs.iterdir()) == ["baseline", named]
+    for folder, args in ((runs / named, harm), (runs / "baseline", plain)):
         (out,) = folder.iterdir()
         assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", out.name), out.name
         assert (out / "summary.md").is_file() and (out / "metrics.csv").is_file()
         assert json.loads((out / "provenance.json").read_text())["command"][1:] == args
-    (out,) = (runs / f"harm+{changes}").iterdir()
+    (out,) = (runs / named).iterdir()
     summary = (out / "summary.md").read_text()
     assert summary.startswith("# Delayed discharge: harm with ")
     assert "## Harm of waiting" in summary and "Deaths in hospital" in summary

@@ -134,6 +134,8 @@ def test_store_refuses_results_of_another_model_version(tmp_path):
 
 SWEEP = ["services.homecare.staff.count=30,40", "run.days=80", "run.warmup_days=14",
          "run.replications=4", "admissions.per_day=10", "acute.beds=106",
+         "services.homecare.market.segments.0.providers=6",
+         "services.homecare.market.segments.1.providers=3",
          "services.step_down.capacity=16", "services.care_home.capacity=80",
          "services.homecare.community_referrals_per_day=0.8",
          "services.step_down.community_referrals_per_day=0.16",

@@ -331,3 +331,85 @@ def test_a_referral_asleep_for_room_gets_one_round_when_room_appears_behind_roun
     assert z.provider == 0 and home.clients == {z: None}, "Z should hold 1 of the 2 places"
     assert list(market.queue) == [s] and s in {x.request for x in market.asleep[0]}
     assert s.rounds == 1, f"S had {s.rounds} rounds of offers, not 1"
+
+
+# ---------------------------------------------------------------------------- the response to capacity
+def _two_homes(env: simpy.Environment, in_use: tuple[int, int], **settings) -> CareMarket:
+    """Two homes of 10 places, always open, holding ``in_use`` residents each."""
+    market = CareMarket(env, "care_home", Market(True, [Segment("all", 1.0, 1.0, 2)],
+                                                 hours=Window(False), **settings),
+                        [[10.0, 10.0]], Calendar(Window(False)))
+    for home, n in zip(market.segments[0], in_use):
+        for _ in range(n):
+            assert market.take_at(home, Request("care_home", "initial", 1.0, 0.0))
+    return market
+
+
+def _one_round(in_use: tuple[int, int], clock: float, pick: float, private: bool = False,
+               **settings) -> tuple[Request, CareMarket]:
+    env = simpy.Environment()
+    market = _two_homes(env, in_use, **settings)
+    request = Request("care_home", "hospital", 1.0, 0.0)
+    market.place(request, Placement(0, False, clock, pick, private))
+    return request, market
+
+
+def test_a_home_near_full_says_yes_less_often_by_its_free_share():
+    """choosiness 1, reference 0.5: home 0 has 1 of 10 places free (free share 0.1), home 1
+    has 5 (0.5). Home 0 says yes with a (0.1 / 0.5), home 1 with a: the first round's hazard is
+    -log(1 - a / 5) - log(1 - a). A client whose clock is just below it is placed in the first
+    round, just above it is not; among those that say yes, a home takes the client in
+    proportion to its hazard (the client's pick below home 0's part: home 0)."""
+    a = 0.3
+    h0, h1 = -math.log1p(-a * 0.1 / 0.5), -math.log1p(-a)
+    settings = dict(acceptance=a, choosiness=1.0, reference_free=0.5)
+    placed, _ = _one_round((9, 5), h0 + h1 - 1e-9, pick=0.0, **settings)
+    assert placed.provider == 0 and placed.rounds == 1
+    declined, market = _one_round((9, 5), h0 + h1 + 1e-9, pick=0.0, **settings)
+    assert declined.provider == -1 and declined.rounds == 1 and declined in market.queue
+    share = h0 / (h0 + h1)
+    assert _one_round((9, 5), 0.0, pick=share - 1e-9, **settings)[0].provider == 0
+    assert _one_round((9, 5), 0.0, pick=share + 1e-9, **settings)[0].provider == 1
+    # at choosiness 0 both homes say yes with a, however full: 2 x -log(1 - a)
+    plain = dict(acceptance=a)
+    assert _one_round((9, 5), -2 * math.log1p(-a) - 1e-9, 0.0, **plain)[0].provider == 0
+    assert _one_round((9, 5), -2 * math.log1p(-a) + 1e-9, 0.0, **plain)[0].provider == -1
+
+
+def test_an_empty_home_that_surely_says_yes_takes_the_client():
+    """A free share so far above the reference that a yes is certain: placed in the first
+    round whatever the clock, by that home."""
+    request, _ = _one_round((10 - 1, 0), clock=50.0, pick=0.99, acceptance=0.5,
+                            choosiness=2.0, reference_free=0.2)
+    assert request.provider == 1 and request.rounds == 1
+
+
+def test_homes_say_yes_to_self_funders_more_readily():
+    """private_acceptance 2: a self-funder's chance of a yes is doubled (2a at each of the two
+    homes), a council-funded client's is not."""
+    a = 0.2
+    council, self_funder = -2 * math.log1p(-a), -2 * math.log1p(-2 * a)
+    between = (council + self_funder) / 2
+    assert _one_round((0, 0), between, 0.0, private=True, acceptance=a,
+                      private_acceptance=2.0)[0].provider == 0
+    assert _one_round((0, 0), between, 0.0, private=False, acceptance=a,
+                      private_acceptance=2.0)[0].provider == -1
+
+
+def test_self_funders_are_the_patients_without_a_funding_decision_and_a_share_of_referrals():
+    """In a run: a hospital patient on pathway 3 pays their own fees exactly when the pathway's
+    funding step found so (no funding decision to wait for); community referrals to care homes
+    pay their own with community_private_share (binomial, within 5 standard errors)."""
+    share = 0.4
+    params = small_params(services__care_home__market__private_acceptance=1.5,
+                          services__care_home__market__community_private_share=share,
+                          services__care_home__community_referrals_per_day=2.0)
+    model = Model(params)
+    model.run()
+    by_id = {p.id: p for p in model.patients}
+    hospital = [r for r in model.requests if r.service == "care_home" and r.source == "hospital"]
+    assert hospital and all(r.placement.private == math.isnan(by_id[r.patient].funding)
+                            for r in hospital)
+    community = np.array([r.placement.private for r in model.requests
+                          if r.service == "care_home" and r.source == "community"], float)
+    assert community.size > 200 and within(community, share, share * (1 - share))

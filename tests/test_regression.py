@@ -72,6 +72,8 @@ NEW_METRICS = [
     *[f"delayed_days_per_30d.{cause}" for cause in ("funding", "choice", "equipment", "summary")],
     "long_stay_share", "delay_mean.long_stay", "fit_discharged_next_day_share",
     "long_stay_delayed_so_far",
+    # Issue 23, the response to capacity: delays by who answers for them.
+    "delayed_days_per_30d.social_care", "delayed_days_per_30d.nhs",
 ]
 """Metrics added after the tables were stored (issue 12, the harm of waiting: all its
 mechanisms are off here, so these are 0 or NaN); every stored metric must still be equal."""

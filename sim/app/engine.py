@@ -25,8 +25,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from sim.config.schema import AppConfig, load_config, scenario_text
+from sim.config.schema import AppConfig, load_config, programmes_on, scenario_text
 from sim.core.catalogue import catalogue
+from sim.core.costs import Costs, with_costs
 from sim.core.levers import LEVERS, Lever, get_setting
 from sim.core.model import simulate
 from sim.core.params import Params
@@ -278,6 +279,8 @@ class ScenarioRun:
     daily: pd.DataFrame
     flows: pd.DataFrame
     seconds: float = 0.0
+    costs: Costs | None = None
+    """The prices its costs (among its metrics) were worked out with."""
     extra: dict = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     """Names these results (what the app's chart cache is keyed by)."""
@@ -346,8 +349,9 @@ def run_scenario(config: AppConfig, name: str | None = None, label: str | None =
         return pd.concat(frames, ignore_index=True)
 
     name = name or config.name
-    return ScenarioRun(name, label or name, params, tuple(overrides), stack(1), stack(2),
-                       stack(3), time.perf_counter() - started)
+    metrics = with_costs(stack(1), params, config.costs, programmes_on(params))
+    return ScenarioRun(name, label or name, params, tuple(overrides), metrics, stack(2),
+                       stack(3), time.perf_counter() - started, costs=config.costs)
 
 
 # ----------------------------------------------------------------------------- comparing

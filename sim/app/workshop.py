@@ -24,6 +24,7 @@ import pandas as pd
 from sim.app import engine
 from sim.core.levers import get_setting, setting_label
 from sim.reporting.html import format_change, format_value, plain_table, verdict
+from sim.reporting.money import cost_comparison, cost_table_for_people
 
 BASELINE = "baseline"
 # Overrides of the app's baseline (``python -m sim.app key=value ...`` sets it). (Comments,
@@ -86,6 +87,21 @@ def headline(comparison: pd.DataFrame, name: str) -> list[dict[str, Any]]:
             "difference": float(r["difference"]) if name != BASELINE else 0.0,
         })
     return out
+
+
+def cost_lines(runs: Mapping[str, engine.ScenarioRun], name: str) -> list[str]:
+    """What the what-if ``name`` costs against the baseline, in words and pounds a year (empty
+    if the runs have no costs)."""
+    tidy = engine.tidy(runs)
+    if "cost.total" not in set(tidy["metric"]):
+        return []
+    table = cost_table_for_people(cost_comparison(tidy, BASELINE))
+    row = table[table["scenario"] == name].iloc[0]
+    year = runs[BASELINE].costs.price_year if runs[BASELINE].costs is not None else ""
+    return [f"**{column[:1].upper()}{column[1:]}**: {row[column]}"
+            for column in table.columns if column != "scenario"] + [
+        f"Pounds at {year} prices (`configs/costs/`); the net cost counts community capacity "
+        "provided, the discharge team, programmes and delayed bed-days; negative saves money."]
 
 
 def run_warnings(runs: Mapping[str, engine.ScenarioRun]) -> list[str]:
@@ -312,6 +328,8 @@ def _show_what_if(st: Any, baseline: engine.ScenarioRun, current: engine.Scenari
                       help=f"{item['long_label']}. Baseline: {item['baseline']}. The change "
                            "from the baseline is shown with its 95% CI in brackets.")
             st.caption(f"baseline {item['baseline']}: {item['verdict']}")
+    for line in cost_lines(runs, "what_if"):
+        st.markdown(line)
     keep_col, name_col = st.columns([1, 3])
     with name_col:
         keep_name = st.text_input("Name to keep it under", value=current.label,

@@ -8,13 +8,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from sim.config.experiments import analyse
-from sim.config.schema import SCHEMA, keys_that_do_not_change_results, to_app_config
+from sim.config.schema import (SCHEMA, AppConfig, keys_that_do_not_change_results,
+                               programmes_on, to_app_config)
+from sim.core.costs import with_costs
 from sim.reporting.analysis import AnalysisError
 from sim.running.sweep import collect, job_folders
+
+
+def job_config(job: Path) -> AppConfig:
+    """A sweep job's configuration, from the config it recorded when it ran."""
+    return to_app_config(OmegaConf.merge(OmegaConf.structured(SCHEMA),
+                                         OmegaConf.load(job / ".hydra" / "config.yaml")))
+
+
+def priced(job: Path, metrics: pd.DataFrame) -> pd.DataFrame:
+    """A sweep job's replications' metrics with their costs, at the job's own prices."""
+    config = job_config(job)
+    return with_costs(metrics, config.params, config.costs, programmes_on(config.params))
 
 
 class CollectSweep(Callback):
@@ -33,7 +48,8 @@ class CollectSweep(Callback):
             print(f"discharge-sim: error in {path.parent.relative_to(sweep_dir)}: "
                   f"{path.read_text().strip()}", file=sys.stderr)
         try:
-            table = collect(sweep_dir, since=since, ignored=keys_that_do_not_change_results())
+            table = collect(sweep_dir, since=since, ignored=keys_that_do_not_change_results(),
+                            priced=priced)
         except FileNotFoundError:
             table = None
         if failed or table is None:

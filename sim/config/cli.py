@@ -33,7 +33,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.config.schema import (CONFIG_DIR, RUN_DIR, AppConfig, ConfigError, load_config, register,
+from sim.config.schema import (CONFIG_DIR, RUN_DIR, AppConfig, ConfigError, load_config,
+                               programmes_on, register,
                                run_title, settle_distribution_kinds, to_app_config)
 from sim.running.calibration import CalibrationError
 from sim.running.files import write_atomic
@@ -102,7 +103,8 @@ def _record_config(out: Path, cfg: DictConfig) -> None:
 
 def _run_and_write(config: AppConfig, out: Path, store: ReplicationStore, title: str,
                    workers: int, in_sweep: bool) -> Path:
-    results = run_replications(config.params, workers=workers, store=store, progress=True)
+    results = run_replications(config.params, workers=workers, store=store, progress=True,
+                               costs=config.costs, programmes=programmes_on(config.params))
     record = provenance(config.run.seed, len(results.runs))  # as run, after any precision rule
     record["command"] = [item for item in record["command"] if item != RUN_DIR_OVERRIDE]
     write_atomic(out / "provenance.json", lambda p: p.write_text(json.dumps(record, indent=1)))

@@ -28,11 +28,15 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from sim.config.schema import CONFIG_DIR, AppConfig, scenario_titles
+from sim.config.schema import CONFIG_DIR, AppConfig, programmes_on, scenario_titles
+from sim.core.costs import Costs, run_costs
+from sim.core.levers import LEVERS, get_setting
 from sim.core.catalogue import catalogue, describe
 from sim.core.model import simulate
 from sim.core.params import Params, Run, override
 from sim.reporting import analysis, charts
+from sim.reporting.money import (cost_comparison, cost_curve_table, cost_table_for_people,
+                                 pounds)
 from sim.running.tables import write_table
 
 RESULTS = Path("results")
@@ -65,6 +69,24 @@ def _scenario_comparison(tidy: pd.DataFrame, folder: Path, config: AppConfig) ->
                 "95% CI. A difference whose CI excludes 0 is a real effect of the scenario.")
     charts.scenario_comparison(table, folder / "scenario_comparison.png", baseline,
                                labels=scenario_titles())
+    _cost_comparison(tidy, folder, baseline)
+
+
+def _cost_comparison(tidy: pd.DataFrame, folder: Path, baseline: str) -> None:
+    """Each scenario's net cost a year and cost per delayed bed-day (and death during a delay)
+    avoided against the baseline, when the sweep's runs were priced."""
+    if "cost.total" not in set(tidy["metric"]):
+        return
+    table = cost_comparison(tidy, baseline)
+    n = int(table["replications"].min())
+    write_table(cost_table_for_people(table, scenario_titles()), folder, "cost_comparison",
+                f"# What each scenario costs against {baseline}\n\nPounds a year, paired on "
+                f"common random numbers over {n} replications: the net cost (the change in the "
+                "total cost: spending, less what fewer delayed bed-days save) with its 95% CI; "
+                "the cost per delayed bed-day avoided (the change in spending over the bed-days "
+                "avoided) and per death during a delay avoided (harm of waiting on), each with "
+                "Fieller's 95% interval, not defined where the simulation cannot tell that "
+                "the scenario avoids any.", data=table)
 
 
 def _harm_comparison(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
@@ -82,6 +104,7 @@ def _harm_comparison(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> Non
     titles = scenario_titles()
     charts.scenario_comparison(table, folder / "harm_comparison.png", baseline, labels=titles)
     charts.harm_circle(table, folder / "harm_circle.png", labels=titles)
+    _cost_comparison(tidy, folder, baseline)
 
 
 def _response_curve(tidy: pd.DataFrame, folder: Path, config: AppConfig) -> None:
@@ -188,18 +211,14 @@ def _active_targets(config: AppConfig) -> list:
 
 def _calibration_check(config: AppConfig, folder: Path) -> int:
     """The configured system's outputs against a targets file: the fit table and its chart."""
-    from sim.running.calibration import fit_table
-    from sim.running.runner import run_replications
+    from sim.running.calibration import evaluate_targets, fit_table
 
     params = config.params
     targets = _active_targets(config)
-    results = run_replications(params, progress=True)
-    by_replication = results.metrics.pivot(index="replication", columns="metric", values="value")
-    values = {t.name: [t.evaluate(row) for row in by_replication.to_dict("records")]
-              for t in targets}
+    values = evaluate_targets(params, targets, config.run.replications)
     table = fit_table(targets, values, {t.name: t.unit(params) for t in targets})
     return _write_fit(table, folder, f"Calibration check: {config.name} against "
-                      f"{_targets(config).name}", len(results.runs))
+                      f"{_targets(config).name}", config.run.replications)
 
 
 def _calibration(config: AppConfig, folder: Path) -> int:
@@ -214,7 +233,8 @@ def _calibration(config: AppConfig, folder: Path) -> int:
                        replications=config.run.replications, seed=config.run.seed,
                        store_folder=folder, keep=experiment.keep,
                        time_limit=experiment.time_limit_minutes * 60,
-                       confirm=experiment.confirm_replications, progress=True)
+                       confirm=experiment.confirm_replications, progress=True,
+                       from_configured=True)
     write_results(result, folder, path.name)
     return _write_fit(result.fit, folder, f"Calibration fit to {path.name}: best of "
                       f"{len(result.trials)} trials (loss {result.best_loss:.4g})",
@@ -360,10 +380,65 @@ def _conclusions(table: pd.DataFrame, sets: int) -> list[str]:
     return lines
 
 
+CURVE_STEPS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.35)
+"""The capacities of each lever a cost curve runs, as multiples of the baseline's."""
+
+
+def _priced_run(args: tuple[Params, int, Costs, tuple[str, ...]]) -> dict[str, float]:
+    """One replication's metrics with its costs, by name."""
+    params, replication, costs, programmes = args
+    metrics = simulate(params, replication).metrics
+    values = dict(zip(metrics["metric"], metrics["value"].astype(float)))
+    return {**values, **run_costs(params, costs, values, programmes)}
+
+
+def _cost_curve(config: AppConfig, folder: Path) -> int:
+    """Total system cost against the capacity of each lever the budget can buy, from 0.8 to
+    1.35 times the baseline's: where the total is lowest, with its band."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sim.running.runner import default_workers
+
+    params, n = config.params, config.run.replications
+    programmes = programmes_on(params)
+    cases, baseline_values = [], {}
+    for item in (lever for lever in LEVERS if lever.setting and lever.cost):
+        base = get_setting(params, item.setting)
+        baseline_values[item.name] = base
+        for step in CURVE_STEPS:
+            value = type(base)(round(base * step))
+            cases.append((item, value, override(params, {item.setting: value})))
+    tasks = [(p, k, config.costs, programmes) for _, _, p in cases for k in range(n)]
+    print(f"{len(cases)} capacities x {n} replications: {len(tasks)} runs", flush=True)
+    with ProcessPoolExecutor(default_workers(len(tasks))) as pool:
+        values = list(pool.map(_priced_run, tasks, chunksize=1))
+    tidy = pd.DataFrame([{"lever": item.name, "label": item.label, "capacity": value,
+                          "replication": k, "metric": metric, "value": v}
+                         for i, (item, value, _) in enumerate(cases) for k in range(n)
+                         for metric, v in values[i * n + k].items()
+                         if metric in ("cost.total", "cost.delayed_bed_days",
+                                       "delayed_days_per_30d")])
+    table = cost_curve_table(tidy, baseline_values)
+    year = config.costs.price_year
+    write_table(table, folder, "cost_curve",
+                f"# Total system cost against each lever's capacity ({year} prices)\n\n"
+                f"Pounds a year, mean and 95% CI over {n} replications at each capacity, on "
+                "common random numbers; total = community capacity provided + the discharge "
+                "team + programmes + delayed bed-days. `lowest`: where the lever's total is "
+                "lowest of the capacities run.")
+    charts.cost_curve(table, folder / "cost_curve.png", year)
+    for lever, group in table.groupby("lever", sort=False):
+        best = group.loc[group["total"].idxmin()]
+        print(f"{lever}: total lowest at {best['capacity']:,.0f} "
+              f"({pounds(best['total'])} a year; baseline {baseline_values[lever]:,.0f})")
+    print(f"Report: {folder}/cost_curve.md, cost_curve.png")
+    return 0
+
+
 Study = Callable[[AppConfig, Path], int]
 STUDIES: dict[str, Study] = {"validation": _validation, "calibration": _calibration,
                              "calibration_check": _calibration_check,
-                             "fitted_sets": _fitted_sets}
+                             "fitted_sets": _fitted_sets, "cost_curve": _cost_curve}
 """Experiments that run their own cases rather than a sweep of the configured system; each
 returns the exit status."""
 

@@ -26,6 +26,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf, SCMode
 from omegaconf.errors import OmegaConfBaseException
 
+from sim.core.costs import Costs
+from sim.core.levers import LEVERS, get_setting
 from sim.core.params import ParameterError, Params, Run, build
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -67,12 +69,14 @@ class Experiment:
 @dataclass(frozen=True)
 class AppConfig(Params):
     """The full configuration of a run: the model's parameters, a scenario's name (and its
-    ``title`` and, for a switch, what it does, ``about``, for people), outputs, and the
-    experiment it belongs to (if any)."""
+    ``title`` and, for a switch, what it does, ``about``, for people), the unit prices its
+    costs are worked out with (``costs``, from ``configs/costs/``), outputs, and the experiment
+    it belongs to (if any)."""
 
     name: str = "baseline"
     title: str = ""
     about: str = ""
+    costs: Costs = field(default_factory=Costs)
     output: Output = field(default_factory=Output)
     experiment: Experiment = field(default_factory=Experiment)
 
@@ -182,6 +186,45 @@ def scenario_text(name: str) -> tuple[str, str]:
 def scenario_titles() -> dict[str, str]:
     """Every scenario's title, by name: the labels charts and tables show."""
     return {name: scenario_text(name)[0] for name in scenario_names()}
+
+
+@functools.cache
+def _scenario_settings(name: str) -> tuple[tuple[str, Any], ...]:
+    """The settings a scenario file sets, by dotted name (its name and words aside)."""
+    node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "scenario" / f"{name}.yaml"))
+    out: list[tuple[str, Any]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(f"{prefix}{key}.", child)
+        elif prefix not in ("name.", "title.", "about."):
+            out.append((prefix[:-1], value))
+
+    walk("", node)
+    return tuple(out)
+
+
+def scenario_is_on(params: Params, name: str) -> bool:
+    """Whether ``params`` has every setting the scenario file ``name`` sets (a switch that is
+    on, however the system was composed)."""
+    for key, value in _scenario_settings(name):
+        try:
+            current = get_setting(params, key)
+        except (AttributeError, KeyError, TypeError, IndexError):
+            return False
+        if isinstance(current, (list, tuple)) and list(current) != value:
+            return False
+        if not isinstance(current, (list, tuple)) and current != value:
+            return False
+    return True
+
+
+def programmes_on(params: Params) -> tuple[str, ...]:
+    """The annual cost items of the switch levers on in ``params`` (seven-day working's
+    ``seven_day_working_year``), for its costs (:func:`sim.core.costs.run_costs`)."""
+    return tuple(lever.cost for lever in LEVERS
+                 if lever.is_switch and lever.cost and scenario_is_on(params, lever.scenario))
 
 
 def register() -> None:

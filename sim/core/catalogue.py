@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from sim.core.params import Params, Service
+from sim.core.params import SOCIAL_CARE, Params, Service
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 SOURCES = {"hospital": "hospital patients", "community": "community referrals"}
@@ -48,6 +48,10 @@ class Metric:
 
 DELAYS, FLOW, BEDS, TEAM, SERVICES, CHECKS = (
     "delays", "flow", "acute beds", "discharge team", "community services", "conservation")
+COSTS = "costs"
+"""What a run costs in pounds (sim.core.costs: worked out from the metrics and the prices)."""
+
+POUNDS_30 = "£ per 30 days"
 HARM = "harm"
 MARKET, WORKFORCE = "care market", "care workforce"
 """Why community services keep patients waiting (sim.core.market, sim.core.workforce)."""
@@ -147,6 +151,14 @@ def causes(params: Params) -> dict[str, str]:
             "rule": "weekend / hours rule of the receiving service"}
 
 
+def social_care_causes(params: Params) -> list[str]:
+    """The causes of delay attributed to social care, as England's delayed-transfer data did:
+    the council's funding decision, the family's choice, and the wait for each service the
+    council arranges (``funded_by: social_care``); every other cause is the NHS's."""
+    return ["funding", "choice"] + [name for name, s in params.services.items()
+                                    if s.funded_by == SOCIAL_CARE]
+
+
 def pathway_label(key: str) -> str:
     """``p1`` -> ``pathway 1``; any other key as it is."""
     return f"pathway {key[1:]}" if key[:1] == "p" and key[1:].isdigit() else key
@@ -178,6 +190,12 @@ def _families(params: Params) -> Iterator[Metric]:
     for cause, label in causes(params).items():
         yield Metric(f"delayed_days_per_30d.{cause}", _PER_30,
                      f"delayed bed-days per 30 days, {label}", DELAYS)
+    yield Metric("delayed_days_per_30d.social_care", _PER_30,
+                 "delayed bed-days per 30 days attributed to social care (waiting for "
+                 + ", ".join(social_care_causes(params)).replace("_", " ") + ")", DELAYS)
+    yield Metric("delayed_days_per_30d.nhs", _PER_30,
+                 "delayed bed-days per 30 days attributed to the NHS (every other cause)",
+                 DELAYS)
     for day in WEEKDAY_NAMES:
         yield Metric(f"delay_mean.fit_{day}", _DAYS, f"mean delay, medically fit on a {day}",
                      DELAYS)
@@ -230,6 +248,8 @@ def _market_family(name: str, service: Service) -> Iterator[Metric]:
                      percent=True)
     for segment in service.market.segments:
         part = f"{what}, {segment.name.replace('_', ' ')}"
+        yield Metric(f"{name}.{segment.name}.in_use", service.unit,
+                     f"{part}: in use (time-average)", MARKET)
         yield Metric(f"{name}.{segment.name}.utilisation", "fraction of capacity",
                      f"{part}: utilisation", MARKET, percent=True)
         yield Metric(f"{name}.{segment.name}.wait_mean.hospital", "days (censored at run end)",
@@ -250,9 +270,25 @@ def _workforce_family(name: str) -> Iterator[Metric]:
                  WORKFORCE)
 
 
+def _cost_family(params: Params) -> Iterator[Metric]:
+    for name in params.services:
+        what = name.replace("_", " ")
+        yield Metric(f"cost.{name}.used", POUNDS_30, f"cost of {what} used (as spot purchases)",
+                     COSTS)
+        yield Metric(f"cost.{name}.provided", POUNDS_30,
+                     f"cost of {what} provided (its capacity, as block contracts)", COSTS)
+    yield Metric("cost.delayed_bed_days", POUNDS_30, "cost of delayed bed-days", COSTS)
+    yield Metric("cost.discharge_team", POUNDS_30, "cost of the discharge team", COSTS)
+    yield Metric("cost.programmes", POUNDS_30,
+                 "cost of programmes switched on (seven-day working)", COSTS)
+    yield Metric("cost.total", POUNDS_30,
+                 "total cost: delayed bed-days, capacity provided, the discharge team and "
+                 "programmes", COSTS)
+
+
 def catalogue(params: Params) -> dict[str, Metric]:
     """Every metric of a system with these pathways and services, by code name."""
-    return {m.name: m for m in (*_FIXED, *_families(params), *_HARM)}
+    return {m.name: m for m in (*_FIXED, *_families(params), *_HARM, *_cost_family(params))}
 
 
 def describe(name: str, params: Params | None = None) -> Metric:

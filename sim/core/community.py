@@ -142,7 +142,7 @@ class Community:
                 self.services[name] = self._market(name, service)
             else:
                 self.services[name] = PoolService(env, name, service.size)
-        self._referral_placements = placement_samplers(params, rng, "referral.")
+        self._referral_placements = placement_samplers(params, rng, "referral.", community=True)
         self._again_placements = placement_samplers(params, rng, "handback.")
         """What community referrals, and clients handed back, bring to a market."""
         self.requests: list[Request] = []
@@ -368,7 +368,7 @@ class Community:
         again.ends = request.ends
         old = request.placement
         fresh = self._again_placements[name].draw()
-        again.placement = Placement(old.segment, old.complex, fresh.clock, fresh.pick)
+        again.placement = Placement(old.segment, old.complex, fresh.clock, fresh.pick, old.private)
 
         def start(_: object = None) -> None:
             again.granted = self.env.now

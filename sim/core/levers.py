@@ -134,8 +134,14 @@ def setting_label(key: str) -> str:
 
 
 def get_setting(config: Any, key: str) -> Any:
-    """A setting of parameters (or a config) by its dotted name (tables by key)."""
+    """A setting of parameters (or a config) by its dotted name (tables by key, lists by
+    index: ``services.homecare.market.segments.0.providers``)."""
     value = config
     for part in key.split("."):
-        value = value[part] if isinstance(value, Mapping) else getattr(value, part)
+        if isinstance(value, Mapping):
+            value = value[part]
+        elif isinstance(value, (list, tuple)):
+            value = value[int(part)]
+        else:
+            value = getattr(value, part)
     return value

@@ -48,12 +48,14 @@ class Placement:
     """What a client brings to the market, drawn when the client appears: the ``segment``
     needed (its index), whether the needs are ``complex``, and the client's luck: ``clock``, a
     unit exponential (the offers' cumulative hazard at which a provider says yes), and
-    ``pick``, a uniform (which of the providers with room takes the client)."""
+    ``pick``, a uniform (which of the providers with room takes the client); and whether the
+    client pays their own fees (``private``: a self-funder)."""
 
     segment: int
     complex: bool
     clock: float
     pick: float
+    private: bool = False
 
 
 class Provider:
@@ -129,6 +131,7 @@ class Market:
                          for g, caps in enumerate(capacities)]
         self.providers = [p for segment in self.segments for p in segment]
         self._factor = [settings.acceptance * g.acceptance for g in settings.segments]
+        self._choosy = settings.choosiness > 0
         self.queue: dict[Request, _Sourcing] = {}
         """The referrals being offered, in the order they were made."""
         self.in_use = 0.0
@@ -196,13 +199,44 @@ class Market:
             a *= s.incomplete_acceptance
         if is_weekend(now):
             a *= s.weekend_acceptance
+        if placement.private:
+            a *= s.private_acceptance
         if a <= 0:
             return _DECLINED
+        if self._choosy:
+            return self._offer_to_choosy(sourcing, room, a)
         sourcing.hazard += math.inf if a >= 1 else -len(room) * math.log1p(-a)
         if sourcing.hazard < placement.clock:
             return _DECLINED
         provider = room[min(int(placement.pick * len(room)), len(room) - 1)]
         self._take(provider, request)
+        return _PLACED
+
+    def _offer_to_choosy(self, sourcing: _Sourcing, room: list[Provider], a: float) -> int:
+        """A round of offers to providers each as ready as its free share makes it
+        (:attr:`sim.core.params.Market.choosiness`): the client is placed when the hazards'
+        sum reaches its clock, with the provider its ``pick`` points to in proportion to each
+        provider's hazard."""
+        s = self.settings
+        hazards = []
+        for p in room:
+            yes = a * ((p.fills - p.in_use) / p.fills / s.reference_free) ** s.choosiness
+            hazards.append(math.inf if yes >= 1 else -math.log1p(-yes))
+        total = sum(hazards)
+        sourcing.hazard += total
+        if sourcing.hazard < sourcing.placement.clock:
+            return _DECLINED
+        if math.isinf(total):  # one that surely says yes, among those that do
+            sure = [p for p, h in zip(room, hazards) if math.isinf(h)]
+            provider = sure[min(int(sourcing.placement.pick * len(sure)), len(sure) - 1)]
+        else:
+            point, provider = sourcing.placement.pick * total, room[-1]
+            for p, h in zip(room, hazards):
+                point -= h
+                if point < 0:
+                    provider = p
+                    break
+        self._take(provider, sourcing.request)
         return _PLACED
 
     def _next_round(self, sourcing: _Sourcing, at: float | None = None) -> None:

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from sim.core.calendar import WEEKEND, weekdays
-from sim.core.catalogue import PER, WEEKDAY_NAMES, catalogue, causes, sources
+from sim.core.catalogue import (PER, WEEKDAY_NAMES, catalogue, causes, social_care_causes,
+                                sources)
 from sim.core.params import Params
 from sim.core.patient import CAUSE_OF_PHASE, PHASES, SERVICE
 
@@ -280,6 +281,9 @@ def _delays(add: Add, params: Params, patients: pd.DataFrame) -> None:
         add(f"delayed_days_per_30d.{k}", total[pathway == k].sum() / (hi - lo) * PER)
     for cause, days in phases.items():
         add(f"delayed_days_per_30d.{cause}", days.sum() / (hi - lo) * PER)
+    social = sum(phases[cause].sum() for cause in social_care_causes(params))
+    add("delayed_days_per_30d.social_care", social / (hi - lo) * PER)
+    add("delayed_days_per_30d.nhs", (total.sum() - social) / (hi - lo) * PER)
 
     left = patients["left"].to_numpy(float)
     out = _discharged(patients) & (left >= lo)
@@ -387,6 +391,7 @@ def _market_metrics(add: Add, params: Params, service: str, market: "Market",
     segment = waits["segment"].to_numpy(str)
     for g, settings in enumerate(params.services[service].market.segments):
         size = market.segment_size[g].mean(hi)
+        add(f"{service}.{settings.name}.in_use", market.segment_use[g].mean(hi))
         add(f"{service}.{settings.name}.utilisation",
             market.segment_use[g].mean(hi) / size if size else np.nan)
         hospital = asked & (source == "hospital") & (segment == settings.name)

@@ -36,7 +36,8 @@ class ParameterError(ValueError):
 
     def within(self, prefix: str) -> "ParameterError":
         """The same error with its field name placed under ``prefix`` (e.g. ``homecare``)."""
-        return ParameterError(f"{prefix}.{self.field_name}" if prefix else self.field_name,
+        joint = "" if self.field_name.startswith("[") else "."
+        return ParameterError(f"{prefix}{joint}{self.field_name}" if prefix else self.field_name,
                               self.value, self.allowed)
 
 
@@ -64,6 +65,10 @@ def _shares(name: str, values: List[float], length: int) -> None:
     _check(abs(sum(values) - 1.0) <= 1e-9, name, list(values),
            f"shares that sum to 1 (they sum to {sum(values):.12g})")
 
+
+SOCIAL_CARE, NHS = "social_care", "nhs"
+FUNDERS = (SOCIAL_CARE, NHS)
+"""Who arranges and pays for a community service."""
 
 LARGEST = 1e6
 """The largest mean or value of a distribution (days, or an amount such as carer-hours a week):
@@ -399,6 +404,22 @@ class Market:
     on average, for ``suspension`` days (an inadequate rating and the council's embargo), and at
     set times (``closures``: a home that closes, a homecare provider that hands back its
     packages).
+
+    A provider near full is choosier (``choosiness`` above 0): its chance of saying yes is
+    multiplied by ``(free / reference_free) ** choosiness``, ``free`` being the share of what it
+    can fill now (places its staff can look after, or its carers' hours at work) not in use;
+    at ``reference_free`` it says yes as often as ``acceptance`` says (at most always). A care
+    home with one bed left waits for a resident who pays more (a self-funder) or needs less;
+    a homecare provider whose carers' rounds are nearly full cannot fit another package's
+    visits into them. Among the providers that say yes, one takes the client in proportion to
+    its readiness. At 0 every provider with room is as ready as another, however full.
+
+    Providers prefer clients who pay their own fees (self-funders pay care homes about 40%
+    more than councils do): a self-funder's chance of a yes is multiplied by
+    ``private_acceptance``. A hospital patient pays their own fees when the pathway's funding
+    step finds so (``pathways.*.funded_share``); a community referral with
+    ``community_private_share`` (self-funders, and other councils' clients placed at their own
+    rates: demand that is not the council's). At 1, a provider does not ask who pays.
     """
 
     enabled: bool = False
@@ -414,9 +435,22 @@ class Market:
     suspensions_per_year: float = 0.0
     suspension: Distribution = field(default_factory=lambda: Distribution("fixed", 90.0))
     closures: List[Closure] = field(default_factory=list)
+    choosiness: float = 0.0
+    reference_free: float = 0.15
+    private_acceptance: float = 1.0
+    community_private_share: float = 0.0
 
     def __post_init__(self) -> None:
+        _check(math.isfinite(self.private_acceptance) and 0 < self.private_acceptance <= 100,
+               "private_acceptance", self.private_acceptance,
+               "a multiplier in (0, 100] (1: a provider does not ask who pays)")
+        _fraction("community_private_share", self.community_private_share)
         _check(len(self.segments) > 0, "segments", len(self.segments), "at least one segment")
+        _check(math.isfinite(self.choosiness) and 0 <= self.choosiness <= 10, "choosiness",
+               self.choosiness, "an exponent in [0, 10] (0: as ready at any occupancy)")
+        _check(math.isfinite(self.reference_free) and 0 < self.reference_free <= 1,
+               "reference_free", self.reference_free,
+               "a share of a provider's capacity in (0, 1]")
         names = [g.name for g in self.segments]
         _check(len(set(names)) == len(names), "segments", names, "segments of distinct names")
         _shares("segments.demand", [g.demand for g in self.segments], len(self.segments))
@@ -455,7 +489,9 @@ class Service:
     this service's place); empty means they leave. The service starts ``initial_utilisation``
     full, as a real one is on the first day. ``market`` says how clients are placed with its
     providers (off: one first-come-first-served pool); ``staffing``, whether its providers'
-    staff limit the places they can fill (care homes).
+    staff limit the places they can fill (care homes). ``funded_by`` says who arranges and
+    pays for it (``social_care``: the council; ``nhs``: the NHS, e.g. intermediate care), and
+    so to whom a wait for it is attributed, as England's delayed-transfer data did.
     """
 
     unit: str = "places"
@@ -468,9 +504,11 @@ class Service:
     initial_utilisation: float = 0.0
     market: Market = field(default_factory=Market)
     staffing: Staffing = field(default_factory=Staffing)
+    funded_by: str = SOCIAL_CARE
 
     def __post_init__(self) -> None:
         _check(bool(self.unit), "unit", self.unit, "a name for what capacity counts")
+        _check(self.funded_by in FUNDERS, "funded_by", self.funded_by, " or ".join(FUNDERS))
         _check((self.capacity is None) != (self.staff is None), "capacity", self.capacity,
                "a number of units, or null when the service's size is set by its staff "
                "(give capacity or staff, not both)")
@@ -522,13 +560,14 @@ def _services() -> Dict[str, Service]:
         market=Market(
             enabled=True,
             # Localities with their own carers: a rural package waits while town carers are free.
-            segments=[Segment("town", 0.65, 0.655, 8), Segment("rural", 0.35, 0.345, 4, 0.8)],
-            acceptance=0.529, complex_share=0.12, complex_amount=2.0, complex_acceptance=0.223,
+            segments=[Segment("town", 0.65, 0.655, 20), Segment("rural", 0.35, 0.345, 10, 0.8)],
+            acceptance=0.3, complex_share=0.12, complex_amount=2.0, complex_acceptance=0.223,
             incomplete_acceptance=0.7, weekend_acceptance=0.5, round_days=0.5,
             hours=Window(True, list(MONDAY_TO_SATURDAY), 9, 17),
-            suspensions_per_year=0.1, suspension=Distribution("lognormal", 90.0, 45.0)))
+            suspensions_per_year=0.1, suspension=Distribution("lognormal", 90.0, 45.0),
+            choosiness=0.5))
     step_down = Service(
-        unit="places", capacity=126, stay=Distribution("lognormal", 38.0, 20.0),
+        unit="places", capacity=126, stay=Distribution("lognormal", 38.0, 20.0), funded_by=NHS,
         then={HOME: 0.55, "homecare": 0.35, "care_home": 0.10},
         community_referrals_per_day=0.8, initial_utilisation=0.9,
         market=Market(
@@ -547,7 +586,7 @@ def _services() -> Dict[str, Service]:
                       Segment("nursing", 0.33, 0.33, 9, 0.8),
                       Segment("dementia_nursing", 0.17, 0.17, 5, 0.6)],
             acceptance=0.0408, incomplete_acceptance=0.5, weekend_acceptance=0.5,
-            round_days=1.46,
+            round_days=1.46, choosiness=1.0,
             hours=brokerage, suspensions_per_year=0.1,
             suspension=Distribution("lognormal", 120.0, 60.0)),
         # Homes employ care staff for their places, who come and go (Skills for Care rates), and
@@ -834,7 +873,8 @@ def override(params: Any, updates: Mapping[str, Any]) -> Any:
     """A copy of ``params`` with fields replaced by dotted name, e.g.
     ``override(p, {"services.care_home.capacity": 1300, "pathways.p0.share": 0.4445,
     "pathways.p1.share": 0.5})``. Keys of the ``pathways`` and ``services`` tables are names
-    like any other; a new key adds an entry.
+    like any other; a new key adds an entry. An item of a list is named by its index:
+    ``services.homecare.market.segments[1].providers``.
 
     All updates are applied before any dataclass is rebuilt and validated again, so changes that
     are only valid together (pathway shares) can be made at once.
@@ -846,13 +886,18 @@ def override(params: Any, updates: Mapping[str, Any]) -> Any:
         known = {f.name for f in fields(params)} if is_dataclass(params) else set()
     for dotted, value in updates.items():
         head, _, rest = dotted.partition(".")
-        if head not in known and not (isinstance(params, dict) and rest == ""):
+        name, bracket, index = head.partition("[")
+        if name not in known and not (isinstance(params, dict) and rest == "" and not bracket):
             raise ParameterError(dotted, value, "an existing parameter name")
-        by_field.setdefault(head, {})[rest] = value
+        key = f"[{index}" + (f".{rest}" if rest else "") if bracket else rest
+        by_field.setdefault(name, {})[key] = value
+
     def updated(current: Any, head: str, rests: dict[str, Any]) -> Any:
         if "" in rests:
             return rests[""]
         try:
+            if any(key.startswith("[") for key in rests):
+                return _updated_list(current, rests)
             return override(current, rests)
         except ParameterError as error:  # name the field in full: pathways.p1.share
             raise error.within(head) from None
@@ -866,6 +911,25 @@ def override(params: Any, updates: Mapping[str, Any]) -> Any:
     for head, rests in by_field.items():
         kwargs[head] = updated(kwargs[head], head, rests)
     return type(params)(**kwargs)
+
+
+def _updated_list(items: Any, rests: Mapping[str, Any]) -> list:
+    """A copy of a list with items updated by index (``[1].providers``, or ``[1]`` whole)."""
+    out = list(items)
+    by_index: dict[int, dict[str, Any]] = {}
+    for key, value in rests.items():
+        index, _, rest = key[1:].partition("]")
+        ok = index.isdigit() and int(index) < len(out) and (rest == "" or rest.startswith("."))
+        if not ok:
+            raise ParameterError(f"[{index}]{rest}", value,
+                                 f"an item of the list, [0] to [{len(out) - 1}]")
+        by_index.setdefault(int(index), {})[rest[1:]] = value
+    for i, item_updates in by_index.items():
+        try:
+            out[i] = item_updates[""] if "" in item_updates else override(out[i], item_updates)
+        except ParameterError as error:
+            raise error.within(f"[{i}]") from None
+    return out
 
 
 def build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:

@@ -24,9 +24,12 @@ NEEDS = [f.name for f in fields(Needs)]
 
 class PlacementSampler:
     """Samplers of what a client brings to a service's market (:class:`Placement`), each from
-    the stream ``prefix`` + its purpose."""
+    the stream ``prefix`` + its purpose; a ``community`` referral pays its own fees with the
+    market's ``community_private_share`` (a hospital patient does when the pathway's funding
+    decision finds so: :class:`NeedsSampler`)."""
 
-    def __init__(self, market: MarketSettings, rng: Any, prefix: str) -> None:
+    def __init__(self, market: MarketSettings, rng: Any, prefix: str,
+                 community: bool = False) -> None:
         segments = market.segments
         self.segment = (choice_sampler([g.demand for g in segments], rng[f"{prefix}_segment"])
                         if len(segments) > 1 else lambda: 0)
@@ -35,15 +38,19 @@ class PlacementSampler:
                         else lambda: 1.0)
         self.clock = sampler(Distribution("exponential", 1.0), rng[f"{prefix}_clock"])
         self.pick = uniform_sampler(rng[f"{prefix}_pick"])
+        self.private_share = market.community_private_share if community else 0.0
+        self.private = (uniform_sampler(rng[f"{prefix}_private"]) if self.private_share > 0
+                        else lambda: 1.0)
 
     def draw(self) -> Placement:
         return Placement(self.segment(), self.complex() < self.complex_share, self.clock(),
-                         self.pick())
+                         self.pick(), self.private() < self.private_share)
 
 
-def placement_samplers(params: Params, rng: Any, prefix: str) -> dict[str, PlacementSampler]:
-    """A placement sampler for each service with a market."""
-    return {name: PlacementSampler(s.market, rng, f"{prefix}{name}")
+def placement_samplers(params: Params, rng: Any, prefix: str,
+                       community: bool = False) -> dict[str, PlacementSampler]:
+    """A placement sampler for each service with a market (of ``community`` referrals)."""
+    return {name: PlacementSampler(s.market, rng, f"{prefix}{name}", community)
             for name, s in params.services.items() if s.market.enabled}
 
 
@@ -95,10 +102,13 @@ class NeedsSampler:
         if pathway.needs_assessment:
             needs.assessment = self.assessment()
         needs.summary, needs.choice = self.summary[k](), self.choice[k]()
+        private = False
         if k in self.funding:  # both drawn whoever pays, so a change of share moves nobody else
             funded, days = self.funding[k][0](), self.funding[k][1]()
             if funded < pathway.funded_share:
                 needs.funding = days
+            else:
+                private = True  # a self-funder
         if k in self.equipment:
             needed, days = self.equipment[k][0](), self.equipment[k][1]()
             if needed < pathway.equipment_share:
@@ -107,6 +117,7 @@ class NeedsSampler:
             service = needs.service = pathway.service
             needs.amount, needs.stay, needs.placement = self._service(service)
             if needs.placement is not None:
+                needs.placement.private = private
                 market = self.services[service].market
                 needs.segment = market.segments[needs.placement.segment].name
                 needs.complex = needs.placement.complex

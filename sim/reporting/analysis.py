@@ -27,6 +27,7 @@ from sim.running.stats import estimate, summarise_metrics
 
 KEY_METRICS = ("delayed_days_per_30d", "delay_mean.all", "delay_mean.p1", "delay_mean.p3",
                "fit_in_hospital_midnight", "acute_occupancy", "bed_wait_mean",
+               "cost.total", "cost.delayed_bed_days",
                "homecare.utilisation", "harm.escalations", "harm.escalation_days",
                "harm.returns_to_unfit", "harm.unfit_again_days", "harm.deaths_during_delay",
                "harm.readmissions", "harm.readmission_days")

@@ -23,8 +23,9 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import pandas as pd
 
-from sim.core.catalogue import causes, describe
+from sim.core.catalogue import POUNDS_30, causes, describe
 from sim.core.levers import LEVERS, get_setting, setting_label
+from sim.reporting.money import cost_comparison, cost_table_for_people, pounds
 from sim.core.params import Params
 from sim.running.files import write_atomic
 
@@ -70,10 +71,12 @@ def _digits(metric: str, value: float) -> int:
 
 def format_value(value: float, metric: str, unit: bool = False) -> str:
     """A metric's value for people: occupancy ``93.8%``, delayed bed-days ``1,970``, a
-    delay ``1.4`` (days), a wait ``0.17``; ``-`` when there is none."""
+    delay ``1.4`` (days), a wait ``0.17``, a cost ``£9.55m``; ``-`` when there is none."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     entry = describe(metric)
+    if entry.unit == POUNDS_30:
+        return pounds(value) + (" per 30 days" if unit else "")
     scaled = value * 100 if entry.percent else value
     text = f"{scaled:,.{_digits(metric, scaled)}f}"
     if entry.percent:
@@ -87,6 +90,11 @@ def format_change(difference: float, low: float, high: float, metric: str) -> st
     if difference is None or math.isnan(difference):
         return "-"
     entry = describe(metric)
+    if entry.unit == POUNDS_30:
+        signed = lambda v: "+" + pounds(v) if v > 0 else pounds(v)  # noqa: E731
+        interval = (f" ({signed(low)} to {signed(high)})"
+                    if low is not None and not math.isnan(low) else "")
+        return signed(difference) + interval
     scale = 100 if entry.percent else 1
     d = _digits(metric, abs(difference) * scale)
     if not entry.percent and short_unit(metric) not in COUNTS and abs(difference) < 10:
@@ -354,26 +362,9 @@ def report_html(runs: Mapping[str, Run], comparison: pd.DataFrame, baseline: str
                 title: str = "Delayed hospital discharge: scenario comparison",
                 differences: Mapping[str, Sequence[tuple[str, Any, Any]]] | None = None) -> str:
     """The report as one HTML document (images embedded)."""
-
     labels = {name: run.label for name, run in runs.items()}
     base = runs[baseline]
     n = int(base.metrics["replication"].nunique())
-    metric = "delayed_days_per_30d"
-    rows = comparison[comparison["metric"] == metric].set_index("scenario")
-    key_rows = []
-    for name in runs:
-        r = rows.loc[name]
-        if name == baseline:
-            key_rows.append((labels[name], format_value(r["mean"], metric), "", "", ""))
-            continue
-        key_rows.append((labels[name], format_value(r["mean"], metric),
-                         format_change(r["difference"], math.nan, math.nan, metric),
-                         format_change(r["diff_ci_low"], math.nan, math.nan, metric) + " to "
-                         + format_change(r["diff_ci_high"], math.nan, math.nan, metric),
-                         _in_words(verdict(r["diff_ci_low"], r["diff_ci_high"]))))
-    key = pd.DataFrame(key_rows, columns=["scenario", "delayed bed-days per 30 days",
-                                          "change from baseline", "95% CI of the change",
-                                          "what it means"])
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
@@ -385,7 +376,8 @@ def report_html(runs: Mapping[str, Run], comparison: pd.DataFrame, baseline: str
         f"confidence interval over {n} replications. A change whose interval excludes zero is "
         "a real effect of the scenario, not noise.</p>",
         *_warnings_html(runs, labels),
-        "<h2>Headline: delayed bed-days</h2>", _table_html(key),
+        "<h2>Headline: delayed bed-days</h2>", _table_html(_headline(runs, comparison, baseline)),
+        *_costs_html(runs, baseline),
         "<h2>All measures</h2>",
         "<p class='small'>Each scenario's value, and under it its change from the baseline "
         "with the 95% confidence interval of the change. Per cent measures change in "
@@ -396,7 +388,61 @@ def report_html(runs: Mapping[str, Run], comparison: pd.DataFrame, baseline: str
     for heading, what, png in chart_images(runs, comparison, baseline):
         parts += [f"<h3>{html.escape(heading)}</h3><p class='small'>{html.escape(what)}</p>",
                   _image(png, heading)]
-    parts.append("<h2>What each scenario changes</h2>")
+    parts += _changes_html(runs, baseline, differences)
+    parts.append("<h2>Assumptions</h2><ul>")
+    parts += [f"<li>{html.escape(a)}</li>" for a in _assumptions(base.params, n)]
+    parts.append("</ul></body></html>")
+    return "\n".join(parts)
+
+
+def _headline(runs: Mapping[str, Run], comparison: pd.DataFrame,
+              baseline: str) -> pd.DataFrame:
+    """Each scenario's delayed bed-days per 30 days, its change from the baseline with the 95%
+    interval of the change, and what that interval means."""
+    metric = "delayed_days_per_30d"
+    rows = comparison[comparison["metric"] == metric].set_index("scenario")
+    out = []
+    for name, run in runs.items():
+        r = rows.loc[name]
+        if name == baseline:
+            out.append((run.label, format_value(r["mean"], metric), "", "", ""))
+            continue
+        out.append((run.label, format_value(r["mean"], metric),
+                    format_change(r["difference"], math.nan, math.nan, metric),
+                    format_change(r["diff_ci_low"], math.nan, math.nan, metric) + " to "
+                    + format_change(r["diff_ci_high"], math.nan, math.nan, metric),
+                    _in_words(verdict(r["diff_ci_low"], r["diff_ci_high"]))))
+    return pd.DataFrame(out, columns=["scenario", "delayed bed-days per 30 days",
+                                      "change from baseline", "95% CI of the change",
+                                      "what it means"])
+
+
+def _costs_html(runs: Mapping[str, Run], baseline: str) -> list[str]:
+    """What each scenario costs against the baseline, in pounds a year, when the runs were
+    priced (their metrics have costs)."""
+    tidy = pd.concat([run.metrics.assign(scenario=name) for name, run in runs.items()],
+                     ignore_index=True)
+    if "cost.total" not in set(tidy["metric"]) or len(runs) < 2:
+        return []
+    costs = getattr(runs[baseline], "costs", None)
+    year = f" ({costs.price_year} prices)" if costs is not None and costs.price_year else ""
+    table = cost_table_for_people(cost_comparison(tidy, baseline),
+                                  {name: run.label for name, run in runs.items()})
+    return [f"<h2>Costs{html.escape(year)}</h2>",
+            "<p class='small'>Against the baseline, in pounds a year, paired on common random "
+            "numbers. Net cost: the change in the total cost (community capacity provided, the "
+            "discharge team and programmes such as seven-day working, plus delayed bed-days), "
+            "negative when the scenario saves money. Cost per delayed bed-day avoided: the "
+            "extra spending over the delayed bed-days it avoids; below the price of a delayed "
+            "bed-day, the scenario pays for itself in bed-days alone. Intervals are 95% "
+            "(Fieller's, for a cost per outcome).</p>", _table_html(table)]
+
+
+def _changes_html(runs: Mapping[str, Run], baseline: str,
+                  differences: Mapping[str, Sequence[tuple[str, Any, Any]]] | None) -> list[str]:
+    """For each scenario, the settings that differ from the baseline's, in words."""
+    base = runs[baseline]
+    parts = ["<h2>What each scenario changes</h2>"]
     for name, run in runs.items():
         if name == baseline:
             continue
@@ -405,14 +451,11 @@ def report_html(runs: Mapping[str, Run], comparison: pd.DataFrame, baseline: str
             diffs = differences_from(base.params, run.params)
         table = pd.DataFrame([(setting_label(k), k, setting_text(a), setting_text(b))
                               for k, a, b in diffs],
-                             columns=["setting", "code name", "baseline", labels[name]])
-        parts.append(f"<h3>{html.escape(labels[name])}</h3>")
+                             columns=["setting", "code name", "baseline", run.label])
+        parts.append(f"<h3>{html.escape(run.label)}</h3>")
         parts.append(_table_html(table) if len(table) else
                      "<p>No setting differs from the baseline.</p>")
-    parts.append("<h2>Assumptions</h2><ul>")
-    parts += [f"<li>{html.escape(a)}</li>" for a in _assumptions(base.params, n)]
-    parts.append("</ul></body></html>")
-    return "\n".join(parts)
+    return parts
 
 
 def write_report(runs: Mapping[str, Run], comparison: pd.DataFrame, path: Path,

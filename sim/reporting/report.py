@@ -19,7 +19,9 @@ import pandas as pd
 from sim.running.files import write_csv, write_csv_tables
 from sim.core.catalogue import (HARM, MARKET, WORKFORCE, Metric, catalogue, causes,
                                 pathway_label)
+from sim.core.costs import YEAR, cost_names
 from sim.core.params import Params
+from sim.reporting.money import pounds
 from sim.running.stats import summarise_metrics
 from sim.running.tables import AT_BOUND, BOUND_NOTE
 from sim.running.runner import Replications
@@ -217,6 +219,34 @@ def _conservation(results: Replications) -> list[str]:
             f"+ {totals[3]:,} died + {totals[4]:,} still in hospital: {verdict}"]
 
 
+def _cost_section(results: Replications, s: pd.DataFrame) -> list[str]:
+    """What the run costs, per 30 days (mean [95% CI]) and a year, at the run's prices."""
+    costs = results.costs
+    if costs is None:
+        return []
+    entries = catalogue(results.params)
+    lines = [f"## Costs ({costs.price_year} prices)", "",
+             _row(["", "£ per 30 days", "£ a year"]), "|---|---|---|"]
+    for name in cost_names(results.params):
+        row = s.loc[s["metric"] == name]
+        if row.empty:
+            continue
+        r = row.iloc[0]
+        text = pounds(r["mean"])
+        if r["replications"] > 1 and r["ci_low"] < r["ci_high"]:  # (a fixed cost has none)
+            text += f" [{pounds(r['ci_low'])}, {pounds(r['ci_high'])}]"
+        label = _capital(entries[name].label)
+        bold = "**" if name == "cost.total" else ""
+        lines.append(_row([f"{bold}{label}{bold}", text, pounds(r["mean"] * YEAR)]))
+    on = ", ".join(item.replace("_year", "").replace("_", " ") for item in results.programmes)
+    lines += ["", f"Prices: a delayed bed-day {pounds(costs.delayed_bed_day)} (an average acute "
+              f"bed-day {pounds(costs.acute_bed_day)}); every price, its source and year in "
+              "`configs/costs/` (docs/costs.md). The total counts community capacity as "
+              "provided (bought on block terms), as a lever's added capacity is bought; "
+              f"programmes on: {on or 'none'}.", ""]
+    return lines
+
+
 def _interval_note(lines: list[str]) -> list[str]:
     """A note under the summary if any interval was cut at its bound."""
     if not any(AT_BOUND in line for line in lines):
@@ -280,6 +310,7 @@ def summary_markdown(results: Replications, name: str) -> str:
               "", f"## Acute beds ({params.acute.beds:,} beds)", "",
               *_bed_lines(s, entries, present), "",
               "## Community services", "", *_service_table(s, params, entries), ""]
+    lines += _cost_section(results, s)
     lines += _harm_section(s, params, entries, present)
     for group in GROUP_SECTIONS:
         table = _group_table(s, group, entries, present)

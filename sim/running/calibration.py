@@ -63,6 +63,7 @@ import pandas as pd
 import yaml
 
 from sim.core.catalogue import catalogue, describe
+from sim.core.levers import get_setting
 from sim.core.model import simulate
 from sim.core.params import ParameterError, Params, Run, override
 from sim.running.stats import estimate
@@ -97,14 +98,26 @@ class Source:
         return f"{self.publisher}, {self.title} ({self.date})"
 
 
+Change = tuple[tuple[str, Any], ...]
+"""A change of the system, as (setting, what happens to it) pairs: a value it is set to, or
+``{"times": x}`` or ``{"plus": x}`` of its value, rounded to a whole number if the setting is
+one (an integer) or with ``"whole": true`` (places counted in a real number); ``[*]`` in a
+setting names every item of a list (``services.homecare.market.segments[*].providers``).
+``()`` is the system itself."""
+
+
 @dataclass(frozen=True)
 class Target:
     """A published figure the model should reproduce.
 
     ``value`` and ``tolerance`` are in the unit of the model quantity (tolerance is absolute:
     within tolerance means ``|model mean - value| <= tolerance``). The model quantity is the
-    metric ``metric`` or, with ``per``, the ratio ``metric / per`` in each replication.
-    ``metric=None`` marks a figure the model cannot express yet (skipped, see ``note``).
+    metric ``metric`` or, with ``per``, the ratio ``metric / per`` in each replication; with a
+    ``change``, it is the effect of that change on it, the relative change ``changed / system -
+    1`` between the changed system and the system itself in each replication, on common random
+    numbers (a lever's effect measured in councils' data: 10% more care-home places, 7% fewer
+    social-care delays). ``metric=None`` marks a figure the model cannot express yet (skipped,
+    see ``note``).
     """
 
     name: str
@@ -114,6 +127,7 @@ class Target:
     source: Source
     per: str | None = None
     note: str = ""
+    change: Change = ()
 
     @property
     def active(self) -> bool:
@@ -121,8 +135,13 @@ class Target:
 
     @property
     def quantity(self) -> str:
-        """The model quantity in words: ``metric`` or ``metric / per``."""
-        return self.metric if self.per is None else f"{self.metric} / {self.per}"
+        """The model quantity in words: ``metric`` or ``metric / per``, and the change whose
+        effect on it is the target."""
+        what = self.metric if self.per is None else f"{self.metric} / {self.per}"
+        if not self.change:
+            return str(what)
+        return f"relative change of {what} when " + ", ".join(
+            f"{name} {_spec_text(spec)}" for name, spec in self.change)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -131,6 +150,8 @@ class Target:
 
     def unit(self, params: Params | None = None) -> str:
         """The unit of the model quantity (and so of ``value`` and ``tolerance``)."""
+        if self.change:
+            return "fraction (relative change)"
         unit = describe(self.metric, params).unit
         if self.per is None:
             return unit
@@ -139,13 +160,72 @@ class Target:
             return f"fraction of {below.label.replace(' per 30 days', '')}"
         return f"{unit} per {below.unit}"
 
-    def evaluate(self, metrics: Mapping[str, float]) -> float:
-        """The model quantity in one replication, from its metrics by name (NaN if undefined)."""
+    def evaluate(self, systems: Mapping[Change, Mapping[str, float]]) -> float:
+        """The model quantity in one replication, from the metrics by name of the system
+        (``systems[()]``) and of the changed system (``systems[self.change]``); NaN if
+        undefined."""
+        value = self._of(systems[()])
+        if not self.change:
+            return value
+        changed = self._of(systems[self.change])
+        return changed / value - 1.0 if value and math.isfinite(value) else math.nan
+
+    def _of(self, metrics: Mapping[str, float]) -> float:
         x = metrics.get(self.metric, math.nan)
         if self.per is None:
             return float(x)
         d = metrics.get(self.per, math.nan)
         return float(x) / float(d) if d and math.isfinite(d) else math.nan
+
+
+def _spec_text(spec: Any) -> str:
+    if isinstance(spec, Mapping):
+        how = "times" if "times" in spec else "plus"
+        x = spec[how]
+        return (f"x {x:g}" if how == "times" else f"{x:+g}") + (
+            " (whole)" if spec.get("whole") else "")
+    return f"= {spec}"
+
+
+def changes_of(targets: Iterable[Target]) -> list[Change]:
+    """The systems the targets are read from: the system itself, then each distinct change."""
+    return [(), *dict.fromkeys(t.change for t in targets if t.change)]
+
+
+def apply_change(params: Params, change: Change) -> Params:
+    """``params`` with ``change`` made (see :data:`Change`); a whole count stays whole
+    (rounded). Raises ParameterError for a setting the parameters do not have, or a result
+    they do not allow."""
+    updates: dict[str, Any] = {}
+    for pattern, spec in change:
+        for name in _expand(params, pattern):
+            try:
+                current = get_setting(params, _plain(name))
+            except (AttributeError, KeyError, TypeError, IndexError):
+                raise ParameterError(name, spec, "a setting of the model") from None
+            if isinstance(spec, Mapping):
+                value = current * spec["times"] if "times" in spec else current + spec["plus"]
+                if isinstance(current, int):
+                    updates[name] = int(round(value))
+                else:
+                    updates[name] = float(round(value)) if spec.get("whole") else float(value)
+            else:
+                updates[name] = spec
+    return override(params, updates)
+
+
+def _expand(params: Params, pattern: str) -> list[str]:
+    """A setting's names with every ``[*]`` replaced by each index of its list."""
+    head, star, rest = pattern.partition("[*]")
+    if not star:
+        return [pattern]
+    items = get_setting(params, _plain(head))
+    return [name for i in range(len(items)) for name in _expand(params, f"{head}[{i}]{rest}")]
+
+
+def _plain(name: str) -> str:
+    """``a.b[1].c`` as :func:`get_setting` reads it: ``a.b.1.c``."""
+    return name.replace("[", ".").replace("]", "")
 
 
 @dataclass(frozen=True)
@@ -179,8 +259,8 @@ class Parameter:
         value = self.convert(value)
         if self.balance is None:
             return {self.name: value}
-        change = value - float(_get(params, self.name))
-        return {self.name: value, self.balance: float(_get(params, self.balance)) - change}
+        change = value - float(get_setting(params, self.name))
+        return {self.name: value, self.balance: float(get_setting(params, self.balance)) - change}
 
 
 def settings_of(parameters: Sequence[Parameter], values: Mapping[str, float],
@@ -193,7 +273,7 @@ def settings_of(parameters: Sequence[Parameter], values: Mapping[str, float],
     return out
 
 
-_TARGET_KEYS = {"name", "metric", "value", "tolerance", "source", "per", "note"}
+_TARGET_KEYS = {"name", "metric", "value", "tolerance", "source", "per", "note", "change"}
 _SOURCE_KEYS = {"title", "publisher", "date", "quote", "url"}
 _PARAMETER_KEYS = {"name", "low", "high", "log", "integer", "balance"}
 
@@ -297,7 +377,45 @@ def _target(where: _Where, index: int, data: Any) -> Target:
              for k in ("title", "publisher", "date", "quote", "url")}
     return Target(name=name, metric=metric.strip() if metric else None, value=value,
                   tolerance=tolerance, source=Source(**texts),
-                  per=per.strip() if per else None, note=note)
+                  per=per.strip() if per else None, note=note,
+                  change=_change(where, entry, data.get("change")))
+
+
+def _change(where: _Where, entry: str, raw: Any) -> Change:
+    """A target's ``change``: a mapping of settings to a value, ``{times: x}`` or
+    ``{plus: x}`` (with ``whole: true`` to round)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not raw:
+        raise where.error(entry, "change", raw, "a mapping of settings to what happens to "
+                          "each: a value, {times: x} or {plus: x}")
+    items = []
+    for name, spec in raw.items():
+        if isinstance(spec, dict):
+            hows = [k for k in spec if k in ("times", "plus")]
+            x = spec.get(hows[0]) if len(hows) == 1 else None
+            ok = (len(hows) == 1 and set(spec) <= {"times", "plus", "whole"}
+                  and isinstance(x, (int, float)) and not isinstance(x, bool)
+                  and isinstance(spec.get("whole", False), bool))
+            if not ok:
+                raise where.error(entry, f"change.{name}", spec,
+                                  "a value, {times: x} or {plus: x} with x a number (and "
+                                  "whole: true to round)")
+        items.append((str(name), _frozen(spec)))
+    return tuple(items)
+
+
+def _frozen(spec: Any) -> Any:
+    """A change's spec in a hashable form (a mapping stays readable as one)."""
+    return _Spec(spec) if isinstance(spec, dict) else spec
+
+
+class _Spec(dict):
+    """A hashable mapping (``{"times": 1.1}``), so that a change can key a table."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
 
 
 def _parameter(where: _Where, index: int, data: Any) -> Parameter:
@@ -376,9 +494,16 @@ def load_parameters(path: str | Path, params: Params | None = None) -> list[Para
 
 
 def check_metrics(targets: Iterable[Target], params: Params, path: str | Path = "targets") -> None:
-    """Refuse, before any run, a target whose metric (or ``per``) the model does not compute."""
+    """Refuse, before any run, a target whose metric (or ``per``) the model does not compute,
+    or whose change the model cannot make."""
     known = catalogue(params)
     for i, t in enumerate(targets):
+        try:
+            apply_change(params, t.change)
+        except ParameterError as error:
+            raise _Where(Path(path)).error(f"targets[{i}] ({t.name})", "change",
+                                           dict(t.change), f"a change the model can make "
+                                           f"({error})") from None
         for key in ("metric", "per"):
             name = getattr(t, key)
             if name is not None and name not in known:
@@ -386,13 +511,6 @@ def check_metrics(targets: Iterable[Target], params: Params, path: str | Path = 
                 hint = f"e.g. {', '.join(close)}" if close else "see sim/core/catalogue.py"
                 raise _Where(Path(path)).error(f"targets[{i}] ({t.name})", key, name,
                                                f"a metric the model computes ({hint})")
-
-
-def _get(params: Any, dotted: str) -> Any:
-    value = params
-    for part in dotted.split("."):
-        value = value[part] if isinstance(value, dict) else getattr(value, part)
-    return value
 
 
 def check_parameters(parameters: Sequence[Parameter], params: Params,
@@ -403,7 +521,7 @@ def check_parameters(parameters: Sequence[Parameter], params: Params,
     for i, p in enumerate(parameters):
         entry = f"parameters[{i}] ({p.name})"
         try:
-            current = _get(params, p.name)
+            current = get_setting(params, p.name)
         except (AttributeError, KeyError, TypeError):
             raise where.error(entry, "name", p.name, "a dotted name of a model setting, "
                               "e.g. pathways.p1.transfer.mean") from None
@@ -413,7 +531,7 @@ def check_parameters(parameters: Sequence[Parameter], params: Params,
             raise where.error(entry, "integer", False, f"true: {p.name} is a whole number")
         if p.balance is not None:
             try:
-                other = _get(params, p.balance)
+                other = get_setting(params, p.balance)
             except (AttributeError, KeyError, TypeError):
                 other = None
             if not isinstance(other, float):
@@ -516,11 +634,11 @@ def _loss(targets: Sequence[Target], values: Mapping[str, Sequence[float]]) -> f
 
 
 def _fingerprint(params: Params, targets: Sequence[Target], parameters: Sequence[Parameter],
-                 replications: int, seed: int, batch: int) -> str:
+                 replications: int, seed: int, batch: int, start: bool = False) -> str:
     system = asdict(params)
     for key in Run.HOW_MANY:
         system["run"].pop(key)
-    setup = {"params": system, "model_code": model_code_digest(),
+    setup = {"params": system, "model_code": model_code_digest(), "from_configured": start,
              "targets": [asdict(t) for t in targets], "parameters": [asdict(p) for p in parameters],
              "replications": replications, "seed": seed, "batch": batch}
     # Not sorted: the order of a table's entries decides which one a random draw picks.
@@ -563,16 +681,20 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
               trials: int = 100, replications: int = 8, workers: int | None = None,
               seed: int = 0, store_folder: str | Path | None = None, *,
               batch: int = DEFAULT_BATCH, keep: int = 5, time_limit: float | None = None,
-              confirm: int = 0, progress: bool = False) -> CalibrationResult:
+              confirm: int = 0, progress: bool = False,
+              from_configured: bool = False) -> CalibrationResult:
     """Fit ``parameters`` to ``targets`` with Optuna (TPE), ``trials`` trials in all.
 
     Each trial runs replications 0..``replications``-1 of ``params`` with the trial's values
-    (common random numbers across trials); its loss is the sum over targets of
+    (common random numbers across trials), and of the same system with each change a target
+    reads a lever's effect from; its loss is the sum over targets of
     ((model mean - value) / tolerance)^2. Trials are asked ``batch`` at a time and their
     replications run on ``workers`` processes (default: all cores). ``seed`` seeds the sampler
     only (the model's random numbers come from ``params.run.seed``): the same seed gives the
     same trials. With ``store_folder`` the study is kept in ``<folder>/optuna.db`` and a rerun
-    resumes it. With ``time_limit`` (seconds) no new batch starts after that time: the trials
+    resumes it. With ``from_configured``, the first trial is the system as configured (a fit
+    then starts no worse than the system it refits). With ``time_limit`` (seconds) no new
+    batch starts after that time: the trials
     run (at least one batch) are then the first ones of the same sequence, and a rerun with
     the store folder goes on with the rest. With ``confirm`` above ``replications``, the
     ``keep`` best sets are run again on replications 0..``confirm``-1 and ranked by that loss
@@ -582,42 +704,20 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
     error kept in its ``error`` attribute.
     """
     from sim.running.runner import default_workers
-    import optuna
 
-    for t in targets:
-        if not t.active:
-            print(f"notice: target {t.name!r} skipped (metric: null): {t.note}", file=sys.stderr)
-    targets = [t for t in targets if t.active]
-    parameters = list(parameters)
-    if not targets:
-        raise CalibrationError("calibrate: no targets with a metric")
-    if not parameters:
-        raise CalibrationError("calibrate: no parameters to fit")
-    if trials < 1 or replications < 1 or batch < 1 or keep < 1:
-        raise CalibrationError("calibrate: trials, replications, batch and keep must be >= 1")
-    check_metrics(targets, params)
-    check_parameters(parameters, params)
-    names = tuple(dict.fromkeys(m for t in targets for m in t.metrics))
-    distributions = {p.name: p.distribution() for p in parameters}
+    targets, parameters = _checked(params, targets, parameters, trials, replications, batch,
+                                   keep)
     folder = Path(store_folder) if store_folder is not None else None
     started = time.monotonic()
     workers = workers or default_workers(batch * replications)
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
         study = _study(folder, _fingerprint(params, targets, parameters, replications, seed,
-                                            batch))
-        # Trials left running by an interrupted calibration: run again first, as new trials
-        # with the same parameters, and marked failed (the sampler ignores failed trials).
-        trials_now = study.get_trials(deepcopy=False)
-        queued = {t.user_attrs.get("rerun_of") for t in trials_now
-                  if t.state == optuna.trial.TrialState.WAITING}
-        for t in trials_now:
-            if t.state == optuna.trial.TrialState.RUNNING:
-                if t.number not in queued:
-                    study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
-                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        waiting = sum(t.state == optuna.trial.TrialState.WAITING
-                      for t in study.get_trials(deepcopy=False))
+                                            batch, from_configured))
+        if from_configured and not study.trials:
+            study.enqueue_trial(_configured(params, parameters))
+        waiting = _requeue_interrupted(study)
+        evaluate = _Evaluator(params, targets, parameters, replications, pool)
         while True:
             done = sum(_evaluated(t) for t in study.get_trials(deepcopy=False))
             if done >= trials:
@@ -630,28 +730,7 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
             size = min(waiting or batch, trials - done)
             waiting = 0
             study.sampler = _batch_sampler(seed, done)
-            asked = [study.ask(distributions) for _ in range(size)]
-            runs: list[Params | None] = []
-            for trial in asked:
-                try:
-                    runs.append(override(params, settings_of(parameters, trial.params, params)))
-                except ParameterError as error:
-                    runs.append(None)
-                    trial.set_user_attr("error", str(error))
-            values = iter(_run_batch([r for r in runs if r is not None], replications, names,
-                                     pool))
-            for trial, run in zip(asked, runs):
-                loss = math.nan
-                if run is not None:
-                    metric_rows = [dict(zip(names, row)) for row in next(values)]
-                    quantities = {t.name: [t.evaluate(m) for m in metric_rows] for t in targets}
-                    loss = _loss(targets, quantities)
-                    trial.set_user_attr("values", quantities)
-                trial.set_user_attr("evaluated", True)
-                if math.isfinite(loss):
-                    study.tell(trial, loss)
-                else:
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            evaluate.batch(study, size)
             if progress:
                 best = min((t.value for t in study.get_trials(deepcopy=False)
                             if _evaluated(t) and t.value is not None), default=math.nan)
@@ -664,20 +743,150 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
             if progress:
                 print(f"calibration: the {len(result.best_sets)} best sets again on {confirm} "
                       "replications", file=sys.stderr)
-            _confirm(result, params, confirm, names, pool)
+            _confirm(result, params, confirm, pool)
         return result
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
 
 
+def _checked(params: Params, targets: Sequence[Target], parameters: Sequence[Parameter],
+             trials: int, replications: int, batch: int, keep: int
+             ) -> tuple[list[Target], list[Parameter]]:
+    """The targets with a metric (a notice for each without) and the parameters, refused in
+    one line before any run if they cannot be used."""
+    for t in targets:
+        if not t.active:
+            print(f"notice: target {t.name!r} skipped (metric: null): {t.note}", file=sys.stderr)
+    active = [t for t in targets if t.active]
+    if not active:
+        raise CalibrationError("calibrate: no targets with a metric")
+    if not parameters:
+        raise CalibrationError("calibrate: no parameters to fit")
+    if trials < 1 or replications < 1 or batch < 1 or keep < 1:
+        raise CalibrationError("calibrate: trials, replications, batch and keep must be >= 1")
+    check_metrics(active, params)
+    check_parameters(parameters, params)
+    return active, list(parameters)
+
+
+def _configured(params: Params, parameters: Sequence[Parameter]) -> dict[str, float]:
+    """The parameters' values in the configured system, each kept within its range."""
+    out = {}
+    for p in parameters:
+        value = min(max(float(get_setting(params, p.name)), p.low), p.high)
+        out[p.name] = p.convert(value)
+    return out
+
+
+def _requeue_interrupted(study) -> int:
+    """Trials left running by an interrupted calibration: queued to run again first, as new
+    trials with the same parameters, and marked failed (the sampler ignores failed trials).
+    Returns how many of them wait to run (a batch of their own)."""
+    import optuna
+
+    trials_now = study.get_trials(deepcopy=False)
+    queued = {t.user_attrs.get("rerun_of") for t in trials_now
+              if t.state == optuna.trial.TrialState.WAITING}
+    for t in trials_now:
+        if t.state == optuna.trial.TrialState.RUNNING:
+            if t.number not in queued:
+                study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+    return sum(t.state == optuna.trial.TrialState.WAITING and "rerun_of" in t.user_attrs
+               for t in study.get_trials(deepcopy=False))
+
+
+class _Evaluator:
+    """Runs a batch of trials: each trial's system and its changed systems, on the same
+    replications, and tells the study each trial's loss."""
+
+    def __init__(self, params: Params, targets: list[Target], parameters: list[Parameter],
+                 replications: int, pool: ProcessPoolExecutor | None) -> None:
+        self.params, self.targets, self.parameters = params, targets, parameters
+        self.replications, self.pool = replications, pool
+        self.distributions = {p.name: p.distribution() for p in parameters}
+
+    def batch(self, study, size: int) -> None:
+        import optuna
+
+        asked = [study.ask(self.distributions) for _ in range(size)]
+        runs: list[list[Params] | None] = []
+        for trial in asked:
+            try:
+                system = override(self.params, settings_of(self.parameters, trial.params,
+                                                           self.params))
+                runs.append(systems_of(system, self.targets))
+            except ParameterError as error:
+                runs.append(None)
+                trial.set_user_attr("error", str(error))
+        values = iter(quantities(self.targets, _run_batch(
+            [r for r in runs if r is not None], self.replications,
+            metric_names(self.targets), self.pool)))
+        for trial, run in zip(asked, runs):
+            loss = math.nan
+            if run is not None:
+                found = next(values)
+                loss = _loss(self.targets, found)
+                trial.set_user_attr("values", found)
+            trial.set_user_attr("evaluated", True)
+            if math.isfinite(loss):
+                study.tell(trial, loss)
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def metric_names(targets: Sequence[Target]) -> tuple[str, ...]:
+    """The metrics the targets read, each once."""
+    return tuple(dict.fromkeys(m for t in targets for m in t.metrics))
+
+
+def systems_of(params: Params, targets: Sequence[Target]) -> list[Params]:
+    """The systems the targets are read from: ``params``, then ``params`` with each change
+    (:func:`changes_of`)."""
+    return [apply_change(params, change) for change in changes_of(targets)]
+
+
+def quantities(targets: Sequence[Target], runs: list[list[list[list[float]]]]
+               ) -> list[dict[str, list[float]]]:
+    """For each run (its systems' replications' values of :func:`metric_names`), each
+    target's quantity in each replication."""
+    changes, names = changes_of(targets), metric_names(targets)
+    out = []
+    for systems in runs:
+        by_replication = [{change: dict(zip(names, rows[k]))
+                           for change, rows in zip(changes, systems)}
+                          for k in range(len(systems[0]))]
+        out.append({t.name: [t.evaluate(s) for s in by_replication] for t in targets})
+    return out
+
+
+def evaluate_targets(params: Params, targets: Sequence[Target], replications: int,
+                     workers: int | None = None) -> dict[str, list[float]]:
+    """Each target's quantity in replications 0..n-1 of ``params`` (and its changed systems),
+    in parallel on ``workers`` processes (default: all cores): a calibration check."""
+    from sim.running.runner import default_workers
+
+    targets = [t for t in targets if t.active]
+    check_metrics(targets, params)
+    runs = systems_of(params, targets)
+    workers = workers or default_workers(len(runs) * replications)
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        return quantities(targets, _run_batch([runs], replications, metric_names(targets),
+                                              pool))[0]
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
 def _confirm(result: CalibrationResult, params: Params, replications: int,
-             names: tuple[str, ...], pool: ProcessPoolExecutor | None) -> None:
+             pool: ProcessPoolExecutor | None) -> None:
     """Run the best sets again on ``replications`` and rank them by that loss, in place."""
-    rows = _run_batch([override(params, s) for s in result.sets()], replications, names, pool)
-    quantities = [{t.name: [t.evaluate(dict(zip(names, row))) for row in runs]
-                   for t in result.targets} for runs in rows]
-    losses = [_loss(result.targets, q) for q in quantities]
+    runs = [systems_of(override(params, s), result.targets) for s in result.sets()]
+    found = quantities(result.targets, _run_batch(runs, replications,
+                                                  metric_names(result.targets), pool))
+    losses = [_loss(result.targets, q) for q in found]
     order = sorted(range(len(losses)), key=lambda i: (losses[i], i))
     table = result.best_sets.iloc[order].reset_index(drop=True)
     table.insert(3, "loss_confirmed", [losses[i] for i in order])
@@ -685,17 +894,19 @@ def _confirm(result: CalibrationResult, params: Params, replications: int,
     result.best_sets = table
     result.best = result.sets()[0]
     result.best_loss = losses[order[0]]
-    result.fit = fit_table(result.targets, quantities[order[0]], result.units)
+    result.fit = fit_table(result.targets, found[order[0]], result.units)
     result.confirmed = replications
 
 
-def _run_batch(runs: list[Params], replications: int, names: tuple[str, ...],
-               pool: ProcessPoolExecutor | None) -> list[list[list[float]]]:
-    """For each parameter set, each replication's values of ``names``."""
+def _run_batch(runs: list[list[Params]], replications: int, names: tuple[str, ...],
+               pool: ProcessPoolExecutor | None) -> list[list[list[list[float]]]]:
+    """For each run, for each of its systems, each replication's values of ``names``."""
     if pool is None:
-        return [[_replicate(p, k, names) for k in range(replications)] for p in runs]
-    futures = [[pool.submit(_replicate, p, k, names) for k in range(replications)] for p in runs]
-    return [[f.result() for f in row] for row in futures]
+        return [[[_replicate(p, k, names) for k in range(replications)] for p in systems]
+                for systems in runs]
+    futures = [[[pool.submit(_replicate, p, k, names) for k in range(replications)]
+                for p in systems] for systems in runs]
+    return [[[f.result() for f in row] for row in systems] for systems in futures]
 
 
 def _result(study, params: Params, targets: list[Target], parameters: list[Parameter],

@@ -21,6 +21,7 @@ from typing import Iterator
 import pandas as pd
 
 from sim.core.catalogue import catalogue
+from sim.core.costs import Costs, with_costs
 from sim.core.model import RunResult, simulate
 from sim.core.params import ParameterError, Params
 from sim.running.store import ReplicationStore
@@ -39,6 +40,10 @@ class Replications:
     store: ReplicationStore | None = None
     """Where the runs' patient logs are kept, if a store keeps them (they are then not held
     in memory: see :meth:`patient_tables`)."""
+    costs: Costs | None = None
+    """The unit prices its costs are worked out with (None: no costs)."""
+    programmes: tuple[str, ...] = ()
+    """The annual cost items of the programmes on in this system (seven-day working)."""
 
     def _stack(self, attribute: str) -> pd.DataFrame:
         frames = [getattr(r, attribute).assign(replication=r.replication) for r in self.runs]
@@ -46,8 +51,11 @@ class Replications:
 
     @property
     def metrics(self) -> pd.DataFrame:
-        """Tidy: one row per replication and metric."""
-        return self._stack("metrics")
+        """Tidy: one row per replication and metric, costs included when priced."""
+        tidy = self._stack("metrics")
+        if self.costs is None:
+            return tidy
+        return with_costs(tidy, self.params, self.costs, self.programmes)
 
     def patient_tables(self) -> Iterator[pd.DataFrame]:
         """Each replication's patient log in turn, with its ``replication`` column; read from
@@ -113,7 +121,9 @@ def _precise_enough(values: list[float], precision: float) -> bool:
 
 
 def run_replications(params: Params, replications: int | None = None, workers: int | None = None,
-                     store: ReplicationStore | None = None, progress: bool = False) -> Replications:
+                     store: ReplicationStore | None = None, progress: bool = False,
+                     costs: Costs | None = None, programmes: tuple[str, ...] = ()
+                     ) -> Replications:
     """Run replications 0..n-1 on ``workers`` processes (default: all cores).
 
     ``n`` defaults to ``params.run.replications``; with ``run.precision`` > 0 more are added,
@@ -122,7 +132,8 @@ def run_replications(params: Params, replications: int | None = None, workers: i
     each one run is saved there as soon as it finishes. With a store, patient logs are not held
     in memory: they are read back from the store if it keeps them (else they are not wanted,
     and :meth:`Replications.patient_tables` gives empty tables). Settings that cannot work are
-    refused first (:func:`check_before_run`).
+    refused first (:func:`check_before_run`). With ``costs``, the metrics include each
+    replication's costs (:mod:`sim.core.costs`) with the ``programmes`` on.
     """
     run = params.run
     target = replications if replications is not None else run.replications
@@ -175,7 +186,7 @@ def run_replications(params: Params, replications: int | None = None, workers: i
         if pool is not None:
             _stop(pool, now=failed)
     return Replications(params, runs, sorted(k for k in loaded if k < len(runs)),
-                        store if keeps_patients else None)
+                        store if keeps_patients else None, costs, programmes)
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:

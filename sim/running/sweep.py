@@ -10,7 +10,7 @@ Collecting reads only finished replications, so it can run during or after an in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Collection
+from typing import Callable, Collection
 
 import pandas as pd
 import yaml
@@ -51,10 +51,12 @@ def job_folders(sweep_dir: Path, since: float | None = None) -> list[Path]:
 
 
 def collect(sweep_dir: Path, write: bool = True, since: float | None = None,
-            ignored: Collection[str] = ()) -> pd.DataFrame:
+            ignored: Collection[str] = (),
+            priced: Callable[[Path, pd.DataFrame], pd.DataFrame] | None = None) -> pd.DataFrame:
     """One tidy table of every finished replication in a sweep folder (of the jobs that ran
     since ``since``, if given). Overrides in ``ignored`` (settings that do not change the
-    system, such as the number of replications) are not made into columns."""
+    system, such as the number of replications) are not made into columns. ``priced`` adds a
+    job's costs to its replications' metrics (from the job's folder: its config's prices)."""
     sweep_dir = Path(sweep_dir)
     frames = []
     override_keys: list[str] = []
@@ -63,14 +65,21 @@ def collect(sweep_dir: Path, write: bool = True, since: float | None = None,
             continue  # refused: whatever replications it holds are not this sweep's
         overrides = _overrides(job, ignored)
         override_keys += [k for k in overrides if k not in override_keys]
+        runs = []
         for path in sorted((job / "replications").glob("rep-*.metrics.csv")):
             metrics = pd.read_csv(path)
             metrics.insert(0, "replication", int(path.name.split(".")[0].split("-")[1]))
-            metrics.insert(0, "scenario", _scenario_name(job))
-            metrics.insert(0, "job", str(job.relative_to(sweep_dir)))
-            for key, value in overrides.items():
-                metrics[key] = value
-            frames.append(metrics)
+            runs.append(metrics)
+        if not runs:
+            continue
+        metrics = pd.concat(runs, ignore_index=True)
+        if priced is not None:
+            metrics = priced(job, metrics)
+        metrics.insert(0, "scenario", _scenario_name(job))
+        metrics.insert(0, "job", str(job.relative_to(sweep_dir)))
+        for key, value in overrides.items():
+            metrics[key] = value
+        frames.append(metrics)
     if not frames:
         raise FileNotFoundError(f"no finished replications under {sweep_dir}")
     table = pd.concat(frames, ignore_index=True)

@@ -50,10 +50,12 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def write_table(table: pd.DataFrame, folder: Path, name: str, note: str) -> None:
+def write_table(table: pd.DataFrame, folder: Path, name: str, note: str,
+                data: pd.DataFrame | None = None) -> None:
     """``name.csv`` and ``name.md`` (the note, then the table in Markdown, then the note on
-    intervals cut at a bound if any was) in ``folder``."""
-    write_csv(table, Path(folder) / f"{name}.csv")
+    intervals cut at a bound if any was) in ``folder``; ``data``: the CSV's numbers, when the
+    table shown is them in words."""
+    write_csv(table if data is None else data, Path(folder) / f"{name}.csv")
     text = note + "\n\n" + markdown(table)
     if any(_cut_rows(table)):
         text += "\n" + BOUND_NOTE + "\n"
