@@ -200,6 +200,27 @@ def test_app_refuses_bad_input_in_one_line(monkeypatch):
     assert "\n" not in at.error[0].value
 
 
+def test_app_finds_the_best_mix_for_a_budget(monkeypatch):
+    """The budget view: a budget, a price changed, **Find the best mix**: the best mixes, the
+    single levers and the chart are shown, and the search ran at the price given."""
+    at = _app(monkeypatch)
+    at.sidebar.radio(key="view").set_value(workshop.VIEWS[1]).run()
+    assert not at.exception and not at.error
+    at.number_input(key="budget").set_value(1_000_000.0)
+    at.number_input(key="candidates").set_value(8)
+    at.number_input(key="budget_replications").set_value(1)
+    at.number_input(key="costs.seven_day_working_year").set_value(400_000.0)
+    at.button(key="find_mix").click().run()
+    assert not at.exception and not at.error
+    result = at.session_state["budget_result"]
+    assert len(result.trials) >= 8 and result.budget == 1_000_000.0
+    seven = next(o for o in result.options if o.name == "seven_day")
+    assert seven.step_cost == pytest.approx(400_000.0)  # the price given on the page
+    assert (result.trials["spend"] <= 1_000_000.0 + 1e-6).all()
+    assert at.dataframe[0].value["mix"].iloc[0] == result.best["mix"].iloc[0]
+    assert _images(at) == 1
+
+
 def test_app_warns_as_the_command_line_does_when_a_queue_grows_all_run(monkeypatch):
     AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 

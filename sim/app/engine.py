@@ -58,7 +58,7 @@ def levers(config: AppConfig | Params) -> tuple[Lever, ...]:
     """The number levers that act in ``config``: their setting exists and what they need is
     on."""
     return tuple(lever for lever in LEVERS
-                 if not lever.is_switch
+                 if not lever.is_switch and not lever.pay
                  and _setting_or_missing(config, lever.setting) is not _MISSING
                  and (not lever.needs or _setting_or_missing(config, lever.needs) is True))
 
@@ -115,7 +115,8 @@ def _hydra_value(value: Any) -> str:
 
 
 def _number_levers(baseline: Mapping[str, Any]) -> list[Lever]:
-    return [lever for lever in LEVERS if not lever.is_switch and lever.setting in baseline]
+    return [lever for lever in LEVERS
+            if not lever.is_switch and not lever.pay and lever.setting in baseline]
 
 
 def what_if_overrides(values: Mapping[str, Any], baseline: Mapping[str, Any],
@@ -158,7 +159,7 @@ def scenario_title(name: str, config: AppConfig, baseline: AppConfig) -> str:
     moves only number levers says how (``285 carers (+25)``), any other has its title
     (``Seven-day working``)."""
     changed = {key for key, _, _ in differences(baseline.params, config.params)}
-    if changed and changed <= {lever.setting for lever in LEVERS if not lever.is_switch}:
+    if changed and changed <= {lever.setting for lever in _number_levers(lever_defaults(config))}:
         return what_if_label(lever_defaults(config), lever_defaults(baseline))
     return config.title or scenario_text(name)[0]
 

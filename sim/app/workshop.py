@@ -34,6 +34,14 @@ RUN_SETTINGS = ("run.replications", "run.days", "run.warmup_days")
 SHORT_LABELS = {"delayed_days_per_30d": "Delayed bed-days per 30 days",
                 "fit_in_hospital_midnight": "Medically fit, still in hospital",
                 "delay_mean.all": "Mean delay (days)", "acute_occupancy": "Acute bed occupancy"}
+VIEWS = ("What if", "Best use of a budget")
+BUDGET_PRICES = (("costs.delayed_bed_day", "A delayed bed-day (£)"),
+                 ("costs.services.homecare.price", "An hour of homecare (£)"),
+                 ("costs.services.care_home.segments.residential", "A residential care-home week (£)"),
+                 ("costs.services.care_home.segments.nursing", "A nursing-home week (£)"),
+                 ("costs.services.step_down.price", "A step-down bed-day (£)"),
+                 ("costs.discharge_team_member_year", "A discharge-team member a year (£)"),
+                 ("costs.seven_day_working_year", "Seven-day working a year (£)"))
 LOWER_IS_BETTER = {"delayed_days_per_30d", "fit_in_hospital_midnight", "delay_mean.all",
                    "acute_occupancy"}
 
@@ -193,9 +201,13 @@ def main() -> None:  # pragma: no cover
                "numbers), so the change you see is the effect of what you changed.")
     base_values = engine.lever_defaults(base_config)
     run_defaults = {key: get_setting(base_config, key) for key in RUN_SETTINGS}
+    view = st.sidebar.radio("View", VIEWS, key="view", horizontal=True)
     values, extra, settings, run_clicked = _sidebar(st, base_config, base_values, run_defaults)
     base_key = ("baseline", tuple(startup + run_overrides(settings, run_defaults)))
     pool, baselines = _kept_for_the_app(st)
+    if view == VIEWS[1]:
+        _budget_view(st, base_config, list(base_key[1]), pool())
+        return
     try:
         baseline = _baseline(st, base_key, pool(), baselines())
         if run_clicked:
@@ -352,6 +364,87 @@ def _show_what_if(st: Any, baseline: engine.ScenarioRun, current: engine.Scenari
         with tab:
             if not lazy or tab.open:
                 st.image(_chart_png(st, key, makers, title), width="stretch")
+
+
+def budget_overrides(prices: Mapping[str, float], defaults: Mapping[str, float]) -> list[str]:
+    """The overrides of the prices changed in the budget view."""
+    return [f"{key}={prices[key]:g}" for key in prices if prices[key] != defaults[key]]
+
+
+def run_budget_search(config: Any, amount: float, objective: str, candidates: int,
+                      replications: int, pool: Any = None, progress: Any = None):
+    """A budget search on the app's system: the levers of the budget experiment, at the
+    config's prices (raises :class:`engine.InputError` with a one-line message)."""
+    from sim.config.schema import programmes_on, scenario_settings
+    from sim.core.levers import LEVERS
+    from sim.running import budget as search
+
+    levers = [lever for lever in LEVERS if lever.budget_step]
+    settings = {x.name: scenario_settings(x.scenario) for x in levers if x.is_switch}
+    programmes = programmes_on(config.params)
+    try:
+        options = search.make_options(config.params, config.costs, programmes, levers, amount,
+                                      settings)
+        return search.search(config.params, config.costs, programmes, options, amount,
+                             objective, candidates, replications, confirm=replications * 2,
+                             keep=3, seed=config.run.seed, pool=pool, progress=progress)
+    except search.BudgetError as error:
+        raise engine.InputError(str(error)) from None
+
+
+def _budget_view(st: Any, base_config: Any, run_settings: list[str],
+                 pool: Any) -> None:  # pragma: no cover
+    """A budget a year, the prices, and the best mix of levers it buys, with its chart."""
+    from sim.reporting import charts
+    from sim.reporting.money import budget_table_for_people, single_table_for_people
+
+    st.subheader("Where does the next pound go?")
+    st.caption("The search tries mixes of more carers, care-home places, step-down beds, "
+               "discharge-team staff, a pay rise for carers and seven-day working that the "
+               "budget buys, each on the same patients (common random numbers), runs the best "
+               "again on more replications, and compares the best with spending the whole "
+               "budget on any one lever. A workshop search is short; `experiments/run.py "
+               "budget` runs a full one.")
+    cols = st.columns(4)
+    amount = cols[0].number_input("Budget a year (£)", value=2_500_000.0, step=100_000.0,
+                                  key="budget", format="%.0f")
+    objective = cols[1].selectbox("Minimise", ["delayed_days", "total_cost"], key="objective",
+                                  format_func=lambda x: {"delayed_days": "delayed bed-days",
+                                                         "total_cost": "total cost"}[x])
+    candidates = int(cols[2].number_input("Mixes to try", value=16, step=4, key="candidates"))
+    replications = int(cols[3].number_input("Replications each", value=3, step=1,
+                                            key="budget_replications"))
+    with st.expander(f"Prices ({base_config.costs.price_year}; configs/costs/)"):
+        defaults = {key: float(get_setting(base_config, key)) for key, _ in BUDGET_PRICES}
+        prices = {key: st.number_input(label, value=defaults[key], key=key, format="%g")
+                  for key, label in BUDGET_PRICES}
+    if st.button("Find the best mix", type="primary", key="find_mix"):
+        bar = st.progress(0.0, text="Searching")
+        try:
+            config = engine.compose(run_settings + budget_overrides(prices, defaults))
+            st.session_state["budget_result"] = run_budget_search(
+                config, amount, objective, candidates, replications, pool=pool,
+                progress=lambda done, total, what: bar.progress(min(1.0, done / total),
+                                                                text=what))
+        except engine.InputError as error:
+            st.error(verbatim(str(error)), icon=":material/error:")
+            return
+        bar.empty()
+    result = st.session_state.get("budget_result")
+    if result is None:
+        st.info("Set a budget and press **Find the best mix**.")
+        return
+    st.markdown(f"**Best mix for £{result.budget:,.0f} a year**: "
+                + result.best["mix"].iloc[0])
+    st.dataframe(budget_table_for_people(result.best), hide_index=True, width="stretch")
+    st.markdown("**Against the whole budget on one lever** (negative: the mix does better)")
+    st.dataframe(single_table_for_people(result.against_single, result.objective),
+                 hide_index=True, width="stretch")
+    st.image(charts.to_png(charts.budget(result.trials, result.front, result.best,
+                                         result.against_single, result.baseline,
+                                         result.objective, result.budget,
+                                         price_year=base_config.costs.price_year)),
+             width="stretch")
 
 
 def _chart_png(st: Any, key: tuple, makers: dict, title: str) -> bytes:  # pragma: no cover

@@ -36,7 +36,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sim.config.schema import (CONFIG_DIR, RUN_DIR, AppConfig, ConfigError, load_config,
                                programmes_on, register,
                                run_title, settle_distribution_kinds, to_app_config)
-from sim.running.calibration import CalibrationError
+from sim.running.studies import StudyError
 from sim.running.files import write_atomic
 from sim.core.params import ParameterError
 from sim.running.folders import (FolderBusy, OutputFolderError, describe, exclusive,
@@ -146,7 +146,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 USER_ERRORS = (ConfigError, ParameterError, StoreMismatch, FolderBusy, OutputFolderError,
-               CalibrationError, HydraException, OmegaConfBaseException)
+               StudyError, HydraException, OmegaConfBaseException)
 """Errors in what the user asked for: reported in one line, without a traceback."""
 
 

@@ -28,15 +28,17 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from sim.config.schema import CONFIG_DIR, AppConfig, programmes_on, scenario_titles
+from sim.config.schema import (CONFIG_DIR, AppConfig, programmes_on, scenario_settings,
+                               scenario_titles)
 from sim.core.costs import Costs, run_costs
-from sim.core.levers import LEVERS, get_setting
+from sim.core.levers import LEVERS, get_setting, lever
 from sim.core.catalogue import catalogue, describe
 from sim.core.model import simulate
 from sim.core.params import Params, Run, override
 from sim.reporting import analysis, charts
-from sim.reporting.money import (cost_comparison, cost_curve_table, cost_table_for_people,
-                                 pounds)
+from sim.reporting.money import (budget_table_for_people, cost_comparison, cost_curve_table,
+                                 cost_table_for_people, pounds, single_table_for_people)
+from sim.running.files import write_csv
 from sim.running.tables import write_table
 
 RESULTS = Path("results")
@@ -402,7 +404,7 @@ def _cost_curve(config: AppConfig, folder: Path) -> int:
     params, n = config.params, config.run.replications
     programmes = programmes_on(params)
     cases, baseline_values = [], {}
-    for item in (lever for lever in LEVERS if lever.setting and lever.cost):
+    for item in (x for x in LEVERS if x.budget_step and x.setting and not x.pay):
         base = get_setting(params, item.setting)
         baseline_values[item.name] = base
         for step in CURVE_STEPS:
@@ -427,18 +429,102 @@ def _cost_curve(config: AppConfig, folder: Path) -> int:
                 "team + programmes + delayed bed-days. `lowest`: where the lever's total is "
                 "lowest of the capacities run.")
     charts.cost_curve(table, folder / "cost_curve.png", year)
-    for lever, group in table.groupby("lever", sort=False):
+    for name, group in table.groupby("lever", sort=False):
         best = group.loc[group["total"].idxmin()]
-        print(f"{lever}: total lowest at {best['capacity']:,.0f} "
-              f"({pounds(best['total'])} a year; baseline {baseline_values[lever]:,.0f})")
+        print(f"{name}: total lowest at {best['capacity']:,.0f} "
+              f"({pounds(best['total'])} a year; baseline {baseline_values[name]:,.0f})")
     print(f"Report: {folder}/cost_curve.md, cost_curve.png")
     return 0
+
+
+def _budget(config: AppConfig, folder: Path) -> int:
+    """Find the mix of levers that a budget a year buys to minimise the objective, and write
+    what it found (see configs/experiment/budget.yaml)."""
+    from sim.running import budget as search
+
+    params, experiment, costs = config.params, config.experiment, config.costs
+    programmes = programmes_on(params)
+    levers = [_lever_named(name) for name in experiment.levers]
+    settings = {item.name: scenario_settings(item.scenario) for item in levers if item.is_switch}
+    options = search.make_options(params, costs, programmes, levers, experiment.budget,
+                                  settings)
+    result = search.search(params, costs, programmes, options, experiment.budget,
+                           experiment.objective, experiment.candidates, config.run.replications,
+                           experiment.confirm_replications, experiment.keep, config.run.seed,
+                           folder, progress=search.print_progress)
+    _write_budget(result, folder, costs.price_year)
+    fitted = RESULTS / "calibration" / "best_sets.csv"
+    if fitted.is_file():
+        _budget_on_fitted_sets(result, params, costs, programmes, fitted, folder)
+    print(f"Best mix for {pounds(experiment.budget)} a year: "
+          f"{search.describe_mix(options, result.best_mix)}. Report: {folder}/best_mixes.md, "
+          f"against_single.md, budget.png")
+    return 0
+
+
+def _lever_named(name: str):
+    from sim.config.schema import ConfigError
+    try:
+        return lever(name)
+    except KeyError as error:
+        raise ConfigError(f"experiment.levers={name!r} is not allowed: {error.args[0]}") from None
+
+
+def _write_budget(result, folder: Path, price_year: str) -> None:
+    """The best mixes, the best against single levers, every mix tried and the front."""
+    unit = "delayed bed-days per 30 days" if result.objective == "delayed_days" else \
+        "total cost, £ a year"
+    n = result.confirmed
+    write_table(budget_table_for_people(result.best), folder, "best_mixes",
+                f"# The best mixes for {pounds(result.budget)} a year ({price_year} prices)\n\n"
+                f"Ranked by {unit} over {n} replications on common random numbers (each mix, "
+                "and the baseline, on the same ones); changes from the baseline with their 95% "
+                "CI; spend: what the mix costs a year.", data=result.best)
+    write_table(single_table_for_people(result.against_single, result.objective), folder,
+                "against_single",
+                f"# The best mix against the whole budget on one lever\n\nThe best mix minus "
+                f"each single lever's allocation, in {unit}, paired over {n} replications, with "
+                "its 95% CI (negative: the mix does better).", data=result.against_single)
+    write_csv(result.trials, folder / "trials.csv")
+    write_csv(result.front, folder / "front.csv")
+    charts.budget(result.trials, result.front, result.best, result.against_single,
+                  result.baseline, result.objective, result.budget, folder / "budget.png",
+                  price_year)
+
+
+def _budget_on_fitted_sets(result, params: Params, costs: Costs, programmes: tuple[str, ...],
+                           source: Path, folder: Path) -> None:
+    """Does the best mix still beat every single lever on each of the calibration's best
+    fitted sets?"""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sim.running import budget as search
+    from sim.running.calibration import NOT_SETTINGS
+    from sim.running.runner import default_workers
+
+    sets = pd.read_csv(source)
+    names = [c for c in sets.columns if c not in NOT_SETTINGS]
+    systems = {int(row["rank"]): override(params, {k: row[k].item() if hasattr(row[k], "item")
+                                                   else row[k] for k in names})
+               for _, row in sets.iterrows()}
+    with ProcessPoolExecutor(default_workers(4)) as pool:
+        table = search.on_fitted_sets(systems, costs, programmes, result.options,
+                                      result.best_mix, result.budget, result.objective,
+                                      result.confirmed, pool)
+    held = int((table["singles_beaten"] == table["singles"]).sum())
+    write_table(table, folder, "fitted_sets",
+                f"# The best mix on each of the {len(table)} best fitted sets\n\nThe best mix's "
+                "change from each set's own baseline, and the best mix minus each single lever "
+                f"(objective units, paired over {result.confirmed} replications). It beats every "
+                f"single lever, with a 95% interval below zero, in {held} of {len(table)} sets.")
+    print(f"The best mix beats every single lever in {held} of {len(table)} fitted sets")
 
 
 Study = Callable[[AppConfig, Path], int]
 STUDIES: dict[str, Study] = {"validation": _validation, "calibration": _calibration,
                              "calibration_check": _calibration_check,
-                             "fitted_sets": _fitted_sets, "cost_curve": _cost_curve}
+                             "fitted_sets": _fitted_sets, "cost_curve": _cost_curve,
+                             "budget": _budget}
 """Experiments that run their own cases rather than a sweep of the configured system; each
 returns the exit status."""
 

@@ -52,7 +52,10 @@ class Experiment:
     ``baseline`` the scenario others are compared with; ``targets`` a targets file for a
     calibration (``configs/targets/NAME.yaml``), with the number of ``trials``, the best sets to
     ``keep`` (run again on ``confirm_replications`` and ranked by that, if more than the
-    search's) and a time limit; ``scenarios``, those a study reruns on each fitted set."""
+    search's) and a time limit; ``scenarios``, those a study reruns on each fitted set. A
+    budget search spends ``budget`` pounds a year on ``levers`` (names in the lever table) to
+    minimise ``objective`` (``delayed_days`` or ``total_cost``), trying ``candidates`` mixes
+    and running the ``keep`` best again on ``confirm_replications``."""
 
     name: str = ""
     analysis: str = ""
@@ -64,6 +67,10 @@ class Experiment:
     confirm_replications: int = 0
     time_limit_minutes: float = 30.0
     scenarios: List[str] = field(default_factory=list)
+    budget: float = 0.0
+    objective: str = "delayed_days"
+    levers: List[str] = field(default_factory=list)
+    candidates: int = 60
 
 
 @dataclass(frozen=True)
@@ -189,7 +196,7 @@ def scenario_titles() -> dict[str, str]:
 
 
 @functools.cache
-def _scenario_settings(name: str) -> tuple[tuple[str, Any], ...]:
+def scenario_settings(name: str) -> tuple[tuple[str, Any], ...]:
     """The settings a scenario file sets, by dotted name (its name and words aside)."""
     node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "scenario" / f"{name}.yaml"))
     out: list[tuple[str, Any]] = []
@@ -208,7 +215,7 @@ def _scenario_settings(name: str) -> tuple[tuple[str, Any], ...]:
 def scenario_is_on(params: Params, name: str) -> bool:
     """Whether ``params`` has every setting the scenario file ``name`` sets (a switch that is
     on, however the system was composed)."""
-    for key, value in _scenario_settings(name):
+    for key, value in scenario_settings(name):
         try:
             current = get_setting(params, key)
         except (AttributeError, KeyError, TypeError, IndexError):

@@ -147,6 +147,17 @@ def run_costs(params: Params, costs: Costs, metrics: Mapping[str, float],
     return out
 
 
+def spending(params: Params, costs: Costs, programmes: Iterable[str] = ()) -> float:
+    """What the system spends, pounds per 30 days: its total cost less its delayed bed-days
+    (community capacity provided, the discharge team, programmes), from the parameters alone."""
+    metrics = {"delayed_days_per_30d": 0.0}
+    for name, service in params.services.items():
+        metrics[f"{name}.in_use"] = 0.0
+        for g in service.market.segments:
+            metrics[f"{name}.{g.name}.in_use"] = 0.0
+    return run_costs(params, costs, metrics, programmes)["cost.total"]
+
+
 def _used(metrics: Mapping[str, float], name: str, service: Service,
           price: ServicePrice) -> float:
     """Pounds a day of the service's units in use: by kind of place where it has a market."""

@@ -25,8 +25,13 @@ class Lever:
     its ``unit``; ``short`` names it in a what-if's label (``285 carers (+25)``); ``help`` says
     what it is. ``step`` is the app's step, ``scale`` how the app shows it (100: a share as a
     per cent). ``needs``: a setting that must be true for the lever to act (else it is not
-    offered). ``cost``: the unit cost that one unit of the lever costs a year, by its name in
-    :class:`sim.core.costs.Costs` ("" for none: a lever the budget cannot buy)."""
+    offered). ``budget_step``: the step in which a budget buys it (0: a budget cannot buy it);
+    what a step costs follows from the prices (:func:`sim.core.costs.spending`): the capacity
+    it adds, as provided, or for a switch its ``cost``, the annual cost item of
+    :class:`sim.core.costs.Costs` it incurs. ``pay``: a pay rise of so many pounds an hour for
+    the carers of the service it names, which cuts their turnover (``setting``) by the
+    prices' ``carer_turnover_per_pound`` for each pound and adds the pounds to the service's
+    hourly price (it is not offered as a plain setting)."""
 
     name: str
     label: str = ""
@@ -39,6 +44,8 @@ class Lever:
     scale: float = 1.0
     needs: str = ""
     cost: str = ""
+    budget_step: float = 0.0
+    pay: str = ""
 
     @property
     def is_switch(self) -> bool:
@@ -57,7 +64,7 @@ LEVERS: tuple[Lever, ...] = (
     Lever("homecare_posts", "Homecare carers (posts)", "posts", "carers",
           "Homecare carers' posts (each a set number of hours a week with clients); while the "
           "workforce comes and goes, some posts are vacant or their carers off sick.",
-          setting="services.homecare.staff.count", cost="homecare_post_year"),
+          setting="services.homecare.staff.count", budget_step=5),
     Lever("carer_turnover", "Carers leaving a year (%)", "a year", "% carer turnover",
           "Turnover: carers who leave in a year, as a per cent of those in post. A post stays "
           "vacant until it is filled again.",
@@ -69,16 +76,22 @@ LEVERS: tuple[Lever, ...] = (
           needs="services.homecare.staff.workforce.enabled"),
     Lever("care_home_places", "Care-home places", "places", "care-home places",
           "Care-home places the system can buy, shared with people referred from the "
-          "community.", setting="services.care_home.capacity", cost="care_home_place_year"),
+          "community.", setting="services.care_home.capacity", budget_step=5),
     Lever("step_down_beds", "Step-down / rehab beds", "beds", "step-down beds",
           "Step-down or rehabilitation beds (pathway 2).",
-          setting="services.step_down.capacity", cost="step_down_bed_year"),
+          setting="services.step_down.capacity", budget_step=2),
     Lever("discharge_team", "Discharge-team staff", "staff", "discharge-team staff",
           "Staff assessing patients' needs before discharge (pathways 1-3).",
-          setting="assessment.staff", cost="discharge_team_member_year"),
+          setting="assessment.staff", budget_step=1),
+    Lever("carer_pay", "Carers' pay rise (£ an hour)", "£ an hour", "£/hour carers' pay rise",
+          "A pay rise for homecare carers, so that fewer leave (turnover falls by the prices' "
+          "carer_turnover_per_pound for each pound); providers' hourly price rises by as much.",
+          setting="services.homecare.staff.workforce.turnover_per_year", budget_step=0.25,
+          pay="homecare", needs="services.homecare.staff.workforce.enabled"),
     Lever("admissions", "Emergency admissions per day", "a day", "admissions/day",
           "Mean emergency admissions of older patients a day.", setting="admissions.per_day"),
-    Lever("seven_day", scenario="seven_day_discharge", cost="seven_day_working_year"),
+    Lever("seven_day", scenario="seven_day_discharge", cost="seven_day_working_year",
+          budget_step=1),
     Lever("discharge_to_assess", scenario="discharge_to_assess"),
     Lever("winter", scenario="winter_surge"),
 )
@@ -113,8 +126,8 @@ def lever(name: str) -> Lever:
 
 
 def lever_of_setting(key: str) -> Lever | None:
-    """The number lever that sets ``key``, if any."""
-    return next((item for item in LEVERS if item.setting and item.setting == key), None)
+    """The number lever that sets ``key``, if any (not a pay rise, which moves it)."""
+    return next((item for item in LEVERS if item.setting == key and not item.pay), None)
 
 
 def setting_label(key: str) -> str:

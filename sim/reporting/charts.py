@@ -650,6 +650,54 @@ def cost_curve(table: pd.DataFrame, path: Path | None = None, price_year: str = 
 
 
 @styled
+def budget(trials: pd.DataFrame, front: pd.DataFrame, best: pd.DataFrame,
+           singles: pd.DataFrame, baseline, objective: str, amount: float,
+           path: Path | None = None, price_year: str = "") -> plt.Figure:
+    """A budget search: every mix tried (spend a year against the objective), the Pareto front
+    of the two, the best mixes run again with the 95% interval of their change from the
+    baseline (paired), the whole budget on each single lever, and the baseline."""
+    money = objective == "total_cost"
+    scale = 1e6 if money else 1.0
+    unit = "total system cost, £ million a year" if money else "delayed bed-days per 30 days"
+    fig, ax = plt.subplots(figsize=(15, 7.5))
+    ax.scatter(trials["spend"] / 1e6, trials["objective"] / scale, s=30, color="#BBBBBB",
+               label="mixes tried", zorder=2)
+    ax.plot(front["spend"] / 1e6, front["objective"] / scale, color=PALETTE[0], lw=2,
+            drawstyle="steps-post", label="Pareto front of the mixes tried", zorder=3)
+    base = float(np.mean(baseline.total_cost if money else baseline.delayed))
+    change = "net_cost" if money else "delayed_change"
+    mean = (base + best[change]) / scale
+    low, high = (base + best[f"{change}_low"]) / scale, (base + best[f"{change}_high"]) / scale
+    ax.errorbar(best["spend"] / 1e6, mean, yerr=[mean - low, high - mean], fmt="o",
+                color=PALETTE[2], capsize=4, zorder=4,
+                label="best mixes, run again (95% CI of the change)")
+    top = best.iloc[0]
+    ax.plot([top["spend"] / 1e6], [mean.iloc[0]], marker="*", markersize=22, color="black",
+            ls="none", label=f"best: {_wrap(top['mix'], 48)}", zorder=5)
+    for i, row in enumerate(singles.to_dict("records")):
+        ax.plot([row["single_spend"] / 1e6], [row["single_objective"] / scale],
+                marker="DsP^vX"[i % 6], markersize=10, color=PALETTE[(i + 3) % len(PALETTE)],
+                ls="none", label=f"all on: {row['single']}", zorder=4)
+    ax.axhline(base / scale, color="#444444", ls=":", lw=1.5, label="baseline (nothing bought)")
+    ax.axvline(amount / 1e6, color="#444444", ls="--", lw=1, label="the budget")
+    ax.set_xlabel("spend, £ million a year")
+    ax.set_ylabel(unit)
+    year = f" ({price_year} prices)" if price_year else ""
+    ax.set_title(f"Where the next pound goes: {_pounds_title(amount)} a year{year}")
+    ax.legend(fontsize=11, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    n, searched = int(best["replications"].min()), int(trials["replications"].min())
+    note(fig, f"Grey: each of the {len(trials)} mixes tried, its mean over {searched} "
+         f"replications. Best mixes and single levers: mean over {n} replications on common "
+         "random numbers; bars: 95% CI of the best mixes' change from the baseline, paired.")
+    fig.tight_layout()
+    return fig
+
+
+def _pounds_title(value: float) -> str:
+    return f"£{value / 1e6:.3g}m" if value >= 1e6 else f"£{value / 1e3:.3g}k"
+
+
+@styled
 def warmup(series: pd.DataFrame, suggested: int, configured: float, path: Path) -> plt.Figure:
     """The daily midnight count of medically fit patients from an empty hospital (mean over
     replications, 95% CI band), its 7-day moving average and cumulative mean, the MSER-5

@@ -162,3 +162,42 @@ def cost_curve_table(tidy: pd.DataFrame, baseline_values: dict[str, float]) -> p
     table = pd.DataFrame(rows)
     table["lowest"] = table.groupby("lever")["total"].transform("min") == table["total"]
     return table
+
+
+def _interval(value: float, low: float, high: float, digits: int = 0, signed: bool = False) -> str:
+    form = f"{{:{'+' if signed else ''},.{digits}f}}"
+    if not math.isfinite(value):
+        return "-"
+    text = form.format(value)
+    if math.isfinite(low) and math.isfinite(high):
+        text += f" ({form.format(low)} to {form.format(high)})"
+    return text
+
+
+def budget_table_for_people(best: pd.DataFrame) -> pd.DataFrame:
+    """The best mixes of a budget search (:func:`sim.running.budget.search`) in words."""
+    return pd.DataFrame([{
+        "rank": r["rank"], "mix": r["mix"], "spend a year": pounds(r["spend"]),
+        "delayed bed-days per 30 days [95% CI]": _interval(
+            r["delayed_days_per_30d"], r["delayed_low"], r["delayed_high"]),
+        "change from baseline [95% CI]": _interval(
+            r["delayed_change"], r["delayed_change_low"], r["delayed_change_high"],
+            signed=True),
+        "net cost a year [95% CI]": _between(r["net_cost"], r["net_cost_low"],
+                                             r["net_cost_high"], signed=True)}
+        for r in best.to_dict("records")])
+
+
+def single_table_for_people(table: pd.DataFrame, objective: str) -> pd.DataFrame:
+    """The best mix against each single lever's allocation, in words."""
+    money = objective == "total_cost"
+    show = (lambda v, lo, hi: _between(v, lo, hi, signed=True)) if money else (
+        lambda v, lo, hi: _interval(v, lo, hi, signed=True))
+    return pd.DataFrame([{
+        "the whole budget on": r["single"],
+        "best mix minus it [95% CI]": show(r["difference"], r["difference_low"],
+                                           r["difference_high"]),
+        "what it means": ("the mix does better" if r["better"] else
+                          "the mix does worse" if r["difference_low"] > 0 else
+                          "no difference the simulation can detect")}
+        for r in table.to_dict("records")])

@@ -70,6 +70,7 @@ from sim.running.stats import estimate
 from sim.running.tables import write_table
 from sim.running.files import write_atomic
 from sim.running.store import model_code_digest
+from sim.running.studies import StudyError, batch_sampler, evaluated, open_study
 
 STUDY = "calibration"
 """The Optuna study's name inside ``optuna.db``."""
@@ -78,7 +79,7 @@ DEFAULT_BATCH = 4
 """Trials asked at once (then run in parallel). Part of what determines the trials."""
 
 
-class CalibrationError(ValueError):
+class CalibrationError(StudyError):
     """A targets file, parameter or store folder that cannot be used; the message is one line."""
 
 
@@ -645,38 +646,6 @@ def _fingerprint(params: Params, targets: Sequence[Target], parameters: Sequence
     return hashlib.sha256(json.dumps(setup, default=str).encode()).hexdigest()[:20]
 
 
-def _study(store_folder: Path | None, fingerprint: str):
-    import optuna
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = None
-    if store_folder is not None:
-        store_folder.mkdir(parents=True, exist_ok=True)
-        storage = f"sqlite:///{(store_folder / 'optuna.db').resolve()}"
-    study = optuna.create_study(storage=storage, study_name=STUDY, direction="minimize",
-                                load_if_exists=True)
-    stored = study.user_attrs.get("fingerprint")
-    if stored is None:
-        if study.trials:
-            raise CalibrationError(f"{store_folder}/optuna.db holds a study of unknown origin: "
-                                   "choose another folder or delete it")
-        study.set_user_attr("fingerprint", fingerprint)
-    elif stored != fingerprint:
-        raise CalibrationError(
-            f"{store_folder}/optuna.db holds a calibration of another system, model version, "
-            "targets, parameters, replications, seed or batch: choose another folder or delete it")
-    return study
-
-
-def _evaluated(trial) -> bool:
-    return trial.state.is_finished() and bool(trial.user_attrs.get("evaluated"))
-
-
-def _batch_sampler(seed: int, done: int):
-    import optuna
-    state = int(np.random.SeedSequence([seed, done]).generate_state(1)[0])
-    return optuna.samplers.TPESampler(seed=state)
-
-
 def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Parameter],
               trials: int = 100, replications: int = 8, workers: int | None = None,
               seed: int = 0, store_folder: str | Path | None = None, *,
@@ -712,14 +681,18 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
     workers = workers or default_workers(batch * replications)
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
-        study = _study(folder, _fingerprint(params, targets, parameters, replications, seed,
-                                            batch, from_configured))
+        try:
+            study = open_study(folder, STUDY, _fingerprint(
+                params, targets, parameters, replications, seed, batch, from_configured),
+                "a calibration")
+        except StudyError as error:
+            raise CalibrationError(str(error)) from None
         if from_configured and not study.trials:
             study.enqueue_trial(_configured(params, parameters))
         waiting = _requeue_interrupted(study)
         evaluate = _Evaluator(params, targets, parameters, replications, pool)
         while True:
-            done = sum(_evaluated(t) for t in study.get_trials(deepcopy=False))
+            done = sum(evaluated(t) for t in study.get_trials(deepcopy=False))
             if done >= trials:
                 break
             if time_limit is not None and done and time.monotonic() - started >= time_limit:
@@ -729,11 +702,11 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
                 break
             size = min(waiting or batch, trials - done)
             waiting = 0
-            study.sampler = _batch_sampler(seed, done)
+            study.sampler = batch_sampler(seed, done)
             evaluate.batch(study, size)
             if progress:
                 best = min((t.value for t in study.get_trials(deepcopy=False)
-                            if _evaluated(t) and t.value is not None), default=math.nan)
+                            if evaluated(t) and t.value is not None), default=math.nan)
                 print(f"calibration: {done + size}/{trials} trials, best loss {best:.4g}, "
                       f"{time.monotonic() - started:.0f} s", file=sys.stderr)
         units = {t.name: t.unit(params) for t in targets}
@@ -912,10 +885,10 @@ def _run_batch(runs: list[list[Params]], replications: int, names: tuple[str, ..
 def _result(study, params: Params, targets: list[Target], parameters: list[Parameter],
             replications: int, seed: int, keep: int, folder: Path | None,
             units: dict[str, str]) -> CalibrationResult:
-    evaluated = [t for t in study.get_trials(deepcopy=False) if _evaluated(t)]
+    finished = [t for t in study.get_trials(deepcopy=False) if evaluated(t)]
     settings = [n for p in parameters for n in (p.name, p.balance) if n is not None]
     rows, values = [], {}
-    for t in evaluated:
+    for t in finished:
         row = {"trial": t.number, "state": t.state.name,
                "loss": t.value if t.value is not None else math.nan}
         row.update(settings_of(parameters, t.params, params))
