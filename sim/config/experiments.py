@@ -28,8 +28,8 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from sim.config.schema import (CONFIG_DIR, AppConfig, programmes_on, scenario_settings,
-                               scenario_titles)
+from sim.config.schema import (CONFIG_DIR, AppConfig, programmes_on, scenario_titles,
+                               switches_of)
 from sim.core.costs import Costs, run_costs
 from sim.core.levers import LEVERS, get_setting, lever
 from sim.core.catalogue import catalogue, describe
@@ -445,9 +445,8 @@ def _budget(config: AppConfig, folder: Path) -> int:
     params, experiment, costs = config.params, config.experiment, config.costs
     programmes = programmes_on(params)
     levers = [_lever_named(name) for name in experiment.levers]
-    settings = {item.name: scenario_settings(item.scenario) for item in levers if item.is_switch}
     options = search.make_options(params, costs, programmes, levers, experiment.budget,
-                                  settings)
+                                  switches_of(levers))
     result = search.search(params, costs, programmes, options, experiment.budget,
                            experiment.objective, experiment.candidates, config.run.replications,
                            experiment.confirm_replications, experiment.keep, config.run.seed,
