@@ -617,27 +617,32 @@ def _spread(centres: list[float], apart: float, floor: float) -> list[float]:
 
 @styled
 def cost_curve(table: pd.DataFrame, path: Path | None = None, price_year: str = "") -> plt.Figure:
-    """For each lever, the system's total cost a year against the lever's capacity (mean and
-    95% band), its parts (delayed bed-days, and everything else), the baseline's capacity and
-    where the total is lowest. ``table``: :func:`sim.reporting.money.cost_curve_table`."""
+    """For each lever, the change in the system's total cost a year from the baseline's against
+    the lever's capacity (mean and 95% band), with its part spent on delayed bed-days, the
+    baseline's capacity and where the total is lowest. ``table``:
+    :func:`sim.reporting.money.cost_curve_table`."""
     levers = list(dict.fromkeys(table["lever"]))
     n = int(table["replications"].min())
     fig, axes = plt.subplots(1, len(levers), figsize=(5.6 * len(levers), 6.2), squeeze=False)
     for ax, lever_name in zip(axes[0], levers):
         s = table[table["lever"] == lever_name].sort_values("capacity")
         x = s["capacity"].to_numpy(float)
-        ax.fill_between(x, s["total_low"] / 1e6, s["total_high"] / 1e6, color=PALETTE[0],
-                        alpha=0.25, lw=0, label="95% CI")
-        ax.plot(x, s["total"] / 1e6, marker="o", color=PALETTE[0], label="total cost")
-        ax.plot(x, s["delayed"] / 1e6, ls="--", color=PALETTE[5], label="delayed bed-days")
+        base = s.loc[s["baseline"]].iloc[0]
+        ax.fill_between(x, (s["total_low"] - base["total"]) / 1e6,
+                        (s["total_high"] - base["total"]) / 1e6, color=PALETTE[0], alpha=0.25,
+                        lw=0, label="95% CI")
+        ax.plot(x, (s["total"] - base["total"]) / 1e6, marker="o", color=PALETTE[0],
+                label="total cost")
+        ax.plot(x, (s["delayed"] - base["delayed"]) / 1e6, ls="--", color=PALETTE[5],
+                label="of which delayed bed-days")
         best = s.loc[s["total"].idxmin()]
-        ax.plot([best["capacity"]], [best["total"] / 1e6], marker="*", markersize=20,
-                color="black", ls="none", label=f"lowest: {best['capacity']:,.0f}")
-        base = s.loc[s["baseline"], "capacity"]
-        if len(base):
-            ax.axvline(float(base.iloc[0]), color="#444444", ls=":", lw=1.5, label="baseline")
+        ax.plot([best["capacity"]], [(best["total"] - base["total"]) / 1e6], marker="*",
+                markersize=20, color="black", ls="none",
+                label=f"lowest: {best['capacity']:,.0f}")
+        ax.axvline(float(base["capacity"]), color="#444444", ls=":", lw=1.5, label="baseline")
+        ax.axhline(0, color="#444444", lw=0.8)
         ax.set_xlabel(str(s["label"].iloc[0]).lower())
-        ax.set_ylabel("£ million a year")
+        ax.set_ylabel("change from the baseline, £ million a year")
         ax.set_title(_wrap(str(s["label"].iloc[0]), 28), fontsize=16)
         ax.legend(fontsize=10, loc="best")
     year = f" ({price_year} prices)" if price_year else ""

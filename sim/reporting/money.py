@@ -143,8 +143,9 @@ def cost_table_for_people(table: pd.DataFrame, labels: dict[str, str] | None = N
                                                     r["net_cost_high"], signed=True),
                "cost per delayed bed-day avoided [95% CI]": per_day}
         if "per_death" in r:
-            row["cost per death during a delay avoided [95% CI]"] = _between(
-                r["per_death"], r["per_death_low"], r["per_death_high"])
+            row["cost per death during a delay avoided [95% CI]"] = (
+                per_day if r["spending_change"] == 0 else
+                _between(r["per_death"], r["per_death_low"], r["per_death_high"]))
         rows.append(row)
     return pd.DataFrame(rows)
 
