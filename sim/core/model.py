@@ -375,7 +375,9 @@ class Model:
             self.beds.set_capacity(change.value)
             return
         name = change.setting.split(".")[1]
-        self.community.set_size(name, change.value)
+        staff = self.params.services[name].staff
+        size = change.value * staff.hours_each if staff is not None else change.value
+        self.community.set_size(name, size)
 
     # ------------------------------------------------------------------ the acute stay
     def _later(self, days: float, hold: "_Hold | None", step: Callable[[], None]) -> None:

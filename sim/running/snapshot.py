@@ -80,9 +80,9 @@ def read_snapshot(path: str | Path, params: Params, today: dt.date | None = None
     else:
         patients = read_sitrep(path.parent / str(data["sitrep"]), params,
                                data.get("occupied_beds"), f"{path}, key 'occupied_beds'")
-    if len(patients) > beds:
-        raise SnapshotError(f"{path}: {len(patients)} patients, more than the "
-                            f"{beds} acute beds (acute.beds)")
+    if len(patients) > beds:  # (a patient list stops at the first row beyond: read_patients)
+        raise SnapshotError(f"{path}, key 'occupied_beds': {len(patients)} patients, more than "
+                            f"the {beds} acute beds (acute.beds)")
     services = _services(data.get("services") or {}, params, f"{path}, services")
     snapshot = Snapshot(weekday=date.weekday(), patients=tuple(patients), services=services)
     return DatedSnapshot(date, snapshot, str(path))
@@ -92,9 +92,12 @@ def read_patients(path: Path, date: dt.date, params: Params) -> list[StartPatien
     """The patient list: one row per patient in an acute bed (columns: docs/forecast.md)."""
     rows = _rows(path, PATIENT_COLUMNS)
     pathways = list(params.pathways)
-    patients = []
+    patients: list[StartPatient] = []
     for line, row in rows:
         where = f"{path}, line {line}"
+        if len(patients) == params.acute.beds:
+            raise SnapshotError(f"{where}, column 'admitted': patient {len(patients) + 1}, more "
+                                f"than the {params.acute.beds} acute beds (acute.beds)")
         admitted = _date(row["admitted"], f"{where}, column 'admitted'")
         if admitted > date:
             raise SnapshotError(f"{where}, column 'admitted': {admitted} is after the "
