@@ -175,17 +175,23 @@ class Community:
             rng = self._rng[f"snapshot.{name}"]
             placements = placement_samplers(self.params, self._rng, "snapshot.referral.",
                                             community=True).get(name)
-            for _ in range(state.in_service):
+            names = [g.name for g in service.market.segments] if service.market.enabled else []
+            where = [names.index(g) for g, n in state.by_segment.items() for _ in range(n)]
+            where += [-1] * (state.in_service - len(where))
+            for segment in where:
                 amount = draw_one(service.amount, rng)
-                unit = max(pool.providers, key=lambda u: u.capacity - u.in_use)
+                placement = placements.draw() if placements is not None else None
+                if placement is not None and placement.complex:  # (two carers: more hours)
+                    amount *= service.market.complex_amount
+                units = pool.providers if segment < 0 else pool.segments[segment]  # type: ignore[attr-defined]
+                unit = max(units, key=lambda u: u.capacity - u.in_use)
                 request = self.log(name, "initial", amount)
                 if unit.capacity - unit.in_use >= amount - 1e-9 and pool.take_at(unit, request):
                     request.granted = self.env.now
                     self.hold(request, _residual_stay(service.stay, rng))
                 else:  # no room: waits in the community for the rest of its stay
                     request.source = "community"
-                    self._wait(name, request, _residual_stay(service.stay, rng),
-                               placements.draw() if placements is not None else None)
+                    self._wait(name, request, _residual_stay(service.stay, rng), placement)
             for _ in range(state.waiting):
                 self._community_client(name, draw_one(service.amount, rng),
                                        draw_one(service.stay, rng),

@@ -261,6 +261,10 @@ class Model:
                 remaining = stay - days_in
             if k != p.pathway:
                 p = self._on_pathway(p, k, draws)
+            if sp.complex is not None and p.placement is not None and p.complex != sp.complex:
+                factor = self.params.services[p.service].market.complex_amount
+                p.amount = p.amount * factor if sp.complex else p.amount / factor
+                p.complex = p.placement.complex = sp.complex
             p.acute_stay = stay
             p.arrival = p.bed = now - days_in
             self.beds.try_take()
@@ -278,6 +282,8 @@ class Model:
             p.fit = now - fit_days
             self.fit_in_hospital.set(now, self.fit_in_hospital.level + 1)
             self._resume_discharge(p, harm, sp.waiting_for)
+        for _ in range(start.waiting_for_bed):  # in the queue for a bed, in this order
+            self._admit(draws)
 
     def _stay_so_far(self, sp: StartPatient, k: str | None, keys: list[str],
                      rng: np.random.Generator) -> tuple[str, float, float]:

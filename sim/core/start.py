@@ -41,6 +41,8 @@ class StartPatient:
     pathway: str | None = None
     waiting_for: str = ""
     days_in_to: float = math.nan
+    complex: bool | None = None
+    """Complex needs (homecare: a package needing two carers), if known (None: drawn)."""
 
     @property
     def fit(self) -> bool:
@@ -55,16 +57,22 @@ class StartService:
 
     in_service: int = 0
     waiting: int = 0
+    by_segment: dict[str, int] = field(default_factory=dict)
+    """Of ``in_service``, how many with each segment of the service's market (care-home type,
+    locality), if known: they are placed with that segment's providers (the rest anywhere)."""
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """Who is where on the day a forecast starts. ``weekday``: 0 Monday .. 6 Sunday (the run's
-    clock starts there); ``services`` not named start as in any run (``initial_utilisation``)."""
+    clock starts there); ``waiting_for_bed``: patients admitted and waiting for an acute bed
+    (in the emergency department; drawn as new admissions); ``services`` not named start as
+    in any run (``initial_utilisation``)."""
 
     weekday: int = 0
     patients: tuple[StartPatient, ...] = ()
     services: dict[str, StartService] = field(default_factory=dict)
+    waiting_for_bed: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.weekday <= 6:

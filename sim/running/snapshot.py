@@ -26,10 +26,10 @@ from sim.core.params import Params
 from sim.core.start import WAITING_FOR, Snapshot, StartPatient, StartService
 
 PATIENT_COLUMNS = {"admitted": True, "medically_fit": True, "fit_since": False,
-                   "pathway": False, "waiting_for": False, "id": False}
+                   "pathway": False, "waiting_for": False, "complex": False, "id": False}
 """The patient list's columns, and whether each is required."""
 SITREP_COLUMNS = {"pathway": True, "los_band": True, "patients": True}
-SNAPSHOT_KEYS = ("date", "patients", "sitrep", "occupied_beds", "services")
+SNAPSHOT_KEYS = ("date", "patients", "sitrep", "occupied_beds", "waiting_for_bed", "services")
 SERVICE_KEYS = ("in_service", "waiting")
 UNKNOWN = ("", "unknown")
 YES, NO = ("yes", "y", "true", "1"), ("no", "n", "false", "0")
@@ -84,7 +84,9 @@ def read_snapshot(path: str | Path, params: Params, today: dt.date | None = None
         raise SnapshotError(f"{path}, key 'occupied_beds': {len(patients)} patients, more than "
                             f"the {beds} acute beds (acute.beds)")
     services = _services(data.get("services") or {}, params, f"{path}, services")
-    snapshot = Snapshot(weekday=date.weekday(), patients=tuple(patients), services=services)
+    waiting = _count(data.get("waiting_for_bed", 0), f"{path}, key 'waiting_for_bed'")
+    snapshot = Snapshot(weekday=date.weekday(), patients=tuple(patients), services=services,
+                        waiting_for_bed=waiting)
     return DatedSnapshot(date, snapshot, str(path))
 
 
@@ -128,7 +130,10 @@ def read_patients(path: Path, date: dt.date, params: Params) -> list[StartPatien
         if waiting and not fit:
             raise SnapshotError(f"{where}, column 'waiting_for': given for a patient not "
                                 "medically fit (medically_fit: no)")
-        patients.append(StartPatient(float((date - admitted).days), fit_days, pathway, waiting))
+        text = (row.get("complex") or "").strip()
+        complex_ = None if not text else _yes_no(text, f"{where}, column 'complex'")
+        patients.append(StartPatient(float((date - admitted).days), fit_days, pathway, waiting,
+                                     complex=complex_))
     return patients
 
 
@@ -280,14 +285,23 @@ def snapshot_of(model: Model) -> Snapshot:
             else:
                 waiting = "equipment"
         patients.append(StartPatient(now - p.bed, (now - p.fit) if fit else None, p.pathway,
-                                     waiting))
+                                     waiting, complex=p.complex if fit else None))
     services = {}
     for name in model.params.services:
         requests = [r for r in model.requests if r.service == name]
-        in_service = sum(1 for r in requests if r.granted <= now and math.isnan(r.released)
-                         and r.moved_to is None)
+        held = [r for r in requests if r.granted <= now and math.isnan(r.released)
+                and r.moved_to is None]
+        segments = model.params.services[name].market.segments
+        by_segment: dict[str, int] = {}
+        if model.params.services[name].market.enabled and len(segments) > 1:
+            for r in held:
+                if r.placement is None:  # (a client of the first day: no placement drawn)
+                    continue
+                key = segments[r.placement.segment].name
+                by_segment[key] = by_segment.get(key, 0) + 1
+        in_service = len(held)
         waiting = sum(1 for r in requests if r.source != "hospital" and math.isnan(r.granted)
                       and math.isnan(r.cancelled) and r.moved_to is None)
-        services[name] = StartService(in_service, waiting)
+        services[name] = StartService(in_service, waiting, by_segment)
     return Snapshot(weekday=int(math.floor(now + 1e-9)) % 7, patients=tuple(patients),
-                    services=services)
+                    services=services, waiting_for_bed=len(model.beds.queue))
