@@ -220,6 +220,16 @@ BAD = {
     "negative service count": (dict(yaml_text="date: 2026-12-07\npatients: patients.csv\n"
                                     "services:\n  step_down: {in_service: -3}\n"),
                                "step_down, key 'in_service': -3 is not allowed"),
+    "unknown segment": (dict(yaml_text="date: 2026-12-07\npatients: patients.csv\nservices:\n"
+                             "  care_home: {in_service: 3, by_segment: {luxury: 2}}\n"),
+                        "care_home, by_segment 'luxury': unknown segment"),
+    "more in segments than in service": (
+        dict(yaml_text="date: 2026-12-07\npatients: patients.csv\nservices:\n"
+             "  care_home: {in_service: 3, by_segment: {nursing: 4}}\n"),
+        "care_home, key 'by_segment': 4 clients, more than in_service (3)"),
+    "complex not yes or no": (dict(patients=PATIENTS.replace("waiting_for\n", "waiting_for,complex\n")
+                                   .replace(",service\n", ",service,twice\n")),
+                              "line 3, column 'complex': 'twice' is not allowed"),
     "sitrep unknown pathway": (dict(sitrep=SITREP.replace("p1,", "p7,"), yaml_text=_sitrep_yaml()),
                                "line 2, column 'pathway': 'p7' is not a pathway"),
     "sitrep negative band": (dict(sitrep=SITREP.replace("7-13", "9-3"), yaml_text=_sitrep_yaml()),

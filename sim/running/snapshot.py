@@ -30,7 +30,7 @@ PATIENT_COLUMNS = {"admitted": True, "medically_fit": True, "fit_since": False,
 """The patient list's columns, and whether each is required."""
 SITREP_COLUMNS = {"pathway": True, "los_band": True, "patients": True}
 SNAPSHOT_KEYS = ("date", "patients", "sitrep", "occupied_beds", "waiting_for_bed", "services")
-SERVICE_KEYS = ("in_service", "waiting")
+SERVICE_KEYS = ("in_service", "waiting", "by_segment")
 UNKNOWN = ("", "unknown")
 YES, NO = ("yes", "y", "true", "1"), ("no", "n", "false", "0")
 
@@ -173,10 +173,25 @@ def _services(data: Any, params: Params, where: str) -> dict[str, StartService]:
             if key not in SERVICE_KEYS:
                 raise SnapshotError(f"{where}, {name}, key {key!r}: unknown; allowed: "
                                     + ", ".join(SERVICE_KEYS))
-        services[name] = StartService(_count(state.get("in_service", 0), f"{where}, {name}, key "
-                                             "'in_service'"),
-                                      _count(state.get("waiting", 0), f"{where}, {name}, key "
-                                             "'waiting'"))
+        in_service = _count(state.get("in_service", 0), f"{where}, {name}, key 'in_service'")
+        waiting = _count(state.get("waiting", 0), f"{where}, {name}, key 'waiting'")
+        segments = state.get("by_segment") or {}
+        market = params.services[name].market
+        names = [g.name for g in market.segments] if market.enabled else []
+        if not isinstance(segments, dict):
+            raise SnapshotError(f"{where}, {name}, key 'by_segment': a mapping of segment to "
+                                "clients")
+        by_segment = {}
+        for segment, count in segments.items():
+            if segment not in names:
+                raise SnapshotError(f"{where}, {name}, by_segment {segment!r}: unknown segment; "
+                                    + ("one of " + ", ".join(names) if names else
+                                       "this service has no market"))
+            by_segment[str(segment)] = _count(count, f"{where}, {name}, by_segment {segment!r}")
+        if sum(by_segment.values()) > in_service:
+            raise SnapshotError(f"{where}, {name}, key 'by_segment': {sum(by_segment.values())} "
+                                f"clients, more than in_service ({in_service})")
+        services[name] = StartService(in_service, waiting, by_segment)
     return services
 
 
