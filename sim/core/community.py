@@ -315,7 +315,7 @@ class Community:
 
         self.env.timeout(after).callbacks.append(suspend)
 
-    def _fill(self, skip: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def _fill(self, skip: frozenset[str] | set[str] = frozenset()) -> None:
         """Start community services part-full, as a real system is on the first day.
 
         Each service is filled to ``initial_utilisation`` of its capacity (of each provider's,

@@ -183,10 +183,12 @@ def _services(data: Any, params: Params, where: str) -> dict[str, StartService]:
                                 "clients")
         by_segment = {}
         for segment, count in segments.items():
+            if not market.enabled:  # one pool: the clients are in in_service already
+                _count(count, f"{where}, {name}, by_segment {segment!r}")
+                continue
             if segment not in names:
                 raise SnapshotError(f"{where}, {name}, by_segment {segment!r}: unknown segment; "
-                                    + ("one of " + ", ".join(names) if names else
-                                       "this service has no market"))
+                                    + "one of " + ", ".join(names))
             by_segment[str(segment)] = _count(count, f"{where}, {name}, by_segment {segment!r}")
         if sum(by_segment.values()) > in_service:
             raise SnapshotError(f"{where}, {name}, key 'by_segment': {sum(by_segment.values())} "
