@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import small_params
-from sim.config.schema import load_config, scenario_settings
-from sim.core.costs import Costs, ServicePrice
+from sim.config.schema import load_config, switches_of
+from sim.core.costs import ServicePrice
 from sim.core.levers import lever
 from sim.running.budget import (BudgetError, describe_mix, evaluate_mixes, make_options,
                                 mix_spend, pareto_front, search)
@@ -28,7 +28,7 @@ def test_a_mix_costs_what_the_prices_say():
     homecare = params.services["homecare"].staff
     posts, pay, seven = lever("homecare_posts"), lever("carer_pay"), lever("seven_day")
     options = make_options(params, PRICES, (), [posts, pay, seven], 10_000_000.0,
-                           {"seven_day": scenario_settings("seven_day_discharge")})
+                           switches_of([seven]))
     # 5 posts of so many hours a week, at £20 an hour, for 365 days
     assert mix_spend(params, PRICES, (), options, {"homecare_posts": 1}) == pytest.approx(
         5 * homecare.hours_each * 20.0 * 365 / 7)

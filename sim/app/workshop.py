@@ -375,16 +375,15 @@ def run_budget_search(config: Any, amount: float, objective: str, candidates: in
                       replications: int, pool: Any = None, progress: Any = None):
     """A budget search on the app's system: the levers of the budget experiment, at the
     config's prices (raises :class:`engine.InputError` with a one-line message)."""
-    from sim.config.schema import programmes_on, scenario_settings
+    from sim.config.schema import programmes_on, switches_of
     from sim.core.levers import LEVERS
     from sim.running import budget as search
 
     levers = [lever for lever in LEVERS if lever.budget_step]
-    settings = {x.name: scenario_settings(x.scenario) for x in levers if x.is_switch}
     programmes = programmes_on(config.params)
     try:
         options = search.make_options(config.params, config.costs, programmes, levers, amount,
-                                      settings)
+                                      switches_of(levers))
         return search.search(config.params, config.costs, programmes, options, amount,
                              objective, candidates, replications, confirm=replications * 2,
                              keep=3, seed=config.run.seed, pool=pool, progress=progress)

@@ -28,8 +28,8 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from sim.config.schema import (CONFIG_DIR, AppConfig, programmes_on, scenario_settings,
-                               scenario_titles)
+from sim.config.schema import (CONFIG_DIR, AppConfig, programmes_on, scenario_titles,
+                               switches_of)
 from sim.core.costs import Costs, run_costs
 from sim.core.levers import LEVERS, get_setting, lever
 from sim.core.catalogue import catalogue, describe
@@ -445,9 +445,8 @@ def _budget(config: AppConfig, folder: Path) -> int:
     params, experiment, costs = config.params, config.experiment, config.costs
     programmes = programmes_on(params)
     levers = [_lever_named(name) for name in experiment.levers]
-    settings = {item.name: scenario_settings(item.scenario) for item in levers if item.is_switch}
     options = search.make_options(params, costs, programmes, levers, experiment.budget,
-                                  settings)
+                                  switches_of(levers))
     result = search.search(params, costs, programmes, options, experiment.budget,
                            experiment.objective, experiment.candidates, config.run.replications,
                            experiment.confirm_replications, experiment.keep, config.run.seed,
@@ -520,11 +519,52 @@ def _budget_on_fitted_sets(result, params: Params, costs: Costs, programmes: tup
     print(f"The best mix beats every single lever in {held} of {len(table)} fitted sets")
 
 
+MECHANISMS = {
+    "as configured": {},
+    "care homes as ready at any occupancy": {"services.care_home.market.choosiness": 0.0},
+    "homecare providers as ready at any occupancy": {"services.homecare.market.choosiness": 0.0},
+    "both as ready at any occupancy": {"services.care_home.market.choosiness": 0.0,
+                                       "services.homecare.market.choosiness": 0.0},
+    "homes prefer self-funders (x1.5; half the community's referrals pay their own)": {
+        "services.care_home.market.private_acceptance": 1.5,
+        "services.care_home.market.community_private_share": 0.5},
+}
+"""The mechanisms of the response to capacity, switched off (or on) one at a time."""
+
+
+def _response_mechanisms(config: AppConfig, folder: Path) -> int:
+    """Which mechanism gives how much of the response to capacity: the lever-effect targets
+    of the targets file measured with each mechanism off (or on), on common random numbers."""
+    from sim.running.calibration import evaluate_targets
+    from sim.running.stats import estimate
+
+    targets = [t for t in _active_targets(config) if t.change]
+    rows = []
+    for label, settings in MECHANISMS.items():
+        values = evaluate_targets(override(config.params, settings), targets,
+                                  config.run.replications)
+        for target in targets:
+            e = estimate(values[target.name])
+            rows.append({"mechanisms": label, "target": target.name, "value": target.value,
+                         "tolerance": target.tolerance, "model_mean": e.mean, "ci_low": e.low,
+                         "ci_high": e.high, "replications": e.n,
+                         "within_tolerance": abs(e.mean - target.value) <= target.tolerance})
+    table = pd.DataFrame(rows)
+    write_table(table, folder, "mechanisms",
+                f"# The response to capacity, mechanism by mechanism\n\nEach lever-effect "
+                f"target of {_targets(config).name} (a relative change of social-care delayed "
+                f"bed-days) with each mechanism switched off, or on, from {config.name}: mean "
+                f"and 95% CI over {config.run.replications} replications, each on common "
+                "random numbers with its own changed system.")
+    print(table.drop(columns=["tolerance"]).to_string(index=False))
+    return 0
+
+
 Study = Callable[[AppConfig, Path], int]
 STUDIES: dict[str, Study] = {"validation": _validation, "calibration": _calibration,
                              "calibration_check": _calibration_check,
                              "fitted_sets": _fitted_sets, "cost_curve": _cost_curve,
-                             "budget": _budget}
+                             "budget": _budget, "response_mechanisms": _response_mechanisms}
 """Experiments that run their own cases rather than a sweep of the configured system; each
 returns the exit status."""
 

@@ -227,6 +227,13 @@ def scenario_is_on(params: Params, name: str) -> bool:
     return True
 
 
+def switches_of(levers: Sequence[Any]) -> dict[str, tuple[tuple[tuple[str, Any], ...], str]]:
+    """Each switch lever's settings and title (its scenario file's), by the lever's name: what
+    a budget search needs of a switch."""
+    return {lever.name: (scenario_settings(lever.scenario), scenario_text(lever.scenario)[0])
+            for lever in levers if lever.is_switch}
+
+
 def programmes_on(params: Params) -> tuple[str, ...]:
     """The annual cost items of the switch levers on in ``params`` (seven-day working's
     ``seven_day_working_year``), for its costs (:func:`sim.core.costs.run_costs`)."""

@@ -439,42 +439,67 @@ def _harm_metrics(add: Add, params: Params,
     The net effect of the harm on every other metric (delays, occupancy, waits) is the paired
     difference between a scenario with the harm on and the same one with it off.
     """
-    lo, hi = params.run.warmup_days, params.run.days
-    per = PER / (hi - lo)
-    column = lambda name: patients[name].to_numpy(float)  # noqa: E731
-    inside = lambda t: (t >= lo) & (t < hi)  # noqa: E731  (NaN: False)
-    fit, escalated, died = column("fit"), column("escalated"), column("died")
-    gone = _bed_left(patients)
-    stop = np.where(np.isnan(gone), hi, gone)
+    window = _Window(params, patients)
+    _escalations(add, params, window)
+    _unfit_again(add, window)
+    _deaths(add, window)
+    _readmissions(add, params, window)
 
-    service = patients["service"].to_numpy(str)
-    escalations = inside(escalated)
-    add("harm.escalations", escalations.sum() * per)
+
+class _Window:
+    """The measured window's bounds and a patient log's columns, for the harm's metrics."""
+
+    def __init__(self, params: Params, patients: pd.DataFrame) -> None:
+        self.lo, self.hi = params.run.warmup_days, params.run.days
+        self.per = PER / (self.hi - self.lo)
+        self.patients = patients
+        gone = _bed_left(patients)
+        self.stop = np.where(np.isnan(gone), self.hi, gone)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.patients[name].to_numpy(float)
+
+    def inside(self, t: np.ndarray) -> np.ndarray:
+        return (t >= self.lo) & (t < self.hi)  # (NaN: False)
+
+
+def _escalations(add: Add, params: Params, w: _Window) -> None:
+    escalated = w.column("escalated")
+    service = w.patients["service"].to_numpy(str)
+    escalations = w.inside(escalated)
+    add("harm.escalations", escalations.sum() * w.per)
     for name in params.services:
-        add(f"harm.escalated_to.{name}", (escalations & (service == name)).sum() * per)
-    add("harm.escalation_days", np.nansum(_overlap(escalated, stop, lo, hi)) * per)
+        add(f"harm.escalated_to.{name}", (escalations & (service == name)).sum() * w.per)
+    add("harm.escalation_days", np.nansum(_overlap(escalated, w.stop, w.lo, w.hi)) * w.per)
 
-    unfit = column("unfit_again")
-    fit_inside = inside(fit)
-    add("harm.returns_to_unfit", inside(unfit).sum() * per)
+
+def _unfit_again(add: Add, w: _Window) -> None:
+    unfit = w.column("unfit_again")
+    fit_inside = w.inside(w.column("fit"))
+    add("harm.returns_to_unfit", w.inside(unfit).sum() * w.per)
     add("harm.returns_to_unfit_share", (fit_inside & ~np.isnan(unfit)).sum() / fit_inside.sum()
         if fit_inside.any() else np.nan)
     add("harm.unfit_again_days",
-        np.nansum(_overlap(unfit, column("unfit_again_end"), lo, hi)) * per)
+        np.nansum(_overlap(unfit, w.column("unfit_again_end"), w.lo, w.hi)) * w.per)
 
-    dead = inside(died)
-    during_delay = dead & ~np.isnan(fit)
-    add("harm.deaths_in_hospital", dead.sum() * per)
-    add("harm.deaths_during_delay", during_delay.sum() * per)
+
+def _deaths(add: Add, w: _Window) -> None:
+    dead = w.inside(w.column("died"))
+    during_delay = dead & ~np.isnan(w.column("fit"))
+    add("harm.deaths_in_hospital", dead.sum() * w.per)
+    add("harm.deaths_during_delay", during_delay.sum() * w.per)
     add("harm.deaths_during_delay_share",
         during_delay.sum() / dead.sum() if dead.any() else np.nan)
 
-    of = patients["readmission_of"].to_numpy(int)
+
+def _readmissions(add: Add, params: Params, w: _Window) -> None:
+    of = w.patients["readmission_of"].to_numpy(int)
     readmitted = of >= 0
-    add("harm.readmissions", (readmitted & inside(column("arrival"))).sum() * per)
-    add("harm.readmission_days", np.nansum(_overlap(column("bed"), stop, lo, hi)[readmitted]) * per)
-    left = column("left")
-    seen = ~patients["diverted"].to_numpy(bool) & (left >= lo) & (
-        left < hi - params.harm.readmission.within_days)
-    came_back = np.isin(patients["id"].to_numpy(int), of[readmitted])
+    add("harm.readmissions", (readmitted & w.inside(w.column("arrival"))).sum() * w.per)
+    add("harm.readmission_days",
+        np.nansum(_overlap(w.column("bed"), w.stop, w.lo, w.hi)[readmitted]) * w.per)
+    left = w.column("left")
+    seen = ~w.patients["diverted"].to_numpy(bool) & (left >= w.lo) & (
+        left < w.hi - params.harm.readmission.within_days)
+    came_back = np.isin(w.patients["id"].to_numpy(int), of[readmitted])
     add("harm.readmission_share", (seen & came_back).sum() / seen.sum() if seen.any() else np.nan)

@@ -552,20 +552,20 @@ def _services() -> Dict[str, Service]:
     pool per service, tuned transfer times)."""
     brokerage = Window(True, list(BROKERAGE_HOURS), 9, 17)
     homecare = Service(
-        # 260 posts of 25 carer-hours a week, about 9.4% of them vacant at any time; a package
+        # 270 posts of 25 carer-hours a week, about 9.4% of them vacant at any time; a package
         # of 9 hours a week for about 16 days (IPACS/BNSSG pathway-1 stays 12-19 days).
-        unit="carer-hours/week", staff=Staff(260, 25.0, Workforce(enabled=True)),
+        unit="carer-hours/week", staff=Staff(270, 25.0, Workforce(enabled=True)),
         amount=Distribution("gamma", 9.0, 5.0), stay=Distribution("lognormal", 16.0, 10.0),
         community_referrals_per_day=4.0, initial_utilisation=0.85,
         market=Market(
             enabled=True,
             # Localities with their own carers: a rural package waits while town carers are free.
             segments=[Segment("town", 0.65, 0.655, 20), Segment("rural", 0.35, 0.345, 10, 0.8)],
-            acceptance=0.3, complex_share=0.12, complex_amount=2.0, complex_acceptance=0.223,
+            acceptance=0.220, complex_share=0.12, complex_amount=2.0, complex_acceptance=0.228,
             incomplete_acceptance=0.7, weekend_acceptance=0.5, round_days=0.5,
             hours=Window(True, list(MONDAY_TO_SATURDAY), 9, 17),
             suspensions_per_year=0.1, suspension=Distribution("lognormal", 90.0, 45.0),
-            choosiness=0.5))
+            choosiness=0.327))
     step_down = Service(
         unit="places", capacity=126, stay=Distribution("lognormal", 38.0, 20.0), funded_by=NHS,
         then={HOME: 0.55, "homecare": 0.35, "care_home": 0.10},
@@ -577,7 +577,7 @@ def _services() -> Dict[str, Service]:
                       Segment("south", 0.3, 0.3, 2)],
             acceptance=0.12, incomplete_acceptance=0.8, round_days=1.0, hours=brokerage))
     care_home = Service(
-        unit="places", capacity=1275, stay=Distribution("lognormal", 801.0, 1134.0),
+        unit="places", capacity=1414, stay=Distribution("lognormal", 801.0, 1134.0),
         community_referrals_per_day=0.35, initial_utilisation=0.83,
         market=Market(
             enabled=True,
@@ -585,8 +585,8 @@ def _services() -> Dict[str, Service]:
             segments=[Segment("residential", 0.5, 0.5, 14),
                       Segment("nursing", 0.33, 0.33, 9, 0.8),
                       Segment("dementia_nursing", 0.17, 0.17, 5, 0.6)],
-            acceptance=0.0408, incomplete_acceptance=0.5, weekend_acceptance=0.5,
-            round_days=1.46, choosiness=1.0,
+            acceptance=0.0478, incomplete_acceptance=0.5, weekend_acceptance=0.5,
+            round_days=1.15, choosiness=0.751,
             hours=brokerage, suspensions_per_year=0.1,
             suspension=Distribution("lognormal", 120.0, 60.0)),
         # Homes employ care staff for their places, who come and go (Skills for Care rates), and
@@ -672,16 +672,16 @@ def _pathways() -> Dict[str, Pathway]:
     that about 1 in 10 patients delayed 10 days needs more care; pathway 1 escalates mostly to
     rehabilitation (70/30, assumed). Calibrate locally."""
     return {
-        "p0": _pathway(0.4945, 6.5, 7.0, None, 0.08, ALL_DAYS, 8, 20,
-                       summary=Distribution("lognormal", 0.00578, 0.05), escalates_to={"p1": 1.0}, escalation_per_day=0.01),
-        "p1": _pathway(0.45, 10.0, 22.9, "homecare", 0.1, MONDAY_TO_SATURDAY, 8, 18,
-                       summary=Distribution("lognormal", 0.163, 0.08), equipment_share=0.15,
+        "p0": _pathway(0.4907, 6.5, 7.0, None, 0.08, ALL_DAYS, 8, 20,
+                       summary=Distribution("lognormal", 0.00624, 0.05), escalates_to={"p1": 1.0}, escalation_per_day=0.01),
+        "p1": _pathway(0.45, 10.0, 20.2, "homecare", 0.1, MONDAY_TO_SATURDAY, 8, 18,
+                       summary=Distribution("lognormal", 0.225, 0.08), equipment_share=0.15,
                        equipment=Distribution("lognormal", 1.5, 1.2),
                        escalates_to={"p2": 0.7, "p3": 0.3}, escalation_per_day=0.01),
         "p2": _pathway(0.04, 12.0, 10.0, "step_down", 0.15, WEEKDAYS, 9, 17),
-        "p3": _pathway(0.0155, 14.0, 11.0, "care_home", 0.15, WEEKDAYS, 9, 17,
-                       funded_share=0.63, funding=Distribution("lognormal", 0.978, 2.0),
-                       choice=Distribution("lognormal", 0.750, 3.0)),
+        "p3": _pathway(0.0193, 14.0, 11.0, "care_home", 0.15, WEEKDAYS, 9, 17,
+                       funded_share=0.63, funding=Distribution("lognormal", 0.950, 2.0),
+                       choice=Distribution("lognormal", 1.28, 3.0)),
     }
 
 
@@ -696,7 +696,7 @@ class Assessment:
 
     staff: int = 18
     duration: Distribution = field(default_factory=lambda: Distribution("lognormal", 0.1, 0.05))
-    hours: Window = field(default_factory=lambda: Window(True, list(ALL_DAYS), 8, 18, 0.885))
+    hours: Window = field(default_factory=lambda: Window(True, list(ALL_DAYS), 8, 18, 0.760))
     in_hospital: bool = True
 
     def __post_init__(self) -> None:

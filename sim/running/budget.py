@@ -55,13 +55,14 @@ class BudgetError(StudyError):
 @dataclass(frozen=True)
 class Option:
     """A lever the budget can buy, as the search uses it: the lever (its ``budget_step``), a
-    switch's settings (its scenario's, by dotted name), the most steps the search may buy, and
-    what a step costs a year."""
+    switch's settings and title (its scenario's), the most steps the search may buy, and what
+    a step costs a year."""
 
     lever: Lever
     settings: tuple[tuple[str, Any], ...] = ()
     max_steps: int = 0
     step_cost: float = 0.0
+    title: str = ""
 
     @property
     def name(self) -> str:
@@ -116,8 +117,7 @@ def describe_mix(options: Sequence[Option], mix: Mix) -> str:
             continue
         lever = option.lever
         if lever.is_switch:
-            parts.append(option.name.replace("_", "-") + " working"
-                         if option.name == "seven_day" else option.name.replace("_", " "))
+            parts.append((option.title or option.name.replace("_", " ")).lower())
         elif lever.pay:
             parts.append(f"+£{n * lever.budget_step:.2f} an hour carers' pay")
         else:
@@ -126,17 +126,19 @@ def describe_mix(options: Sequence[Option], mix: Mix) -> str:
 
 
 def make_options(params: Params, costs: Costs, programmes: Sequence[str], levers: Sequence[Lever],
-                 budget: float, switch_settings: Mapping[str, tuple[tuple[str, Any], ...]]
+                 budget: float, switches: Mapping[str, tuple[tuple[tuple[str, Any], ...], str]]
                  ) -> list[Option]:
     """The options of a search: each lever with what a step costs a year and the most steps
-    the budget buys (a switch already on, or that the budget cannot afford, is left out).
-    Refuses a lever the budget cannot buy, or whose setting the system does not have."""
+    the budget buys (a switch already on, or that the budget cannot afford, is left out);
+    ``switches``: each switch lever's settings and title (its scenario file's). Refuses a
+    lever the budget cannot buy, or whose setting the system does not have."""
     options = []
     for lever in levers:
         if not lever.budget_step:
             raise BudgetError(f"experiment.levers={lever.name!r} is not allowed: a lever a "
                               "budget can buy (one with a budget_step in sim/core/levers.py)")
-        option = Option(lever, tuple(switch_settings.get(lever.name, ())))
+        settings, title = switches.get(lever.name, ((), ""))
+        option = Option(lever, tuple(settings), title=title)
         try:
             cost = mix_spend(params, costs, programmes, [option], {lever.name: 1})
         except (ParameterError, AttributeError, KeyError) as error:

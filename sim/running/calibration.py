@@ -689,26 +689,9 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
             raise CalibrationError(str(error)) from None
         if from_configured and not study.trials:
             study.enqueue_trial(_configured(params, parameters))
-        waiting = _requeue_interrupted(study)
         evaluate = _Evaluator(params, targets, parameters, replications, pool)
-        while True:
-            done = sum(evaluated(t) for t in study.get_trials(deepcopy=False))
-            if done >= trials:
-                break
-            if time_limit is not None and done and time.monotonic() - started >= time_limit:
-                print(f"calibration: time limit of {time_limit:g} s reached after {done} of "
-                      f"{trials} trials; run again with the same store folder to go on",
-                      file=sys.stderr)
-                break
-            size = min(waiting or batch, trials - done)
-            waiting = 0
-            study.sampler = batch_sampler(seed, done)
-            evaluate.batch(study, size)
-            if progress:
-                best = min((t.value for t in study.get_trials(deepcopy=False)
-                            if evaluated(t) and t.value is not None), default=math.nan)
-                print(f"calibration: {done + size}/{trials} trials, best loss {best:.4g}, "
-                      f"{time.monotonic() - started:.0f} s", file=sys.stderr)
+        _run_trials(study, evaluate, trials, seed, batch, _requeue_interrupted(study),
+                    time_limit, started, progress)
         units = {t.name: t.unit(params) for t in targets}
         result = _result(study, params, targets, parameters, replications, seed, keep, folder,
                          units)
@@ -721,6 +704,30 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+def _run_trials(study, evaluate: "_Evaluator", trials: int, seed: int, batch: int,
+                waiting: int, time_limit: float | None, started: float, progress: bool) -> None:
+    """Ask and run trials, a batch at a time (the ``waiting`` ones, interrupted before, in a
+    batch of their own first), until ``trials`` are evaluated or the time limit passes."""
+    while True:
+        done = sum(evaluated(t) for t in study.get_trials(deepcopy=False))
+        if done >= trials:
+            return
+        if time_limit is not None and done and time.monotonic() - started >= time_limit:
+            print(f"calibration: time limit of {time_limit:g} s reached after {done} of "
+                  f"{trials} trials; run again with the same store folder to go on",
+                  file=sys.stderr)
+            return
+        size = min(waiting or batch, trials - done)
+        waiting = 0
+        study.sampler = batch_sampler(seed, done)
+        evaluate.batch(study, size)
+        if progress:
+            best = min((t.value for t in study.get_trials(deepcopy=False)
+                        if evaluated(t) and t.value is not None), default=math.nan)
+            print(f"calibration: {done + size}/{trials} trials, best loss {best:.4g}, "
+                  f"{time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
 def _checked(params: Params, targets: Sequence[Target], parameters: Sequence[Parameter],

@@ -150,20 +150,8 @@ def run_replications(params: Params, replications: int | None = None, workers: i
     try:
         next_k = 0
         while True:
-            todo = list(range(next_k, target))
+            _load_or_run(params, range(next_k, target), store, pool, done, loaded, bar)
             next_k = target
-            for k in [k for k in todo if store is not None and store.has(k)]:
-                done[k] = store.load(k)
-                loaded.append(k)
-                todo.remove(k)
-                bar.update(1)
-            for result in _run(params, todo, pool):
-                if store is not None:
-                    store.save(result)
-                if store is not None:  # kept there, or not wanted: not held here
-                    result = dataclasses.replace(result, patients=pd.DataFrame())
-                done[result.replication] = result
-                bar.update(1)
             runs = [done[k] for k in range(target)]
             if run.precision <= 0:
                 break
@@ -187,6 +175,25 @@ def run_replications(params: Params, replications: int | None = None, workers: i
             _stop(pool, now=failed)
     return Replications(params, runs, sorted(k for k in loaded if k < len(runs)),
                         store if keeps_patients else None, costs, programmes)
+
+
+def _load_or_run(params: Params, replications: range, store: ReplicationStore | None,
+                 pool: ProcessPoolExecutor | None, done: dict[int, RunResult],
+                 loaded: list[int], bar) -> None:
+    """Replications into ``done``: each loaded from ``store`` if it holds it (and listed in
+    ``loaded``), else run and saved there at once (its patient log then not held here)."""
+    todo = list(replications)
+    for k in [k for k in todo if store is not None and store.has(k)]:
+        done[k] = store.load(k)
+        loaded.append(k)
+        todo.remove(k)
+        bar.update(1)
+    for result in _run(params, todo, pool):
+        if store is not None:
+            store.save(result)
+            result = dataclasses.replace(result, patients=pd.DataFrame())  # kept there
+        done[result.replication] = result
+        bar.update(1)
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
