@@ -5,7 +5,6 @@ every refusal is one line with exit status 2."""
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import signal

@@ -102,6 +102,9 @@ def cost_comparison(tidy: pd.DataFrame, baseline: str = "baseline") -> pd.DataFr
         row = {"scenario": scenario, "replications": len(common),
                "net_cost": net.mean, "net_cost_low": net.low, "net_cost_high": net.high}
         avoided = -change["delayed_days_per_30d"]  # bed-days a year
+        row.update(spending_change=float(change[SPENDING].mean()),
+                   bed_days_avoided=float(avoided.mean()),
+                   bed_days_avoided_high=estimate(avoided.to_numpy()).high)
         per_day = fieller(change[SPENDING].to_numpy(), avoided.to_numpy())
         row.update(per_bed_day=per_day.value, per_bed_day_low=per_day.low,
                    per_bed_day_high=per_day.high)
@@ -129,11 +132,16 @@ def cost_table_for_people(table: pd.DataFrame, labels: dict[str, str] | None = N
     """:func:`cost_comparison` in words and pounds, one row per scenario."""
     rows = []
     for r in table.to_dict("records"):
+        if r["spending_change"] == 0:
+            per_day = "no spending priced (its cost is not in the prices)"
+        elif r["bed_days_avoided_high"] < 0:
+            per_day = "adds delayed bed-days"
+        else:
+            per_day = _between(r["per_bed_day"], r["per_bed_day_low"], r["per_bed_day_high"])
         row = {"scenario": (labels or {}).get(r["scenario"], r["scenario"]),
                "net cost a year [95% CI]": _between(r["net_cost"], r["net_cost_low"],
                                                     r["net_cost_high"], signed=True),
-               "cost per delayed bed-day avoided [95% CI]": _between(
-                   r["per_bed_day"], r["per_bed_day_low"], r["per_bed_day_high"])}
+               "cost per delayed bed-day avoided [95% CI]": per_day}
         if "per_death" in r:
             row["cost per death during a delay avoided [95% CI]"] = _between(
                 r["per_death"], r["per_death_low"], r["per_death_high"])
