@@ -182,6 +182,10 @@ def main() -> None:
     error in the user's input becomes one line and exit status 2, while a bug still shows its
     full traceback."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    if sys.argv[1:2] == ["forecast"]:  # discharge-sim forecast snapshot=FILE weeks=8
+        from sim.config.forecast_command import main as forecast
+        forecast(sys.argv[2:])
+        return
     arguments = _parsed_arguments(sys.argv[1:])
     multirun = arguments is not None and arguments.multirun
     if arguments is not None and not multirun and not _names_run_dir(arguments.overrides):

@@ -112,17 +112,20 @@ class AdmissionRate:
 def admissions(env: simpy.Environment, params: Params, rng: np.random.Generator,
                arrive: Callable[[], None]) -> None:
     """Start the admissions of a run: ``arrive`` is called at each admission's time, a batch
-    of arrival times drawn from ``rng`` at a time, until ``run.days``."""
+    of arrival times drawn from ``rng`` at a time, from the clock's start until ``run.days``."""
     rate = AdmissionRate(params, params.run.days)
     times: list[float] = []
     cumulative = 0.0
 
-    def next_time(_: float) -> float:
+    def next_time(now: float) -> float:
         nonlocal cumulative
-        if not times:
-            targets = cumulative + np.cumsum(rng.exponential(1.0, BATCH))
-            cumulative = float(targets[-1])
-            times.extend(rate.inverse(targets).tolist()[::-1])
-        return times.pop()
+        while True:
+            if not times:
+                targets = cumulative + np.cumsum(rng.exponential(1.0, BATCH))
+                cumulative = float(targets[-1])
+                times.extend(rate.inverse(targets).tolist()[::-1])
+            t = times.pop()
+            if t >= now:  # (before: a run that starts later in the week, from a snapshot)
+                return t
 
     Arrivals(env, next_time, params.run.days, arrive).start()

@@ -31,6 +31,7 @@ from sim.core.params import Distribution, Params, Service
 from sim.core.patient import Request
 from sim.core.resources import CapacityPool, Constant, TimeWeighted
 from sim.core.sampling import placement_samplers
+from sim.core.start import StartService
 from sim.core.streams import Streams, draw_one, length_biased_draw, sampler
 from sim.core.workforce import Roster
 
@@ -147,15 +148,92 @@ class Community:
         """What community referrals, and clients handed back, bring to a market."""
         self.requests: list[Request] = []
         """Every request for a community service, in the order made."""
+        self._scale: dict[str, float] = {name: 1.0 for name in params.services}
+        """Each service's capacity relative to its configured size (dated changes)."""
 
     # ------------------------------------------------------------------ starting
-    def start(self) -> None:
+    def start(self, snapshot: dict[str, StartService] | None = None) -> None:
         """Start the workforces, the providers' closures and suspensions and the services'
-        first clients (in this order, which fixes the order of their events)."""
+        first clients (in this order, which fixes the order of their events); with a
+        ``snapshot``, the services it names hold its clients and waiting lists instead."""
         for roster in self.rosters.values():
             roster.start()
         self._provider_events()
-        self._fill()
+        if snapshot is None:
+            self._fill()
+        else:
+            self._fill(skip=set(snapshot))
+            self._fill_from(snapshot)
+
+    def _fill_from(self, snapshot: dict[str, StartService]) -> None:
+        """The snapshot's clients of each service it names: each in service placed with the
+        provider with most room (waiting if none has room for it), for the rest of a stay
+        drawn as a client found in service at a random moment; each waiting in the community
+        joins the queue now. Drawn from streams of their own (``snapshot.*``)."""
+        for name, state in snapshot.items():
+            service, pool = self.params.services[name], self.services[name]
+            rng = self._rng[f"snapshot.{name}"]
+            placements = placement_samplers(self.params, self._rng, "snapshot.referral.",
+                                            community=True).get(name)
+            names = [g.name for g in service.market.segments] if service.market.enabled else []
+            where = [names.index(g) for g, n in state.by_segment.items() for _ in range(n)]
+            where += [-1] * (state.in_service - len(where))
+            for segment in where:
+                amount = draw_one(service.amount, rng)
+                placement = placements.draw() if placements is not None else None
+                if placement is not None and placement.complex:  # (two carers: more hours)
+                    amount *= service.market.complex_amount
+                units = pool.providers if segment < 0 else pool.segments[segment]  # type: ignore[attr-defined]
+                unit = max(units, key=lambda u: u.capacity - u.in_use)
+                request = self.log(name, "initial", amount)
+                if unit.capacity - unit.in_use >= amount - 1e-9 and pool.take_at(unit, request):
+                    request.granted = self.env.now
+                    self.hold(request, _residual_stay(service.stay, rng))
+                else:  # no room: waits in the community for the rest of its stay
+                    request.source = "community"
+                    self._wait(name, request, _residual_stay(service.stay, rng), placement)
+            for _ in range(state.waiting):
+                self._community_client(name, draw_one(service.amount, rng),
+                                       draw_one(service.stay, rng),
+                                       placements.draw() if placements is not None else None)
+
+    def _wait(self, name: str, request: Request, days: float,
+              placement: Placement | None) -> None:
+        request.placement = placement
+        request.stay = days
+
+        def start(_: object = None) -> None:
+            request.granted = self.env.now
+            self.hold(request, days)
+
+        event = self.services[name].place(request, placement)
+        if event is None:
+            start()
+        else:
+            event.callbacks.append(start)
+
+    def set_size(self, name: str, size: float) -> None:
+        """The service's capacity becomes ``size`` (its unit: places, or its staff's hours)
+        now: a pool's, or each provider's in proportion; places in use are never taken away,
+        only not filled again. With a workforce that comes and goes, the providers' hours
+        (and those of every carer who joins later) scale in proportion."""
+        service = self.services[name]
+        before = self.params.services[name].size * self._scale.get(name, 1.0)
+        ratio = size / before if before > 0 else 0.0
+        self._scale[name] = self._scale.get(name, 1.0) * ratio
+        if isinstance(service, PoolService):
+            service.pool.set_capacity(size)
+            service.size.level = service.pool.capacity  # (a Constant: its level from now)
+            return
+        assert isinstance(service, Market)
+        segments = set()
+        for provider in service.providers:
+            if before > 0:
+                provider.resize(nominal=provider.nominal * ratio)
+            segments.add(provider.segment)
+        service.changed_size()
+        for segment in segments:
+            service._room_appeared(segment)
 
     def start_referrals(self) -> None:
         """Start the referrals from the community to every service."""
@@ -175,7 +253,7 @@ class Community:
             hours, stretch = service.staff.hours_each, service.staff.workforce.stretch
             rng = self._rng[f"{name}_handback"]
             roster.on_change = lambda j, working: market.set_capacity(
-                flat[j], working * hours, stretch, rng)
+                flat[j], working * hours * self._scale[name], stretch, rng)
             self.rosters[name] = roster
         if service.staffing.enabled:
             flat, each = market.providers, service.staffing.places_per_post
@@ -237,7 +315,7 @@ class Community:
 
         self.env.timeout(after).callbacks.append(suspend)
 
-    def _fill(self) -> None:
+    def _fill(self, skip: frozenset[str] | set[str] = frozenset()) -> None:
         """Start community services part-full, as a real system is on the first day.
 
         Each service is filled to ``initial_utilisation`` of its capacity (of each provider's,
@@ -247,6 +325,8 @@ class Community:
         residents stay for years.
         """
         for name, service in self.params.services.items():
+            if name in skip:
+                continue
             pool, rng = self.services[name], self._rng[f"initial_{name}"]
             for unit in pool.providers:
                 target = service.initial_utilisation * unit.capacity

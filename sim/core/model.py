@@ -20,7 +20,7 @@ import gc
 import math
 from operator import attrgetter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -31,11 +31,12 @@ from sim.core.arrivals import admissions
 from sim.core.calendar import Calendar, is_weekend
 from sim.core.community import Community, CommunityService
 from sim.core.metrics import compute_daily, compute_metrics
-from sim.core.params import Params
+from sim.core.params import Distribution, Params
 from sim.core.patient import CAUSE_OF_PHASE, PHASES, HarmDraws, Needs, Patient, Request, logged
 from sim.core.resources import CapacityPool, TimeWeighted
 from sim.core.sampling import NEEDS, Draws
-from sim.core.streams import replication_streams
+from sim.core.start import Change, Snapshot, StartPatient, check_change
+from sim.core.streams import draw_one, length_biased_draw, replication_streams
 from sim.core.workforce import Roster
 
 
@@ -105,10 +106,19 @@ class Model:
     not a SimPy process: a patient costs a few events and no generator.
     """
 
-    def __init__(self, params: Params, replication: int = 0) -> None:
+    def __init__(self, params: Params, replication: int = 0, start: Snapshot | None = None,
+                 changes: tuple[Change, ...] = ()) -> None:
         self.params = params
         self.replication = replication
-        self.env = simpy.Environment()
+        self.start = start
+        """Who is in the hospital and the services at the start (None: the usual empty
+        hospital and services filled to their ``initial_utilisation``). With one, the clock
+        starts at the snapshot's weekday (time 0 is a Monday 00:00)."""
+        for change in changes:
+            check_change(change, params.services)
+        self.changes = tuple(changes)
+        """Capacities set on a day of the run, counted from its start."""
+        self.env = simpy.Environment(initial_time=float(start.weekday) if start else 0.0)
         self._started = False
         rng = replication_streams(params.run.seed, replication)
         self._rng = rng
@@ -143,6 +153,8 @@ class Model:
                                  and p.escalates_to else 0.0 for k, p in pathways.items()}
 
         self.patients: list[Patient] = []
+        self._assessed_already: set[int] = set()
+        """Patients of a snapshot whose discharge starts after the assessment."""
 
     @property
     def pools(self) -> dict[str, CommunityService]:
@@ -171,11 +183,15 @@ class Model:
         self._started = True
         run = self.params.run
         with _cycle_collector_paused():
-            self.community.start()
+            start = self.start
+            self.community.start(None if start is None else start.services)
+            if start is not None:
+                self._start_patients(start)
+            self._schedule_changes()
             admissions(self.env, self.params, self._rng["admissions"],
                        lambda: self._admit(self._draws))
             self.community.start_referrals()
-            if run.warmup_days > 0:
+            if run.warmup_days > self.env.now:
                 self.env.run(until=run.warmup_days)
             self.beds.restart_statistics()
             self.assessors.restart_statistics()
@@ -214,6 +230,160 @@ class Model:
         patient, harm = draws.patient(len(self.patients), self.env.now, readmission_of)
         self.patients.append(patient)
         self._arrive(patient, harm)
+
+    # ------------------------------------------------------------------ starting from a snapshot
+    def _start_patients(self, start: Snapshot) -> None:
+        """Put the snapshot's patients in their beds now: each not yet fit stays on for the
+        rest of an acute stay drawn given the days already stayed; each fit starts the steps
+        of the discharge it still has ahead, its delay counted from when it became fit."""
+        draws = Draws(self.params, self._rng, "snapshot.")
+        pathways = self.params.pathways
+        keys = list(pathways)
+        rng = self._rng["snapshot.start"]
+        now = self.env.now
+        for sp in start.patients:
+            if len(self.patients) >= self.params.acute.beds:
+                raise ValueError(f"snapshot: more patients than acute.beds="
+                                 f"{self.params.acute.beds}")
+            p, harm = draws.patient(len(self.patients), now, -1)
+            k = sp.pathway
+            sp = self._in_band(sp, rng)
+            if sp.fit:
+                if k is None:
+                    k = p.pathway
+                fit_days = sp.fit_days
+                if fit_days is None or math.isnan(fit_days):
+                    fit_days = self._fit_for(sp.days_in, pathways[k].acute_stay, rng)
+                days_in, stay = sp.days_in, sp.days_in - fit_days
+                remaining = 0.0
+            else:
+                k, days_in, stay = self._stay_so_far(sp, k, keys, rng)
+                remaining = stay - days_in
+            if k != p.pathway:
+                p = self._on_pathway(p, k, draws)
+            if sp.complex is not None and p.placement is not None and p.complex != sp.complex:
+                factor = self.params.services[p.service].market.complex_amount
+                p.amount = p.amount * factor if sp.complex else p.amount / factor
+                p.complex = p.placement.complex = sp.complex
+            p.acute_stay = stay
+            p.arrival = p.bed = now - days_in
+            self.beds.try_take()
+            self.patients.append(p)
+            if harm is not None:  # the harm clocks run from now: the stay so far is past
+                harm.death += self._death_acute * (stay - remaining)
+            if not sp.fit:
+                if harm is not None and harm.death < self._death_acute * stay:
+                    self._later((harm.death - self._death_acute * days_in) / self._death_acute,
+                                None, lambda p=p: self._die(p, None))  # before medically fit
+                else:
+                    self._later(remaining, None,
+                                lambda p=p, harm=harm: self._medically_fit(p, harm))
+                continue
+            p.fit = now - fit_days
+            self.fit_in_hospital.set(now, self.fit_in_hospital.level + 1)
+            self._resume_discharge(p, harm, sp.waiting_for)
+        for _ in range(start.waiting_for_bed):  # in the queue for a bed, in this order
+            self._admit(draws)
+
+    def _stay_so_far(self, sp: StartPatient, k: str | None, keys: list[str],
+                     rng: np.random.Generator) -> tuple[str, float, float]:
+        """A patient not yet fit: the pathway (drawn if not known), the days in so far
+        (drawn if not known) and the whole acute stay, drawn given the days in so far.
+
+        Days in known: pathway and stay drawn together until the stay exceeds them (so an
+        unknown pathway is drawn given the stay so far). Not known: a patient found in a bed
+        at a random moment: a length-biased stay, with a uniform part of it gone."""
+        pathways = self.params.pathways
+        shares = np.array([pathways[j].share for j in keys])
+        if math.isnan(sp.days_in):
+            if k is None:
+                weights = shares * np.array([pathways[j].acute_stay.mean for j in keys])
+                k = keys[int(rng.choice(len(keys), p=weights / weights.sum()))]
+            stay = length_biased_draw(pathways[k].acute_stay, rng)
+            return k, stay * float(rng.random()), stay
+        d = sp.days_in
+        for _ in range(10_000):
+            j = k if k is not None else keys[int(rng.choice(len(keys), p=shares / shares.sum()))]
+            stay = draw_one(pathways[j].acute_stay, rng)
+            if stay > d:
+                return j, d, stay
+        # stayed far longer than the distribution allows: a memoryless remainder
+        j = k if k is not None else keys[int(np.argmax(shares))]
+        return j, d, d + float(rng.exponential(max(pathways[j].acute_stay.mean, 1e-9)))
+
+    @staticmethod
+    def _in_band(sp: StartPatient, rng: np.random.Generator) -> StartPatient:
+        """The patient with days in drawn within its band (if it has one)."""
+        if math.isnan(sp.days_in_to):
+            return sp
+        lo, hi = sp.days_in, sp.days_in_to
+        days = (lo + float(rng.exponential(max(lo / 2.0, 3.5))) if math.isinf(hi)
+                else lo + (hi - lo) * float(rng.random()))
+        return replace(sp, days_in=days, days_in_to=math.nan)
+
+    @staticmethod
+    def _fit_for(days_in: float, stay: Distribution, rng: np.random.Generator) -> float:
+        """Days since medically fit of a fit patient ``days_in`` days in: the days in less an
+        acute stay drawn shorter than them (a uniform part of them if none is drawn)."""
+        for _ in range(1000):
+            acute = draw_one(stay, rng)
+            if acute <= days_in:
+                return days_in - acute
+        return days_in * float(rng.random())
+
+    @staticmethod
+    def _on_pathway(p: Patient, k: str, draws: Draws) -> Patient:
+        """The patient with what pathway ``k`` needs (a patient of the snapshot whose pathway
+        is known), drawn afresh."""
+        fresh = Patient(id=p.id, arrival=p.arrival, pathway=k, acute_stay=p.acute_stay,
+                        transfer=0.0)
+        draws.needs.draw(k, fresh)
+        return fresh
+
+    def _resume_discharge(self, p: Patient, harm: HarmDraws | None, waiting_for: str) -> None:
+        """A patient fit at the snapshot: the discharge's steps from the one it waits for."""
+        steps = ("", "assessment", "funding", "choice")
+        if waiting_for in steps:
+            if waiting_for in ("funding", "choice"):
+                p.assessment = 0.0
+                if waiting_for == "choice":
+                    p.funding = math.nan
+            if not waiting_for or waiting_for == "assessment":
+                self._discharge_fit(p, harm)
+                return
+        else:  # the service or later: assessed, funded and chosen already
+            p.assessment, p.funding, p.choice = 0.0, math.nan, 0.0
+            if waiting_for not in ("service",):  # the service is arranged already
+                p.service, p.onward = "", ""
+        self._discharge_fit(p, harm, skip_assessment=True)
+
+    def _discharge_fit(self, p: Patient, harm: HarmDraws | None,
+                       skip_assessment: bool = False) -> None:
+        leave = lambda request: self._leave(p, harm, request)  # noqa: E731
+        if skip_assessment:
+            self._assessed_already.add(p.id)
+        if harm is not None:
+            self._discharge_with_harm(p, harm, _Hold(), leave)
+        else:
+            self._discharge(p, None, leave)
+
+    # ------------------------------------------------------------------ dated changes
+    def _schedule_changes(self) -> None:
+        """Set each dated change's capacity on its day (from the run's start)."""
+        for change in self.changes:
+            at = self.env.now + change.day
+            if at < self.params.run.days:
+                self.env.timeout(change.day).callbacks.append(
+                    lambda _, c=change: self._apply(c))
+
+    def _apply(self, change: Change) -> None:
+        if change.setting == "acute.beds":
+            self.beds.set_capacity(change.value)
+            return
+        name = change.setting.split(".")[1]
+        staff = self.params.services[name].staff
+        size = change.value * staff.hours_each if staff is not None else change.value
+        self.community.set_size(name, size)
 
     # ------------------------------------------------------------------ the acute stay
     def _later(self, days: float, hold: "_Hold | None", step: Callable[[], None]) -> None:
@@ -296,7 +466,10 @@ class Model:
         patient has left."""
         summary_done = self._summary_done(p)
         decide = lambda: self._decide(p, hold, summary_done, done)  # noqa: E731
-        if self._assessed_in_hospital[p.pathway]:
+        if self._assessed_already and p.id in self._assessed_already:
+            self._assessed_already.discard(p.id)  # (a snapshot's patient, assessed before it)
+            decide()
+        elif self._assessed_in_hospital[p.pathway]:
             self._assess(p.assessment, hold, decide)
         else:
             decide()
@@ -608,8 +781,11 @@ def _columns(records: list[Any], names: list[str], kinds: dict[str, type]) -> di
     return columns
 
 
-def simulate(params: Params, replication: int = 0) -> RunResult:
-    """Run one replication of the model; replication k has its own random streams."""
-    result = Model(params, replication).run()
+def simulate(params: Params, replication: int = 0, start: Snapshot | None = None,
+             changes: tuple[Change, ...] = ()) -> RunResult:
+    """Run one replication of the model; replication k has its own random streams. With
+    ``start``, from a snapshot (no warm-up: see :mod:`sim.core.start`); ``changes``: dated
+    capacities."""
+    result = Model(params, replication, start, changes).run()
     assert result is not None
     return result

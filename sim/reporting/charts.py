@@ -885,3 +885,63 @@ def harm_circle(table: pd.DataFrame, path: Path | None = None,
     note(fig, f"{uncertainty(n)}. With the harm of waiting switched on in every scenario "
          "(docs/harm.md).")
     return fig
+
+
+@styled
+def forecast(table: pd.DataFrame, path: Path | None = None, title: str = "",
+             change_days: Mapping[str, list[float]] | None = None,
+             beds: float | None = None) -> plt.Figure:
+    """The forecast from a snapshot, one panel per daily metric (medically fit in hospital,
+    occupied beds, delayed bed-days): each scenario's mean over replications with its 80%
+    prediction band (and the first scenario's 95% band, lighter), by date; a dotted line on
+    each day a scenario's dated change takes effect. ``table``: :func:`sim.running.forecast.
+    bands` with a ``scenario`` column (the first is the one without changes)."""
+    panels = {"fit_in_hospital": ("Medically fit but still in hospital", "patients\n(midnight count)"),
+              "occupied_beds": ("Occupied acute beds", "beds\n(midnight count)"),
+              "delayed_bed_days": ("Delayed bed-days", "bed-days\nin the day")}
+    names = list(dict.fromkeys(table["scenario"]))
+    colours = {name: PALETTE[0] if i == 0 else PALETTE[5 if i == 1 else i]
+               for i, name in enumerate(names)}
+    fig, axes = plt.subplots(len(panels), 1, figsize=(13, 13), sharex=True)
+    n = int(table["replications"].max())
+    axis_note = ""
+    for ax, (metric, (heading, unit)) in zip(axes, panels.items()):
+        for i, name in enumerate(names):
+            rows = table[(table["scenario"] == name) & (table["metric"] == metric)]
+            dates = pd.to_datetime(rows["date"])
+            colour = colours[name]
+            if i == 0:
+                ax.fill_between(dates, rows["p2.5"], rows["p97.5"], color=colour, alpha=0.12,
+                                lw=0, label=f"{name}: 95% band")
+            ax.fill_between(dates, rows["p10"], rows["p90"], color=colour,
+                            alpha=0.28 if i == 0 else 0.22, lw=0, label=f"{name}: 80% band")
+            ax.plot(dates, rows["mean"], color=colour, ls="-" if i == 0 else "--",
+                    label=f"{name}: mean", zorder=5 - i)
+            start = pd.to_datetime(rows["date"].iloc[0])
+            for day in (change_days or {}).get(name, []):
+                ax.axvline(start + pd.Timedelta(days=day), color=colour, ls=":", lw=2.5,
+                           label=f"{name}: from this day" if metric == "fit_in_hospital"
+                           else None)
+        ax.set_title(heading, loc="left")
+        ax.set_ylabel(unit)
+        if metric == "occupied_beds" and beds is not None:
+            ax.axhline(beds, color="black", lw=2.5)
+            ax.annotate(f"acute beds: {beds:,.0f}", (1.0, beds), xycoords=("axes fraction",
+                        "data"), xytext=(6, 0), textcoords="offset points", va="center")
+            rows = table[table["metric"] == metric]
+            bottom = _axis_start(float(rows["p2.5"].min()), beds)
+            ax.set_ylim(bottom=bottom, top=beds + (beds - bottom) * 0.08)
+            if bottom > 0:
+                axis_note = f" The occupied beds' axis starts at {bottom:,.0f}."
+        else:
+            ax.set_ylim(bottom=0)
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.autofmt_xdate()
+    fig.suptitle(title or "The next weeks from today's snapshot")
+    fig.tight_layout()
+    lines = (f"{n} replications from the snapshot, no warm-up. Bands: 80% (10th-90th "
+             "percentile) and 95% (2.5th-97.5th) of the replications' values each day: where "
+             "the day's number is forecast to fall (prediction bands, not confidence intervals "
+             "of the mean)." + axis_note)
+    note(fig, lines)
+    return fig
