@@ -20,7 +20,7 @@ services:
   nursing_home: {unit: places, capacity: 300, stay: {kind: lognormal, mean: 600, sd: 800},
                  community_referrals_per_day: 0.1, initial_utilisation: 0.9}
 pathways:
-  p0: {share: 0.4445}
+  p0: {share: 0.4407}
   p3n: {share: 0.05, acute_stay: {kind: lognormal, mean: 16, sd: 12}, service: nursing_home,
         transfer: {kind: lognormal, mean: 10, sd: 7}, rule: {days: [0, 1, 2, 3, 4]}}
 """

@@ -146,7 +146,7 @@ def make_options(params: Params, costs: Costs, programmes: Sequence[str], levers
                               f"cannot have it ({error})") from None
         if cost <= 0:
             continue  # on already (a switch), or free: nothing to buy
-        most = 1 if lever.is_switch else int(budget // cost)
+        most = 1 if lever.is_switch else int(budget / cost + 1e-9)
         if lever.pay:
             most = min(most, int(round(PAY_LIMIT / lever.budget_step)))
         if most >= 1 and cost <= budget:
@@ -294,7 +294,8 @@ def propose(trial, options: Sequence[Option], budget: float, params: Params, cos
     total = sum(weights.values())
     for option in numbers:
         share = weights[option.name] / total if total > 0 else 0.0
-        mix[option.name] = min(option.max_steps, int(spend * share // option.step_cost))
+        # (a step's cost is a difference of sums: a hair over its exact value must not lose it)
+        mix[option.name] = min(option.max_steps, int(spend * share / option.step_cost + 1e-9))
     while mix_spend(params, costs, programmes, options, mix) > budget + 1e-6:
         dearest = max((o for o in numbers if mix[o.name]), key=lambda o: mix[o.name] * o.step_cost)
         mix[dearest.name] -= 1  # a pay rise on added posts costs a little more than apart
@@ -396,7 +397,7 @@ def single_lever_mixes(options: Sequence[Option], budget: float) -> dict[str, di
     out = {}
     for option in options:
         steps = 1 if option.lever.is_switch else min(option.max_steps,
-                                                     int(budget // option.step_cost))
+                                                     int(budget / option.step_cost + 1e-9))
         out[option.name] = {option.name: steps}
     return out
 
