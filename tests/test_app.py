@@ -20,6 +20,7 @@ import pytest
 
 from sim.app import engine, workshop
 from sim.config.schema import load_config
+from sim.core.levers import lever
 from sim.core.model import simulate
 from sim.reporting.html import format_change, format_value
 from sim.running.stats import estimate
@@ -327,7 +328,7 @@ def test_app_in_a_browser(tmp_path):
             page = browser.new_page()
             _open(page, f"http://127.0.0.1:{port}", playwright)
             page.get_by_text("Baseline ready").wait_for(timeout=180_000)
-            carers = page.get_by_role("spinbutton", name="Domiciliary carers")
+            carers = page.get_by_role("spinbutton", name=lever("homecare_posts").label)
             carers.fill("-5")
             carers.press("Enter")
             page.get_by_role("button", name="Run what-if").click()

@@ -208,10 +208,11 @@ def test_known_parameters_are_recovered():
 
 @pytest.mark.slow
 def test_known_parameters_are_recovered_closely_with_more_trials_and_replications():
-    """64 trials of 8 replications, targets from 24: tighter bounds, and every target within
-    tolerance at the best trial."""
+    """96 trials of 8 replications, targets from 24: tighter bounds, and every target within
+    tolerance at the best trial (on the sixth calibration's default 64 trials came to 84 beds
+    of 90, outside the bound of 7.6)."""
     start = time.perf_counter()
-    result, bound = _recovery(trials=64, replications=8, observed=24)
+    result, bound = _recovery(trials=96, replications=8, observed=24)
     _assert_recovered(result, bound)
     assert result.fit["within_tolerance"].all(), result.fit
     print(f"recovered {result.best} (known {KNOWN}; bounds {bound}) in "

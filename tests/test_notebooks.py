@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 SHORT_RUN = 'RUN = ["run.days=91", "run.warmup_days=28"]\n'
 PARAMETERS = {
     "quickstart.ipynb": "REPLICATIONS = 4\nRUN = [\"run.days=294\"]\n",
-    "workshop_walkthrough.ipynb": "REPLICATIONS = 2\n" + SHORT_RUN,
+    "workshop_walkthrough.ipynb": "REPLICATIONS = 3\n" + SHORT_RUN,  # 2: a t-interval on 1 df
     "sweep_analysis.ipynb": "REPLICATIONS = 2\nCARERS = [150, 175, 200]\n" + SHORT_RUN,
 }
 CHECKS = {
