@@ -222,6 +222,25 @@ def test_app_finds_the_best_mix_for_a_budget(monkeypatch):
     assert _images(at) == 1
 
 
+def test_app_forecasts_the_next_weeks_from_a_snapshot(monkeypatch):
+    """The forecast view: the example snapshot, two weeks, a dated change: the fan chart is
+    drawn, and the bands are the forecast's (both runs, each day of the two weeks)."""
+    at = _app(monkeypatch)
+    at.sidebar.radio(key="view").set_value(workshop.VIEWS[2]).run()
+    assert not at.exception and not at.error
+    at.number_input(key="weeks").set_value(2)
+    at.number_input(key="forecast_replications").set_value(2)
+    at.text_input(key="forecast_change").input("7:services.step_down.capacity=+20")
+    at.button(key="forecast").click().run()
+    assert not at.exception and not at.error
+    table = at.session_state["forecast_table"]
+    assert set(table["scenario"]) == {"as things are", "7:services.step_down.capacity=+20"}
+    assert table["day"].max() == 13 and _images(at) == 1
+    at.text_input(key="forecast_change").input("7:services.step_down.colour=+20")
+    at.button(key="forecast").click().run()
+    assert len(at.error) == 1 and "\n" not in at.error[0].value
+
+
 def test_app_warns_as_the_command_line_does_when_a_queue_grows_all_run(monkeypatch):
     AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 

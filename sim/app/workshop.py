@@ -34,7 +34,7 @@ RUN_SETTINGS = ("run.replications", "run.days", "run.warmup_days")
 SHORT_LABELS = {"delayed_days_per_30d": "Delayed bed-days per 30 days",
                 "fit_in_hospital_midnight": "Medically fit, still in hospital",
                 "delay_mean.all": "Mean delay (days)", "acute_occupancy": "Acute bed occupancy"}
-VIEWS = ("What if", "Best use of a budget")
+VIEWS = ("What if", "Best use of a budget", "The next weeks")
 BUDGET_PRICES = (("costs.delayed_bed_day", "A delayed bed-day (£)"),
                  ("costs.services.homecare.price", "An hour of homecare (£)"),
                  ("costs.services.care_home.segments.residential", "A residential care-home week (£)"),
@@ -207,6 +207,9 @@ def main() -> None:  # pragma: no cover
     pool, baselines = _kept_for_the_app(st)
     if view == VIEWS[1]:
         _budget_view(st, base_config, list(base_key[1]), pool())
+        return
+    if view == VIEWS[2]:
+        _forecast_view(st, list(base_key[1]))
         return
     try:
         baseline = _baseline(st, base_key, pool(), baselines())
@@ -444,6 +447,71 @@ def _budget_view(st: Any, base_config: Any, run_settings: list[str],
                                          result.objective, result.budget,
                                          price_year=base_config.costs.price_year)),
              width="stretch")
+
+
+def run_forecast_view(config: Any, snapshot: str, weeks: int, replications: int,
+                      change: str = "", workers: int = engine.WORKERS):
+    """The forecast of the app's view: from a snapshot file, as things are and, with a dated
+    ``change`` (``14:services.step_down.capacity=+20``), with it; the daily bands and the fan
+    chart (raises :class:`engine.InputError` with a one-line message)."""
+    from sim.config.forecast_command import UsageError, parse_change
+    from sim.reporting import charts
+    from sim.running.forecast import bands, run_forecast
+    from sim.running.snapshot import SnapshotError, read_snapshot
+
+    params = config.params
+    try:
+        dated = read_snapshot(snapshot, params)
+        changes = [parse_change(change.strip(), params)] if change.strip() else []
+    except (SnapshotError, UsageError) as error:
+        raise engine.InputError(str(error)) from None
+    runs = {"as things are": []} | ({change.strip(): changes} if changes else {})
+    tables = []
+    for name, dated_changes in runs.items():
+        table = bands(run_forecast(params, dated.snapshot, weeks, replications, dated_changes,
+                                   workers), dated.date)
+        table.insert(0, "scenario", name)
+        tables.append(table)
+    table = pd.concat(tables, ignore_index=True)
+    figure = charts.forecast(table, title=f"The next {weeks} weeks from {dated.date:%A %d %B %Y}",
+                             change_days={name: [c.day for c in ch] for name, ch in runs.items()},
+                             beds=params.acute.beds)
+    return table, figure
+
+
+def _forecast_view(st: Any, run_settings: list[str]) -> None:  # pragma: no cover
+    """A snapshot of today, the weeks ahead, a dated change: the forecast's fan chart."""
+    from sim.config.schema import CONFIG_DIR
+    from sim.reporting import charts
+
+    st.subheader("What happens over the next weeks, from today?")
+    st.caption("The model starts from a snapshot of today (the patients in the acute beds and "
+               "the community services' clients and waiting lists; `configs/snapshots/` and "
+               "docs/forecast.md say how to make one), not from an empty hospital, and "
+               "forecasts each day with 80% and 95% prediction bands.")
+    files = sorted(str(f.relative_to(CONFIG_DIR.parent))
+                   for f in (CONFIG_DIR / "snapshots").glob("*.yaml"))
+    cols = st.columns(4)
+    snapshot = cols[0].selectbox("Snapshot", files, key="snapshot")
+    weeks = int(cols[1].number_input("Weeks", value=8, min_value=1, step=1, key="weeks"))
+    replications = int(cols[2].number_input("Replications", value=20, min_value=2, step=5,
+                                            key="forecast_replications"))
+    change = cols[3].text_input("A dated change", value="14:services.step_down.capacity=+20",
+                                key="forecast_change",
+                                help="DAY:SETTING=VALUE, +N or -N: acute.beds, "
+                                     "services.<name>.capacity or services.<name>.staff.count")
+    if st.button("Forecast", type="primary", key="forecast"):
+        with st.spinner("Forecasting"):
+            try:
+                config = engine.compose(run_settings)
+                table, figure = run_forecast_view(config, snapshot, weeks, replications, change)
+            except engine.InputError as error:
+                st.error(verbatim(str(error)), icon=":material/error:")
+                return
+            st.session_state["forecast_png"] = charts.to_png(figure)
+            st.session_state["forecast_table"] = table
+    if "forecast_png" in st.session_state:
+        st.image(st.session_state["forecast_png"], width="stretch")
 
 
 def _chart_png(st: Any, key: tuple, makers: dict, title: str) -> bytes:  # pragma: no cover
