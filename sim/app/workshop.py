@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 from sim.app import engine
-from sim.core.levers import get_setting, setting_label
+from sim.core.levers import get_setting, lever, setting_label
 from sim.reporting.html import format_change, format_value, plain_table, verdict
 from sim.reporting.money import cost_comparison, cost_table_for_people
 
@@ -452,8 +452,8 @@ def _budget_view(st: Any, base_config: Any, run_settings: list[str],
 def run_forecast_view(config: Any, snapshot: str, weeks: int, replications: int,
                       change: str = "", workers: int = engine.WORKERS):
     """The forecast of the app's view: from a snapshot file, as things are and, with a dated
-    ``change`` (``14:services.step_down.capacity=+20``), with it; the daily bands and the fan
-    chart (raises :class:`engine.InputError` with a one-line message)."""
+    ``change`` (day, setting and value, as the forecast command takes it), with it; the daily
+    bands and the fan chart (raises :class:`engine.InputError` with a one-line message)."""
     from sim.config.forecast_command import UsageError, parse_change
     from sim.reporting import charts
     from sim.running.forecast import bands, run_forecast
@@ -496,8 +496,8 @@ def _forecast_view(st: Any, run_settings: list[str]) -> None:  # pragma: no cove
     weeks = int(cols[1].number_input("Weeks", value=8, min_value=1, step=1, key="weeks"))
     replications = int(cols[2].number_input("Replications", value=20, min_value=2, step=5,
                                             key="forecast_replications"))
-    change = cols[3].text_input("A dated change", value="14:services.step_down.capacity=+20",
-                                key="forecast_change",
+    example = f"14:{lever('step_down_beds').setting}=+20"
+    change = cols[3].text_input("A dated change", value=example, key="forecast_change",
                                 help="DAY:SETTING=VALUE, +N or -N: acute.beds, "
                                      "services.<name>.capacity or services.<name>.staff.count")
     if st.button("Forecast", type="primary", key="forecast"):
@@ -512,6 +512,9 @@ def _forecast_view(st: Any, run_settings: list[str]) -> None:  # pragma: no cove
             st.session_state["forecast_table"] = table
     if "forecast_png" in st.session_state:
         st.image(st.session_state["forecast_png"], width="stretch")
+        st.download_button("Download the daily bands (CSV)",
+                           st.session_state["forecast_table"].to_csv(index=False),
+                           file_name="forecast.csv", mime="text/csv", key="forecast_csv")
 
 
 def _chart_png(st: Any, key: tuple, makers: dict, title: str) -> bytes:  # pragma: no cover
