@@ -234,7 +234,7 @@ def test_app_forecasts_the_next_weeks_from_a_snapshot(monkeypatch):
     at.button(key="forecast").click().run()
     assert not at.exception and not at.error
     table = at.session_state["forecast_table"]
-    assert set(table["scenario"]) == {"as things are", "7:services.step_down.capacity=+20"}
+    assert set(table["scenario"]) == {"as things are", "step-down / rehab beds +20 from day 7"}
     assert table["day"].max() == 13 and _images(at) == 1
     at.text_input(key="forecast_change").input("7:services.step_down.colour=+20")
     at.button(key="forecast").click().run()

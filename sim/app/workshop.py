@@ -465,7 +465,10 @@ def run_forecast_view(config: Any, snapshot: str, weeks: int, replications: int,
         changes = [parse_change(change.strip(), params)] if change.strip() else []
     except (SnapshotError, UsageError) as error:
         raise engine.InputError(str(error)) from None
-    runs = {"as things are": []} | ({change.strip(): changes} if changes else {})
+    runs: dict[str, list] = {"as things are": []}
+    if changes:
+        value = change.partition("=")[2].strip()
+        runs[f"{setting_label(changes[0].setting)} {value} from day {changes[0].day:g}"] = changes
     tables = []
     for name, dated_changes in runs.items():
         table = bands(run_forecast(params, dated.snapshot, weeks, replications, dated_changes,
