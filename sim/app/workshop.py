@@ -195,13 +195,15 @@ def main() -> None:  # pragma: no cover
     except engine.InputError as error:
         st.error(verbatim(f"Started with bad settings: {error}"))
         st.stop()
+    view = st.sidebar.radio("View", VIEWS, key="view", horizontal=True)
     st.title("Delayed hospital discharge: what if?")
-    st.caption("Change the levers on the left and press **Run what-if**. The simulation runs the "
-               "same patients through the baseline system and your what-if (common random "
-               "numbers), so the change you see is the effect of what you changed.")
+    if view == VIEWS[0]:
+        st.caption("Change the levers on the left and press **Run what-if**. The simulation "
+                   "runs the same patients through the baseline system and your what-if "
+                   "(common random numbers), so the change you see is the effect of what you "
+                   "changed.")
     base_values = engine.lever_defaults(base_config)
     run_defaults = {key: get_setting(base_config, key) for key in RUN_SETTINGS}
-    view = st.sidebar.radio("View", VIEWS, key="view", horizontal=True)
     values, extra, settings, run_clicked = _sidebar(st, base_config, base_values, run_defaults)
     base_key = ("baseline", tuple(startup + run_overrides(settings, run_defaults)))
     pool, baselines = _kept_for_the_app(st)
