@@ -26,7 +26,7 @@ import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -73,15 +73,19 @@ Mix = Mapping[str, int]
 """Steps of each option, by lever name (a switch: 0 or 1)."""
 
 
+def _bought(options: Sequence[Option], mix: Mix) -> Iterator[tuple[Option, int]]:
+    """Each option ``mix`` buys, with its number of steps (options it does not buy left out)."""
+    for option in options:
+        if mix.get(option.name, 0):
+            yield option, mix[option.name]
+
+
 def apply_mix(params: Params, costs: Costs, programmes: Sequence[str],
               options: Sequence[Option], mix: Mix) -> tuple[Params, Costs, tuple[str, ...]]:
     """The system, its prices and its programmes with ``mix`` bought."""
     updates: dict[str, Any] = {}
     on = list(programmes)
-    for option in options:
-        n = mix.get(option.name, 0)
-        if not n:
-            continue
+    for option, n in _bought(options, mix):
         lever = option.lever
         if lever.is_switch:
             updates.update(dict(option.settings))
@@ -111,10 +115,7 @@ def describe_mix(options: Sequence[Option], mix: Mix) -> str:
     """A mix in words: ``+25 homecare carers (posts), +10 care-home places, seven-day working``
     (``nothing`` when it buys nothing)."""
     parts = []
-    for option in options:
-        n = mix.get(option.name, 0)
-        if not n:
-            continue
+    for option, n in _bought(options, mix):
         lever = option.lever
         if lever.is_switch:
             parts.append((option.title or option.name.replace("_", " ")).lower())

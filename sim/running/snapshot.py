@@ -17,7 +17,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -60,10 +60,7 @@ def read_snapshot(path: str | Path, params: Params, today: dt.date | None = None
         raise SnapshotError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise SnapshotError(f"{path}: a mapping of {', '.join(SNAPSHOT_KEYS)} expected")
-    for key in data:
-        if key not in SNAPSHOT_KEYS:
-            raise SnapshotError(f"{path}, key {key!r}: unknown; allowed: "
-                                + ", ".join(SNAPSHOT_KEYS))
+    _known_keys(data, SNAPSHOT_KEYS, f"{path}")
     date = _date(data.get("date"), f"{path}, key 'date'")
     today = today or dt.date.today()
     if date > today:
@@ -169,10 +166,7 @@ def _services(data: Any, params: Params, where: str) -> dict[str, StartService]:
                                 + ", ".join(params.services))
         if not isinstance(state, dict):
             raise SnapshotError(f"{where}, {name}: a mapping of in_service and waiting")
-        for key in state:
-            if key not in SERVICE_KEYS:
-                raise SnapshotError(f"{where}, {name}, key {key!r}: unknown; allowed: "
-                                    + ", ".join(SERVICE_KEYS))
+        _known_keys(state, SERVICE_KEYS, f"{where}, {name}")
         in_service = _count(state.get("in_service", 0), f"{where}, {name}, key 'in_service'")
         waiting = _count(state.get("waiting", 0), f"{where}, {name}, key 'waiting'")
         segments = state.get("by_segment") or {}
@@ -219,6 +213,13 @@ def _rows(path: Path, columns: dict[str, bool]) -> list[tuple[int, dict[str, str
                 raise SnapshotError(f"{path}, line {reader.line_num}: more values than columns")
             rows.append((reader.line_num, clean))
     return rows
+
+
+def _known_keys(mapping: dict, allowed: Sequence[str], where: str) -> None:
+    """Refuse a key of ``mapping`` outside ``allowed``, naming it and the allowed ones."""
+    for key in mapping:
+        if key not in allowed:
+            raise SnapshotError(f"{where}, key {key!r}: unknown; allowed: " + ", ".join(allowed))
 
 
 def _date(value: Any, where: str) -> dt.date:
