@@ -10,8 +10,9 @@ What it measures (every figure in one run, so ratios compare like with like on o
    after the warm-up (``time.process_time``, median of the repetitions; patients counted as
    ``len(result.patients)``, warm-up patients included); the same for ``scenario=one_pool``
    and for the default run of the code before issue 11 (commit ``BEFORE_ISSUE_11``, checked out
-   in a temporary git worktree and run in a fresh process), alternating. Target: the default no
-   more than 1.5x the CPU per patient of the code before issue 11.
+   in a temporary git worktree and run in a fresh process), alternating; and the SimPy events
+   per patient of each system (events scheduled in the run / patients). Target: the default no
+   more than 1.3x the CPU per patient of ``one_pool``, the same system with its mechanisms off.
 2. **Tandem network vs peers**: the model reduced to the tandem network of :mod:`sim.checks.peers`
    (:func:`sim.checks.validation.tandem_params`) against ``ciw_tandem`` and the hand-written
    ``heapq_tandem`` on the same network and run length. Repetitions are interleaved (ours, ciw,
@@ -25,19 +26,20 @@ What it measures (every figure in one run, so ratios compare like with like on o
    workers return only ``result.metrics``; run from a fresh process so that its peak memory (max
    of ``ru_maxrss`` of RUSAGE_SELF and RUSAGE_CHILDREN there, i.e. the largest single process)
    is its own. The real command ``discharge-sim -m +experiment=scenario_comparison`` (Hydra's
-   joblib launcher) is timed the same way. Targets: under 60 s wall, under 1 GiB.
+   joblib launcher) is timed the same way. Targets: under 90 s wall, under 1 GiB.
 4. **Scaling**: patients per CPU-second at 1, 5, 20 simulated years and at 100, 500, 2,000
    acute beds (admissions, assessors, community capacities and referral rates scaled with the
    beds from the default 520), and the peak RSS of a single run at 1 and 20 years, each in a
-   fresh process (the "import only" figure is that process before it simulates). Target:
-   roughly flat (fastest / slowest <= 1.5).
+   fresh process (the "import only" figure is that process before it simulates). Targets:
+   roughly flat (fastest / slowest <= 1.5); memory flat in run length (the 20-year run's peak
+   RSS within 1.5x the 1-year run's).
 5. **Command line**: wall time of ``discharge-sim`` with its defaults (5 replications on all
    cores, CSVs and charts), of the same without ``patients.csv`` and charts, and of
-   ``discharge-sim run.replications=1 output.charts=false output.patients_csv=false``; each in a
-   fresh output folder. Target: defaults under 5 s.
+   ``discharge-sim run.replications=1`` (its CSVs and charts); each in a fresh output folder.
+   Targets: defaults under 5 s, one replication under 2 s.
 6. **Workshop app**: wall time of a what-if as the app runs it (compose, run its default
    replications on the app's warmed-up pool of workers, compare with the cached baseline),
-   median of 3. Target: under 10 s.
+   median of 3. Target: under 5 s.
 
 How to read the outputs (results/benchmark/): ``benchmark.csv`` has one row per figure (section,
 measure, value, unit, target, met, and the range of the repetitions behind a median or the
@@ -73,6 +75,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 import pandas as pd
 
 from sim import Params, override, simulate
+from sim.core.model import Model
 from sim.config.schema import CONFIG_DIR, load_config
 from sim.running.files import write_atomic
 from sim.checks.peers import ciw_tandem, heapq_tandem
@@ -186,6 +189,14 @@ def patient_rates(params: Params, repetitions: int) -> tuple[list[float], int]:
     return rates, count
 
 
+def events_per_patient(params: Params) -> float:
+    """SimPy events scheduled per patient in replication 0 of ``params`` (warm-up included)."""
+    model = Model(params, 0)
+    result = model.run()
+    assert result is not None
+    return next(model.env._eid) / len(result.patients)  # simpy numbers each scheduled event
+
+
 def span(values: Sequence[float]) -> str:
     """The range of repeated measurements (their noise), when there are several."""
     return f"{fmt(min(values))} to {fmt(max(values))}" if len(values) > 1 else ""
@@ -249,6 +260,7 @@ _COMMIT_RATE = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from sim import Params, override, simulate
+from sim.core.model import Model
 params = override(Params(), {"run.days": Params().run.warmup_days + 365})
 start = time.process_time()
 result = simulate(params, 0)
@@ -309,14 +321,17 @@ def bench_default(plan: Plan) -> list[Row]:
             median_row("1 default", "one_pool (before markets and workforce): patients per "
                        "CPU-second", before_rates, "patients/CPU-s"),
             Row("1 default", f"one_pool ({before_patients:,} patients) / default: CPU per "
-                "patient", slower, "x", "<= 1.5", slower <= 1.5)]
+                "patient", slower, "x", "<= 1.3", slower <= 1.3),
+            Row("1 default", "SimPy events per patient, default", events_per_patient(default),
+                "events/patient"),
+            Row("1 default", "SimPy events per patient, one_pool", events_per_patient(before),
+                "events/patient")]
     if commit_rates:
         then_slower = statistics.median(commit_rates) / statistics.median(rates)
         rows += [median_row("1 default", f"default run of commit {BEFORE_ISSUE_11} (before "
                             "issue 11): patients per CPU-second", commit_rates, "patients/CPU-s"),
                  Row("1 default", f"commit {BEFORE_ISSUE_11} ({commit_patients:,} patients) / "
-                     "default: CPU per patient", then_slower, "x", "<= 1.5",
-                     then_slower <= 1.5)]
+                     "default: CPU per patient", then_slower, "x")]
     return rows
 
 
@@ -361,6 +376,8 @@ def bench_tandem(plan: Plan) -> list[Row]:
                            "x", ">= 3", lambda v: v >= 3))
     rows.append(median_row("2 tandem", "heapq / ours", [a / b for a, b in zip(heap, ours)], "x",
                            "<= 5", lambda v: v <= 5))
+    rows.append(Row("2 tandem", "ours: SimPy events per patient", events_per_patient(
+        tandem_params(*TANDEM, plan.tandem_days, plan.tandem_warmup)), "events/patient"))
     return rows
 
 
@@ -402,15 +419,15 @@ def bench_scenarios(plan: Plan) -> list[Row]:
     section = "3 scenarios"
     runs = f"{len(scenarios)} scenarios x {plan.scenario_replications}"
     return [
-        Row(section, f"process pool, {runs}: wall time", pool["wall"], "s", "< 60 s",
-            pool["wall"] < 60),
+        Row(section, f"process pool, {runs}: wall time", pool["wall"], "s", "< 90 s",
+            pool["wall"] < 90),
         Row(section, "process pool: peak RSS (largest process)", pool["peak_kib"] / 1024, "MiB",
             "< 1 GiB", pool["peak_kib"] < GIB_KIB),
         Row(section, "process pool: CPU time of the workers", pool["cpu"], "CPU-s"),
         Row(section, "process pool: parallel efficiency (CPU / (wall x cores))",
             pool["cpu"] / (pool["wall"] * (os.cpu_count() or 1)), "fraction"),
         Row(section, "discharge-sim -m +experiment=scenario_comparison: wall", cli_wall, "s",
-            "< 60 s", cli_wall < 60),
+            "< 90 s", cli_wall < 90),
         Row(section, "discharge-sim -m ...: peak RSS (largest process)", cli_kib / 1024, "MiB",
             "< 1 GiB", cli_kib < GIB_KIB),
     ]
@@ -439,11 +456,16 @@ def bench_scaling(plan: Plan) -> list[Row]:
     spread = max(rates) / min(rates)
     rows.append(Row(section, "fastest / slowest of the above", spread, "x", "<= 1.5",
                     spread <= 1.5))
+    peaks = []
     for years in (plan.years[0], plan.years[-1]):
         before, peak = in_fresh_process(single_run_rss, one_year(Params(), years))
         if years == plan.years[0]:
             rows.append(Row(section, "fresh process, import only: RSS", before / 1024, "MiB"))
         rows.append(Row(section, f"single run, {years} year(s): peak RSS", peak / 1024, "MiB"))
+        peaks.append(peak)
+    growth = peaks[-1] / peaks[0]
+    rows.append(Row(section, f"peak RSS, {plan.years[-1]} years / {plan.years[0]} year", growth,
+                    "x", "<= 1.5", growth <= 1.5))
     return rows
 
 
@@ -459,14 +481,13 @@ def bench_cli(plan: Plan) -> list[Row]:
     default = cli_walls([], plan.cli_repetitions)
     lean = cli_walls(["output.charts=false", "output.patients_csv=false"],
                      plan.cli_extra_repetitions)
-    single = cli_walls(["run.replications=1", "output.charts=false", "output.patients_csv=false"],
-                       plan.cli_extra_repetitions)
+    single = cli_walls(["run.replications=1"], plan.cli_extra_repetitions)
     return [median_row(section, "discharge-sim (defaults: 5 replications, CSVs, charts)",
                        default, "s", "< 5 s", lambda v: v < 5),
             median_row(section, "discharge-sim output.charts=false output.patients_csv=false",
                        lean, "s"),
-            median_row(section, "discharge-sim run.replications=1 (no charts, no patients.csv)",
-                       single, "s")]
+            median_row(section, "discharge-sim run.replications=1 (CSVs, charts)", single, "s",
+                       "< 2 s", lambda v: v < 2)]
 
 
 def bench_app(plan: Plan) -> list[Row]:
@@ -492,8 +513,8 @@ def bench_app(plan: Plan) -> list[Row]:
     finally:
         pool.shutdown()
     return [median_row(section, f"what-if, {base.params.run.replications} replications, "
-                       f"{engine.WORKERS} workers (baseline cached)", walls, "s", "< 10 s",
-                       lambda v: v < 10)]
+                       f"{engine.WORKERS} workers (baseline cached)", walls, "s", "< 5 s",
+                       lambda v: v < 5)]
 
 
 # ----------------------------------------------------------------------------- profile

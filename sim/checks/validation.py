@@ -27,10 +27,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import stdtrit
 
 from sim.core.model import simulate
 from sim.core.params import Distribution, Params, override
+from sim.running.stats import t_quantile
 
 LEVEL = 0.99
 """The confidence that every case of a report holds at once (family-wise, by Bonferroni)."""
@@ -190,7 +190,7 @@ class Case:
     replications: int
 
     def half_width(self, level: float) -> float:
-        return float(stdtrit(self.df, 0.5 + level / 2.0)) * self.std_error
+        return t_quantile(self.df, 0.5 + level / 2.0) * self.std_error
 
 
 def _case(case: str, quantity: str, reference: float, kind: str, simulated: float,

@@ -12,7 +12,6 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from sim.config.experiments import analyse
 from sim.config.schema import (SCHEMA, AppConfig, keys_that_do_not_change_results,
                                programmes_on, to_app_config)
 from sim.core.costs import with_costs
@@ -63,6 +62,7 @@ class CollectSweep(Callback):
         name = app_config.experiment.analysis
         if name:
             try:
+                from sim.config.experiments import analyse  # charts: only when a sweep ends
                 analyse(app_config, table, sweep_dir)
             except AnalysisError as error:
                 print(f"discharge-sim: error: {error}", file=sys.stderr)

@@ -19,9 +19,11 @@ sweep is collected into ``sweep_results.parquet`` / ``.csv`` when it ends.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -103,6 +105,9 @@ def _record_config(out: Path, cfg: DictConfig) -> None:
 
 def _run_and_write(config: AppConfig, out: Path, store: ReplicationStore, title: str,
                    workers: int, in_sweep: bool) -> Path:
+    if config.output.charts:  # imported while the replications run, on a core they leave idle
+        threading.Thread(target=importlib.import_module, args=("sim.reporting.charts",),
+                         daemon=True).start()
     results = run_replications(config.params, workers=workers, store=store, progress=True,
                                costs=config.costs, programmes=programmes_on(config.params))
     record = provenance(config.run.seed, len(results.runs))  # as run, after any precision rule

@@ -20,9 +20,9 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sim.core.costs import YEAR
+from sim.running.stats import t_quantile
 
 SPENDING = "cost.spending"
 """The spending of a system: its total cost less the cost of its delayed bed-days."""
@@ -68,7 +68,7 @@ def fieller(numerator: Sequence[float], denominator: Sequence[float],
     ma, mb = float(a.mean()), float(b.mean())
     vaa, vbb = float(a.var(ddof=1)) / n, float(b.var(ddof=1)) / n
     vab = float(np.cov(a, b, ddof=1)[0, 1]) / n
-    t2 = stats.t.ppf(0.5 + level / 2, n - 1) ** 2
+    t2 = t_quantile(n - 1, 0.5 + level / 2) ** 2
     # (mb^2 - t2 vbb) r^2 - 2 (ma mb - t2 vab) r + (ma^2 - t2 vaa) <= 0
     qa, qb, qc = mb ** 2 - t2 * vbb, -2 * (ma * mb - t2 * vab), ma ** 2 - t2 * vaa
     ratio = ma / mb

@@ -22,7 +22,7 @@ import pandas as pd
 
 from sim.core.catalogue import catalogue
 from sim.core.costs import Costs, with_costs
-from sim.core.model import RunResult, simulate
+from sim.core.model import REQUEST_COLUMNS, RunResult, simulate
 from sim.core.params import ParameterError, Params
 from sim.running.store import ReplicationStore
 from sim.running.workers import pool_arguments
@@ -188,10 +188,7 @@ def _load_or_run(params: Params, replications: range, store: ReplicationStore | 
         loaded.append(k)
         todo.remove(k)
         bar.update(1)
-    for result in _run(params, todo, pool):
-        if store is not None:
-            store.save(result)
-            result = dataclasses.replace(result, patients=pd.DataFrame())  # kept there
+    for result in _run(params, todo, pool, store):
         done[result.replication] = result
         bar.update(1)
 
@@ -212,17 +209,30 @@ def _stop(pool: ProcessPoolExecutor, now: bool) -> None:
     pool.shutdown(wait=not now, cancel_futures=True)
 
 
-def _run(params: Params, replications: list[int], pool: ProcessPoolExecutor | None):
-    """Yield each replication's result as soon as it finishes."""
+def _run(params: Params, replications: list[int], pool: ProcessPoolExecutor | None,
+         store: ReplicationStore | None):
+    """Yield each replication's result as soon as it finishes (and is kept in ``store``)."""
     if pool is None:
         for k in replications:
-            yield simulate(params, k)
+            yield _simulate_and_keep(params, k, store)
         return
-    pending: set[Future] = {pool.submit(simulate, params, k) for k in replications}
+    pending: set[Future] = {pool.submit(_simulate_and_keep, params, k, store)
+                            for k in replications}
     while pending:
         finished, pending = wait(pending, return_when=FIRST_COMPLETED)
         for future in finished:
             yield future.result()
+
+
+def _simulate_and_keep(params: Params, k: int, store: ReplicationStore | None) -> RunResult:
+    """Replication ``k``, saved in ``store`` by the process that ran it (the workers write in
+    parallel), returned as the store gives it back: its patient log kept there, not sent."""
+    result = simulate(params, k)
+    if store is None:
+        return result
+    store.save(result)
+    return dataclasses.replace(result, patients=pd.DataFrame(),
+                               service_waits=pd.DataFrame(columns=REQUEST_COLUMNS))
 
 
 class _NoBar:

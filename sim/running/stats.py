@@ -67,13 +67,17 @@ def estimate(values: np.ndarray | list[float], level: float = 0.95,
     mean = float(x.mean())
     if n == 1:
         return Estimate(mean, math.nan, math.nan, math.nan, 1)
-    # The t quantile: scipy.special is much lighter than scipy.stats, and imported only when
-    # needed, so that a command refused at once does not wait for it.
+    sd = float(x.std(ddof=1))
+    half = t_quantile(n - 1, 0.5 + level / 2.0) * sd / math.sqrt(n)
+    return _cut(Estimate(mean, sd, mean - half, mean + half, n), lower, upper)
+
+
+def t_quantile(df: float, p: float) -> float:
+    """Student's t quantile. scipy.special is much lighter than scipy.stats, and imported only
+    when needed, so that a command refused at once (or a run) does not wait for it."""
     from scipy.special import stdtrit
 
-    sd = float(x.std(ddof=1))
-    half = float(stdtrit(n - 1, 0.5 + level / 2.0)) * sd / math.sqrt(n)
-    return _cut(Estimate(mean, sd, mean - half, mean + half, n), lower, upper)
+    return float(stdtrit(df, p))
 
 
 def _cut(e: Estimate, lower: float | None, upper: float | None) -> Estimate:
