@@ -243,6 +243,7 @@ def search(params: Params, costs: Costs, programmes: Sequence[str], options: Seq
     on ``workers`` local processes. ``progress(done, total, what)`` is told as each batch
     finishes."""
     from sim.running.runner import default_workers
+    from sim.running.workers import pool_arguments
 
     if objective not in OBJECTIVES:
         raise BudgetError(f"experiment.objective={objective!r} is not allowed: one of "
@@ -251,7 +252,8 @@ def search(params: Params, costs: Costs, programmes: Sequence[str], options: Seq
         raise BudgetError(f"experiment.budget={budget!r} is not allowed: pounds a year > 0")
     own = None
     if pool is None and (workers or default_workers(BATCH * replications)) > 1:
-        own = pool = ProcessPoolExecutor(workers or default_workers(BATCH * replications))
+        own = pool = ProcessPoolExecutor(workers or default_workers(BATCH * replications),
+                                          **pool_arguments())
     try:
         fingerprint = _fingerprint(params, costs, programmes, options, budget, objective,
                                    replications, seed)

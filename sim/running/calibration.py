@@ -682,6 +682,7 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
     error kept in its ``error`` attribute.
     """
     from sim.running.runner import default_workers
+    from sim.running.workers import pool_arguments
 
     targets, parameters = _checked(params, targets, parameters, trials, replications, batch,
                                    keep)
@@ -689,7 +690,8 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
     started = time.monotonic()
     own = None
     if pool is None and (workers or default_workers(batch * replications)) > 1:
-        own = pool = ProcessPoolExecutor(workers or default_workers(batch * replications))
+        own = pool = ProcessPoolExecutor(workers or default_workers(batch * replications),
+                                          **pool_arguments())
     try:
         try:
             study = open_study(folder, STUDY, _fingerprint(

@@ -26,12 +26,16 @@ import socket
 import sys
 import threading
 import time
+from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+
+from sim.core.params import ParameterError
 
 
 class StudyError(ValueError):
@@ -55,13 +59,49 @@ POLL_SECONDS = 2.0
 """How often a worker with nothing to claim looks again (for trials to finish or run out)."""
 
 
+DASK_FORMS = "empty (local cores) or a Dask scheduler's address, tcp://HOST:PORT"
+"""What ``experiment.dask`` may be."""
+
+_DASK = re.compile(r"^((tcp|tls|ucx|ws|wss)://)?[^\s:/]+:\d+$")
+
+
 def check_storage(storage: str) -> str:
-    """``storage`` if ``experiment.storage`` may be it (:data:`STORAGE_FORMS`), else
-    :class:`StudyError` in one line."""
+    """``storage`` if ``experiment.storage`` may be it (:data:`STORAGE_FORMS`), else a
+    :class:`ParameterError` naming the setting."""
     if storage == "" or _DATABASE.match(storage) or (
             storage.startswith("journal:") and storage[len("journal:"):].strip()):
         return storage
-    raise StudyError(f"experiment.storage={storage!r} is not allowed: {STORAGE_FORMS}")
+    raise ParameterError("experiment.storage", storage, STORAGE_FORMS)
+
+
+def check_dask(address: str) -> str:
+    """``address`` if ``experiment.dask`` may be it (:data:`DASK_FORMS`), else a
+    :class:`ParameterError` naming the setting."""
+    if address == "" or _DASK.match(address):
+        return address
+    raise ParameterError("experiment.dask", address, DASK_FORMS)
+
+
+@contextmanager
+def dask_pool(address: str) -> Iterator[Executor]:
+    """The executor of the Dask cluster whose scheduler is at ``address``: a study's
+    replications run on its workers (each must be able to import this package)."""
+    check_dask(address)
+    try:
+        from distributed import Client
+    except ImportError:
+        raise StudyError(f"experiment.dask={address!r} needs Dask: pip install "
+                         "'dask[distributed]'") from None
+    try:
+        client = Client(address, timeout=30)
+    except (OSError, TimeoutError) as error:
+        raise StudyError(f"experiment.dask={address!r} cannot be reached: "
+                         f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+                         ) from None
+    try:
+        yield client.get_executor()
+    finally:
+        client.close()
 
 
 def _storage(storage: str, folder: Path | None):
@@ -83,8 +123,20 @@ def _storage(storage: str, folder: Path | None):
             return JournalStorage(JournalFileBackend(str(path)))
         # SQLite shared by several processes: wait for a lock rather than fail at once.
         engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None
-        return optuna.storages.RDBStorage(storage, engine_kwargs=engine)
-    except Exception as error:  # a driver missing, a server not answering, no such folder
+        for attempt in range(3):  # workers starting together may race to create the tables
+            try:
+                return optuna.storages.RDBStorage(storage, engine_kwargs=engine)
+            except ImportError:
+                raise
+            except Exception:
+                if attempt == 2:
+                    raise
+                time.sleep(1.0 + attempt)
+    except ImportError:
+        raise StudyError(f"experiment.storage={storage!r} cannot be opened: its database "
+                         "driver is not installed (PostgreSQL: pip install 'psycopg[binary]'; "
+                         "MySQL: pip install PyMySQL)") from None
+    except Exception as error:  # a server not answering, a wrong password, no such folder
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StudyError(f"experiment.storage={storage!r} cannot be opened: {reason}") from None
 
