@@ -180,6 +180,21 @@ def open_study(folder: Path | None, name: str, fingerprint: str, what: str,
     return study
 
 
+def stored_trials(storage: str, name: str, missing_ok: bool = False) -> list:
+    """The trials of the study ``name`` in ``storage`` (:data:`STORAGE_FORMS`, not empty), to
+    look into a shared study; none if it does not exist yet and ``missing_ok``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=name, storage=_storage(storage, None))
+    except KeyError:
+        if missing_ok:
+            return []
+        raise
+    return study.get_trials(deepcopy=False)
+
+
 def _fingerprint_of(study, wait: bool = False) -> str | None:
     """The study's fingerprint; with ``wait``, given a few seconds to appear (another worker
     creating the study sets it last)."""
