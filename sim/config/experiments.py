@@ -21,12 +21,14 @@ which writes everything to ``results/NAME/``. There are two kinds:
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from concurrent.futures import Executor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Callable, ContextManager, Sequence
+from typing import Callable, ContextManager, Iterator, Sequence
 
 import pandas as pd
 
@@ -233,7 +235,7 @@ def _calibration(config: AppConfig, folder: Path) -> int:
     params, experiment, path = config.params, config.experiment, _targets(config)
     targets = _active_targets(config)
     parameters = load_parameters(path, params)
-    with _engine(config) as pool:
+    with _engine(config) as pool, _ended_by_sigterm():
         result = calibrate(params, targets, parameters, trials=experiment.trials,
                            replications=config.run.replications, seed=config.run.seed,
                            store_folder=folder, keep=experiment.keep,
@@ -254,6 +256,24 @@ def _engine(config: AppConfig) -> ContextManager[Executor | None]:
     from sim.running.studies import dask_pool
 
     return dask_pool(config.experiment.dask) if config.experiment.dask else nullcontext()
+
+
+@contextmanager
+def _ended_by_sigterm() -> Iterator[None]:
+    """SIGTERM (SLURM's at a time limit, ``scancel``) ends a study as Ctrl-C does: the trials
+    this worker runs are queued to run again at once, not when their lease runs out."""
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(number, frame):
+        raise SystemExit(128 + number)
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _left_to_others(what: str) -> int:
@@ -467,7 +487,7 @@ def _budget(config: AppConfig, folder: Path) -> int:
     levers = [_lever_named(name) for name in experiment.levers]
     options = search.make_options(params, costs, programmes, levers, experiment.budget,
                                   switches_of(levers))
-    with _engine(config) as pool:
+    with _engine(config) as pool, _ended_by_sigterm():
         result = search.search(params, costs, programmes, options, experiment.budget,
                                experiment.objective, experiment.candidates,
                                config.run.replications, experiment.confirm_replications,
