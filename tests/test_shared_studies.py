@@ -144,7 +144,8 @@ def test_only_trials_whose_worker_is_gone_or_whose_lease_ran_out_are_run_again(t
 def _check_every_trial_once(trials, total: int) -> dict:
     """``total`` trials evaluated, each in a place of its own (a trial run again holds the
     place of the one it runs again), complete, with distinct values; every other trial is a
-    surplus claim (no values) or one taken back from a lost worker. Returns each evaluated
+    surplus claim (no values), one taken back from a lost worker, or a mix whose switches cost
+    more than it spends (a budget search's). Returns each evaluated
     trial's worker."""
     done = [t for t in trials if studies.evaluated(t)]
     places = [studies._place(t) for t in done]
@@ -154,8 +155,8 @@ def _check_every_trial_once(trials, total: int) -> dict:
     assert len(set(values)) == len(values)  # no trial drawn or claimed twice
     for t in trials:
         if not studies.evaluated(t):
-            assert t.state.name == "FAIL" and (t.user_attrs.get("surplus")
-                                               or t.user_attrs.get("requeued")), t
+            assert t.state.name == "FAIL" and any(t.user_attrs.get(why) for why in (
+                "surplus", "requeued", "over_budget")), t
     return {t.number: t.user_attrs["lease"]["worker"] for t in done}
 
 
@@ -229,6 +230,25 @@ def test_two_workers_on_one_storage_run_each_trial_once(kind, tmp_path, request)
     writers = [err for _, err in outputs if "the worker that runs the last trials" not in err]
     assert writers, "no worker wrote the tables"
     print(f"{kind}: 2 workers, 12 trials in {seconds:.1f} s")
+
+
+@pytest.mark.cluster
+def test_two_workers_share_one_budget_search(tmp_path):
+    """The budget search too: two processes, one journal file, each of the 12 mixes (the
+    first ones queued once: buying nothing, the whole budget on each lever) run once."""
+    storage = f"journal:{tmp_path / 'study.log'}"
+    command = ["budget", "experiment.candidates=12", "experiment.confirm_replications=1",
+               f"experiment.storage={storage}", *TINY]
+    workers = [experiment(*command, cwd=tmp_path, wait=False) for _ in range(2)]
+    for worker in workers:
+        out, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err
+    trials = studies.stored_trials(storage, "budget")
+    by_worker = _check_every_trial_once(trials, 12)
+    anchors = [t for t in trials if t.number < 7]  # nothing, 5 levers alone, seven-day working
+    assert all(studies.evaluated(t) for t in anchors) and len(set(by_worker.values())) == 2
+    table = pd.read_csv(tmp_path / "results" / "budget" / "trials.csv")
+    assert sorted(table["trial"]) == sorted(by_worker)
 
 
 @pytest.mark.cluster

@@ -330,7 +330,7 @@ def _search(study, params: Params, costs: Costs, programmes: Sequence[str],
                 break
             mix = propose(trial, options, budget, params, costs, programmes)
             if mix is None:  # its switches alone cost more than it spends
-                worker.tell(trial, None, evaluated=False)
+                worker.tell(trial, None, {"over_budget": True}, evaluated=False)
                 continue
             asked.append(trial)
             mixes.append(mix)
