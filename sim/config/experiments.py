@@ -260,18 +260,21 @@ def _engine(config: AppConfig) -> ContextManager[Executor | None]:
 
 @contextmanager
 def _ended_by_sigterm() -> Iterator[None]:
-    """SIGTERM (SLURM's at a time limit, ``scancel``) ends a study as Ctrl-C does: the trials
-    this worker runs are queued to run again at once, not when their lease runs out."""
-    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+    """SIGTERM (SLURM's at a time limit, ``scancel``) stops a study: the trials this worker
+    runs are queued to run again at once, not when their lease runs out, and the command ends
+    with status 143 (:func:`sim.running.studies.stop`)."""
+    from sim.running.studies import Stopped, stop
+
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def stop(number, frame):
-        raise SystemExit(128 + number)
-
-    before = signal.signal(signal.SIGTERM, stop)
+    before = signal.signal(signal.SIGTERM, lambda number, frame: stop())
     try:
         yield
+    except Stopped:
+        print("stopped by SIGTERM: this worker's trials are queued to run again",
+              file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, before)
 

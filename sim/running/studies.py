@@ -42,6 +42,20 @@ class StudyError(ValueError):
     """A study folder or storage that cannot be used; the message is one line."""
 
 
+class Stopped(RuntimeError):
+    """The study was asked to stop (:func:`stop`): this process's trials are queued again."""
+
+
+_STOPPING = threading.Event()
+
+
+def stop() -> None:
+    """Ask the studies of this process to stop: a worker's own thread queues its trials to
+    run again at once and the study ends (:class:`Stopped`) at its next claim. Safe to call
+    from a signal handler (SIGTERM): nothing is written from the interrupted code."""
+    _STOPPING.set()
+
+
 STORAGE_FORMS = ("empty (the study in <results folder>/optuna.db), sqlite:///PATH, "
                  "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, mysql://USER@HOST/DATABASE, "
                  "or journal:PATH (a journal file on a shared file system)")
@@ -210,7 +224,15 @@ def evaluated(trial) -> bool:
     """Whether a trial has finished and been evaluated (not merely asked, nor taken back from a
     worker that lost it)."""
     return (trial.state.is_finished() and bool(trial.user_attrs.get("evaluated"))
-            and not trial.user_attrs.get("requeued"))
+            and not _taken_back(trial))
+
+
+def _taken_back(trial) -> bool:
+    """Whether a trial was failed and queued to run again (:func:`requeue`); marked but not
+    failed, its worker finished it first."""
+    import optuna
+
+    return trial.state == optuna.trial.TrialState.FAIL and bool(trial.user_attrs.get("requeued"))
 
 
 def batch_sampler(seed: int, done: int, *more: int):
@@ -233,8 +255,7 @@ def _place(trial) -> int:
 def _holds_place(trial) -> bool:
     """Whether a trial counts towards the study's total: evaluated, being run, queued, or taken
     back from a worker that lost it (until it runs again)."""
-    return (evaluated(trial) or not trial.state.is_finished()
-            or bool(trial.user_attrs.get("requeued")))
+    return evaluated(trial) or not trial.state.is_finished() or _taken_back(trial)
 
 
 def _alive(pid: int) -> bool:
@@ -287,7 +308,8 @@ class Worker:
     """This process's part in a study that other processes may share: it claims trials within
     the study's ``total``, keeps a lease on each while it runs it, and records its results
     unless another worker has taken the trial back (its lease ran out). Used as a context: an
-    exception (an interruption) queues its unfinished trials to run again, at once."""
+    exception (an interruption) queues its unfinished trials to run again, at once, and so
+    does :func:`stop`, from the worker's own thread."""
 
     def __init__(self, study, total: int, seed: int) -> None:
         self.study, self.total, self.seed = study, total, seed
@@ -306,16 +328,21 @@ class Worker:
     def __exit__(self, kind, error, trace) -> None:
         try:
             if kind is not None:
-                with self._lock:
-                    unfinished = sorted(self._mine.values(), key=lambda t: t.number)
-                for trial in unfinished:
-                    try:
-                        requeue(self.study, trial)
-                    except Exception:  # the storage itself failed: the lease will run out
-                        break
+                self._give_back()
         finally:
             self._stop.set()
             self._heartbeat.join()
+
+    def _give_back(self) -> None:
+        """Queue this worker's unfinished trials to run again."""
+        with self._lock:
+            unfinished = sorted(self._mine.values(), key=lambda t: t.number)
+            self._mine.clear()
+        for trial in unfinished:
+            try:
+                requeue(self.study, trial)
+            except Exception:  # the storage itself failed: the lease will run out
+                break
 
     def survey(self) -> Survey:
         """Take back the trials other workers have lost (:func:`requeue`), then count."""
@@ -350,6 +377,8 @@ class Worker:
         failed at once, with no values, and marked ``surplus``."""
         import optuna
 
+        if _STOPPING.is_set():
+            raise Stopped("stopped: this worker's trials are queued to run again")
         survey = self._survey
         trial = self.study.ask()
         if trial.number >= survey.count:  # a new trial, not one queued before the survey
@@ -403,7 +432,16 @@ class Worker:
             pass
 
     def _renew(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
+        """The worker's own thread: renews its leases, and gives its trials back on
+        :func:`stop`."""
+        renewed = time.monotonic()
+        while not self._stop.wait(0.25):
+            if _STOPPING.is_set():
+                self._give_back()
+                continue
+            if time.monotonic() - renewed < HEARTBEAT_SECONDS:
+                continue
+            renewed = time.monotonic()
             with self._lock:
                 mine = list(self._mine.values())
             for trial in mine:
@@ -440,6 +478,8 @@ def run_trials(study, total: int, seed: int, batch: int,
     with Worker(study, total, seed) as worker:
         ran = True
         while True:
+            if _STOPPING.is_set():
+                raise Stopped("stopped: this worker's trials are queued to run again")
             survey = worker.survey()
             if survey.done >= total:
                 return ran
