@@ -21,10 +21,14 @@ which writes everything to ``results/NAME/``. There are two kinds:
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from concurrent.futures import Executor
+from contextlib import contextmanager, nullcontext
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, ContextManager, Iterator, Sequence
 
 import pandas as pd
 
@@ -231,16 +235,55 @@ def _calibration(config: AppConfig, folder: Path) -> int:
     params, experiment, path = config.params, config.experiment, _targets(config)
     targets = _active_targets(config)
     parameters = load_parameters(path, params)
-    result = calibrate(params, targets, parameters, trials=experiment.trials,
-                       replications=config.run.replications, seed=config.run.seed,
-                       store_folder=folder, keep=experiment.keep,
-                       time_limit=experiment.time_limit_minutes * 60,
-                       confirm=experiment.confirm_replications, progress=True,
-                       from_configured=True)
+    with _engine(config) as pool, _ended_by_sigterm():
+        result = calibrate(params, targets, parameters, trials=experiment.trials,
+                           replications=config.run.replications, seed=config.run.seed,
+                           store_folder=folder, keep=experiment.keep,
+                           time_limit=experiment.time_limit_minutes * 60,
+                           confirm=experiment.confirm_replications, progress=True,
+                           from_configured=True, storage=experiment.storage, pool=pool)
+    if result is None:
+        return _left_to_others("calibration")
     write_results(result, folder, path.name)
     return _write_fit(result.fit, folder, f"Calibration fit to {path.name}: best of "
                       f"{len(result.trials)} trials (loss {result.best_loss:.4g})",
                       result.fit_replications, write=False)
+
+
+def _engine(config: AppConfig) -> ContextManager[Executor | None]:
+    """Where a study's replications run: the Dask cluster at ``experiment.dask``, or (None)
+    local processes."""
+    from sim.running.studies import dask_pool
+
+    return dask_pool(config.experiment.dask) if config.experiment.dask else nullcontext()
+
+
+@contextmanager
+def _ended_by_sigterm() -> Iterator[None]:
+    """SIGTERM (SLURM's at a time limit, ``scancel``) stops a study: the trials this worker
+    runs are queued to run again at once, not when their lease runs out, and the command ends
+    with status 143 (:func:`sim.running.studies.stop`)."""
+    from sim.running.studies import Stopped, stop
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, lambda number, frame: stop())
+    try:
+        yield
+    except Stopped:
+        print("stopped by SIGTERM: this worker's trials are queued to run again",
+              file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _left_to_others(what: str) -> int:
+    """A worker of a shared study that ran its trials while another runs the last ones."""
+    print(f"{what}: this worker's trials are done; the worker that runs the last trials writes "
+          "the tables (or run again once all are done)", file=sys.stderr)
+    return 0
 
 
 def _write_fit(table: pd.DataFrame, folder: Path, title: str, replications: int,
@@ -447,14 +490,18 @@ def _budget(config: AppConfig, folder: Path) -> int:
     levers = [_lever_named(name) for name in experiment.levers]
     options = search.make_options(params, costs, programmes, levers, experiment.budget,
                                   switches_of(levers))
-    result = search.search(params, costs, programmes, options, experiment.budget,
-                           experiment.objective, experiment.candidates, config.run.replications,
-                           experiment.confirm_replications, experiment.keep, config.run.seed,
-                           folder, progress=search.print_progress)
-    _write_budget(result, folder, costs.price_year)
-    fitted = RESULTS / "calibration" / "best_sets.csv"
-    if fitted.is_file():
-        _budget_on_fitted_sets(result, params, costs, programmes, fitted, folder)
+    with _engine(config) as pool, _ended_by_sigterm():
+        result = search.search(params, costs, programmes, options, experiment.budget,
+                               experiment.objective, experiment.candidates,
+                               config.run.replications, experiment.confirm_replications,
+                               experiment.keep, config.run.seed, folder, pool=pool,
+                               progress=search.print_progress, storage=experiment.storage)
+        if result is None:
+            return _left_to_others("budget")
+        _write_budget(result, folder, costs.price_year)
+        fitted = RESULTS / "calibration" / "best_sets.csv"
+        if fitted.is_file():
+            _budget_on_fitted_sets(result, params, costs, programmes, fitted, folder, pool)
     print(f"Best mix for {pounds(experiment.budget)} a year: "
           f"{search.describe_mix(options, result.best_mix)}. Report: {folder}/best_mixes.md, "
           f"against_single.md, budget.png")
@@ -492,7 +539,7 @@ def _write_budget(result, folder: Path, price_year: str) -> None:
 
 
 def _budget_on_fitted_sets(result, params: Params, costs: Costs, programmes: tuple[str, ...],
-                           source: Path, folder: Path) -> None:
+                           source: Path, folder: Path, pool: Executor | None) -> None:
     """Does the best mix still beat every single lever on each of the calibration's best
     fitted sets?"""
     from concurrent.futures import ProcessPoolExecutor
@@ -506,7 +553,8 @@ def _budget_on_fitted_sets(result, params: Params, costs: Costs, programmes: tup
     systems = {int(row["rank"]): override(params, {k: row[k].item() if hasattr(row[k], "item")
                                                    else row[k] for k in names})
                for _, row in sets.iterrows()}
-    with ProcessPoolExecutor(default_workers(4)) as pool:
+    with nullcontext(pool) if pool is not None else ProcessPoolExecutor(
+            default_workers(4)) as pool:
         table = search.on_fitted_sets(systems, costs, programmes, result.options,
                                       result.best_mix, result.budget, result.objective,
                                       result.confirmed, pool)

@@ -29,6 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sim.core.costs import Costs
 from sim.core.levers import LEVERS, get_setting
 from sim.core.params import ParameterError, Params, Run, build
+from sim.running.studies import check_dask, check_storage
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 """The project's ``configs/`` folder (the package is installed in editable mode)."""
@@ -55,7 +56,11 @@ class Experiment:
     search's) and a time limit; ``scenarios``, those a study reruns on each fitted set. A
     budget search spends ``budget`` pounds a year on ``levers`` (names in the lever table) to
     minimise ``objective`` (``delayed_days`` or ``total_cost``), trying ``candidates`` mixes
-    and running the ``keep`` best again on ``confirm_replications``."""
+    and running the ``keep`` best again on ``confirm_replications``. The calibration's and the
+    budget search's study is kept in ``storage`` (empty: ``results/NAME/optuna.db``; a
+    database URL or ``journal:PATH``, that several workers share) and their replications run
+    on the Dask cluster whose scheduler is at ``dask`` (``tcp://HOST:PORT``; empty: local
+    cores); see docs/shared-studies.md."""
 
     name: str = ""
     analysis: str = ""
@@ -71,6 +76,8 @@ class Experiment:
     objective: str = "delayed_days"
     levers: List[str] = field(default_factory=list)
     candidates: int = 60
+    storage: str = ""
+    dask: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,8 @@ class AppConfig(Params):
         if self.output.workers < 0:
             raise ParameterError("output.workers", self.output.workers,
                                  "an integer >= 0 (0 = all local cores)")
+        check_storage(self.experiment.storage)
+        check_dask(self.experiment.dask)
 
     @property
     def params(self) -> Params:

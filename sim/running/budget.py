@@ -10,7 +10,8 @@ on the same replications (common random numbers), and keeps the Pareto front of 
 against the objective: delayed bed-days, or the system's total cost (:mod:`sim.core.costs`).
 The best few mixes are run again on more replications and ranked by that, and the best is
 compared, paired, with spending the whole budget on any one lever. The study is kept in a
-folder and resumes, like the calibration's (:mod:`sim.running.studies`).
+folder or a shared storage, resumes, and can be shared by several processes, like the
+calibration's (:mod:`sim.running.studies`).
 
 This module imports neither Hydra nor matplotlib: a switch's settings (its scenario file's)
 come in as data.
@@ -37,7 +38,8 @@ from sim.core.model import simulate
 from sim.core.params import ParameterError, Params, override
 from sim.running.stats import estimate
 from sim.running.store import model_code_digest
-from sim.running.studies import StudyError, batch_sampler, evaluated, open_study
+from sim.running.studies import (StudyError, Survey, Worker, evaluated, open_study,
+                                 run_trials)
 
 STUDY = "budget"
 OBJECTIVES = {"delayed_days": "delayed bed-days per 30 days",
@@ -228,14 +230,20 @@ def search(params: Params, costs: Costs, programmes: Sequence[str], options: Seq
            replications: int = 5, confirm: int = 20, keep: int = 5, seed: int = 0,
            folder: Path | None = None, workers: int | None = None,
            pool: Executor | None = None,
-           progress: Callable[[int, int, str], None] | None = None) -> BudgetResult:
+           progress: Callable[[int, int, str], None] | None = None,
+           storage: str = "") -> BudgetResult | None:
     """Find the mix of ``options`` that minimises ``objective`` within ``budget`` pounds a
     year: ``candidates`` mixes on ``replications`` each (a batch of :data:`BATCH` at a time,
     each batch's sampler seeded from ``seed`` and the mixes before it), the ``keep`` best run
     again on ``confirm`` replications and ranked by that, and the best compared with spending
-    the budget on each single lever. With ``folder`` the study is kept there and a rerun
-    resumes it. ``progress(done, total, what)`` is told as each batch finishes."""
+    the budget on each single lever. With ``folder`` the study is kept there (or in
+    ``storage``, :data:`sim.running.studies.STORAGE_FORMS`) and a rerun resumes it; several
+    processes can share it, and the one that runs the last mixes returns the result (the
+    others None). The replications run on ``pool`` (any executor: a Dask cluster's) or else
+    on ``workers`` local processes. ``progress(done, total, what)`` is told as each batch
+    finishes."""
     from sim.running.runner import default_workers
+    from sim.running.workers import pool_arguments
 
     if objective not in OBJECTIVES:
         raise BudgetError(f"experiment.objective={objective!r} is not allowed: one of "
@@ -244,17 +252,20 @@ def search(params: Params, costs: Costs, programmes: Sequence[str], options: Seq
         raise BudgetError(f"experiment.budget={budget!r} is not allowed: pounds a year > 0")
     own = None
     if pool is None and (workers or default_workers(BATCH * replications)) > 1:
-        own = pool = ProcessPoolExecutor(workers or default_workers(BATCH * replications))
+        own = pool = ProcessPoolExecutor(workers or default_workers(BATCH * replications),
+                                          **pool_arguments())
     try:
         fingerprint = _fingerprint(params, costs, programmes, options, budget, objective,
                                    replications, seed)
         try:
             study = open_study(folder, STUDY, fingerprint, "a budget search",
-                               ("minimize", "minimize"))
+                               ("minimize", "minimize"), storage,
+                               first=_anchors(options, budget))
         except StudyError as error:
             raise BudgetError(str(error)) from None
-        _search(study, params, costs, programmes, options, budget, objective, candidates,
-                replications, seed, pool, progress)
+        if not _search(study, params, costs, programmes, options, budget, objective,
+                       candidates, replications, seed, pool, progress):
+            return None
         return _results(study, params, costs, programmes, options, budget, objective,
                         replications, confirm, keep, pool, progress)
     finally:
@@ -306,44 +317,35 @@ def propose(trial, options: Sequence[Option], budget: float, params: Params, cos
 def _search(study, params: Params, costs: Costs, programmes: Sequence[str],
             options: Sequence[Option], budget: float, objective: str, candidates: int,
             replications: int, seed: int, pool: Executor | None,
-            progress: Callable[[int, int, str], None] | None) -> None:
-    """Run the search's mixes, a batch at a time, until ``candidates`` are evaluated."""
-    import optuna
-
+            progress: Callable[[int, int, str], None] | None) -> bool:
+    """Run the search's mixes, a batch at a time, until ``candidates`` are evaluated; whether
+    this process is to write the results (:func:`sim.running.studies.run_trials`)."""
     started = time.monotonic()
-    if not study.trials:  # the first mixes: nothing, then the whole budget on each lever
-        for params_of_trial in _anchors(options, budget):
-            study.enqueue_trial(params_of_trial)
-    for t in study.get_trials(deepcopy=False):  # interrupted: run again, as new trials
-        if t.state == optuna.trial.TrialState.RUNNING:
-            study.enqueue_trial(t.params)
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-    while True:
-        done = sum(evaluated(t) for t in study.get_trials(deepcopy=False))
-        if done >= candidates:
-            return
-        study.sampler = batch_sampler(seed, done)
+
+    def run_batch(worker: Worker, survey: Survey, size: int) -> int:
         asked, mixes = [], []
-        while len(asked) < min(BATCH, candidates - done):
-            trial = study.ask()
+        while len(asked) < size:
+            trial = worker.claim()
+            if trial is None:
+                break
             mix = propose(trial, options, budget, params, costs, programmes)
             if mix is None:  # its switches alone cost more than it spends
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                worker.tell(trial, None, {"over_budget": True}, evaluated=False)
                 continue
             asked.append(trial)
             mixes.append(mix)
         for trial, outcome in zip(asked, evaluate_mixes(params, costs, programmes, options,
                                                         mixes, replications, pool)):
-            trial.set_user_attr("mix", outcome.mix)
-            trial.set_user_attr("spend", outcome.spend)
-            trial.set_user_attr("delayed", outcome.delayed)
-            trial.set_user_attr("total_cost", outcome.total_cost)
-            trial.set_user_attr("evaluated", True)
-            study.tell(trial, [outcome.objective(objective), outcome.spend])
-        if progress is not None:
-            progress(done + len(asked), candidates,
-                     f"{done + len(asked)} of {candidates} mixes, "
+            worker.tell(trial, [outcome.objective(objective), outcome.spend],
+                        {"mix": outcome.mix, "spend": outcome.spend,
+                         "delayed": outcome.delayed, "total_cost": outcome.total_cost})
+        if progress is not None and asked:
+            progress(survey.done + len(asked), candidates,
+                     f"{survey.done + len(asked)} of {candidates} mixes, "
                      f"{time.monotonic() - started:.0f} s")
+        return len(asked)
+
+    return run_trials(study, candidates, seed, BATCH, run_batch, "budget")
 
 
 def _anchors(options: Sequence[Option], budget: float) -> list[dict[str, float]]:

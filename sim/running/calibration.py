@@ -28,9 +28,15 @@ Conventions:
   ``workers`` processes. The sampler of each batch is a TPE sampler seeded from ``seed`` and the
   number of trials finished before it, so the trials depend on ``seed``, ``batch`` and the
   history only: not on ``workers``, nor on whether the calibration was interrupted.
-- With a ``store_folder``, the study lives in ``<folder>/optuna.db`` (SQLite): a rerun with the
-  same folder keeps every finished trial and runs only the rest (``trials`` is the total);
-  trials that were running when it was interrupted are run again with the same parameters.
+- With a ``store_folder``, the study lives in ``<folder>/optuna.db`` (SQLite), or in the
+  ``storage`` named (a database server, or a journal file on a shared file system): a rerun
+  keeps every finished trial and runs only the rest (``trials`` is the total); trials that
+  were running when it was interrupted are run again with the same parameters. Several
+  processes can run one calibration on one storage (:mod:`sim.running.studies`): each trial
+  is run once; the trials then depend on their timing (docs/shared-studies.md).
+- The replications of a batch run on ``pool``, any ``concurrent.futures.Executor`` (a Dask
+  cluster's, ``Client.get_executor()``), or on ``workers`` local processes: either way the
+  trials are the same.
 - Cost: ``trials x replications`` runs of the system (and ``keep x confirm``). The default
   experiment (160 x 5 of the default system, then the 5 best on 10) took 22 minutes on 2
   cores; ``time_limit``
@@ -53,7 +59,7 @@ import json
 import math
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -70,7 +76,8 @@ from sim.running.stats import estimate
 from sim.running.tables import write_table
 from sim.running.files import write_atomic
 from sim.running.store import model_code_digest
-from sim.running.studies import StudyError, batch_sampler, evaluated, open_study
+from sim.running.studies import (StudyError, Survey, Worker, evaluated, open_study,
+                                 run_trials)
 
 STUDY = "calibration"
 """The Optuna study's name inside ``optuna.db``."""
@@ -244,12 +251,11 @@ class Parameter:
     integer: bool = False
     balance: str | None = None
 
-    def distribution(self):
-        import optuna
+    def suggest(self, trial) -> int | float:
+        """The value an Optuna trial draws for this parameter (or was queued with)."""
         if self.integer:
-            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log)
-        return optuna.distributions.FloatDistribution(float(self.low), float(self.high),
-                                                      log=self.log)
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
 
     def convert(self, value: float) -> int | float:
         return int(round(value)) if self.integer else float(value)
@@ -651,17 +657,20 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
               seed: int = 0, store_folder: str | Path | None = None, *,
               batch: int = DEFAULT_BATCH, keep: int = 5, time_limit: float | None = None,
               confirm: int = 0, progress: bool = False,
-              from_configured: bool = False) -> CalibrationResult:
+              from_configured: bool = False, storage: str = "",
+              pool: Executor | None = None) -> CalibrationResult | None:
     """Fit ``parameters`` to ``targets`` with Optuna (TPE), ``trials`` trials in all.
 
     Each trial runs replications 0..``replications``-1 of ``params`` with the trial's values
     (common random numbers across trials), and of the same system with each change a target
     reads a lever's effect from; its loss is the sum over targets of
     ((model mean - value) / tolerance)^2. Trials are asked ``batch`` at a time and their
-    replications run on ``workers`` processes (default: all cores). ``seed`` seeds the sampler
-    only (the model's random numbers come from ``params.run.seed``): the same seed gives the
-    same trials. With ``store_folder`` the study is kept in ``<folder>/optuna.db`` and a rerun
-    resumes it. With ``from_configured``, the first trial is the system as configured (a fit
+    replications run on ``pool`` (any executor: a Dask cluster's) or else on ``workers`` local
+    processes (default: all cores). ``seed`` seeds the sampler only (the model's random numbers
+    come from ``params.run.seed``): the same seed gives the same trials. With ``store_folder``
+    the study is kept in ``<folder>/optuna.db``, or in ``storage``
+    (:data:`sim.running.studies.STORAGE_FORMS`), and a rerun resumes it; several processes can
+    share it, and the one that runs the last trials returns the result (the others None). With ``from_configured``, the first trial is the system as configured (a fit
     then starts no worse than the system it refits). With ``time_limit`` (seconds) no new
     batch starts after that time: the trials
     run (at least one batch) are then the first ones of the same sequence, and a rerun with
@@ -673,25 +682,29 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
     error kept in its ``error`` attribute.
     """
     from sim.running.runner import default_workers
+    from sim.running.workers import pool_arguments
 
     targets, parameters = _checked(params, targets, parameters, trials, replications, batch,
                                    keep)
     folder = Path(store_folder) if store_folder is not None else None
     started = time.monotonic()
-    workers = workers or default_workers(batch * replications)
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    own = None
+    if pool is None and (workers or default_workers(batch * replications)) > 1:
+        own = pool = ProcessPoolExecutor(workers or default_workers(batch * replications),
+                                          **pool_arguments())
     try:
         try:
             study = open_study(folder, STUDY, _fingerprint(
                 params, targets, parameters, replications, seed, batch, from_configured),
-                "a calibration")
+                "a calibration", storage=storage,
+                first=[_configured(params, parameters)] if from_configured else [])
         except StudyError as error:
             raise CalibrationError(str(error)) from None
-        if from_configured and not study.trials:
-            study.enqueue_trial(_configured(params, parameters))
-        evaluate = _Evaluator(params, targets, parameters, replications, pool)
-        _run_trials(study, evaluate, trials, seed, batch, _requeue_interrupted(study),
-                    time_limit, started, progress)
+        evaluate = _Evaluator(params, targets, parameters, replications, pool, trials, started,
+                              progress)
+        if not run_trials(study, trials, seed, batch, evaluate.batch, "calibration",
+                          time_limit, started):
+            return None
         units = {t.name: t.unit(params) for t in targets}
         result = _result(study, params, targets, parameters, replications, seed, keep, folder,
                          units)
@@ -702,32 +715,8 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
             _confirm(result, params, confirm, pool)
         return result
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-
-
-def _run_trials(study, evaluate: "_Evaluator", trials: int, seed: int, batch: int,
-                waiting: int, time_limit: float | None, started: float, progress: bool) -> None:
-    """Ask and run trials, a batch at a time (the ``waiting`` ones, interrupted before, in a
-    batch of their own first), until ``trials`` are evaluated or the time limit passes."""
-    while True:
-        done = sum(evaluated(t) for t in study.get_trials(deepcopy=False))
-        if done >= trials:
-            return
-        if time_limit is not None and done and time.monotonic() - started >= time_limit:
-            print(f"calibration: time limit of {time_limit:g} s reached after {done} of "
-                  f"{trials} trials; run again with the same store folder to go on",
-                  file=sys.stderr)
-            return
-        size = min(waiting or batch, trials - done)
-        waiting = 0
-        study.sampler = batch_sampler(seed, done)
-        evaluate.batch(study, size)
-        if progress:
-            best = min((t.value for t in study.get_trials(deepcopy=False)
-                        if evaluated(t) and t.value is not None), default=math.nan)
-            print(f"calibration: {done + size}/{trials} trials, best loss {best:.4g}, "
-                  f"{time.monotonic() - started:.0f} s", file=sys.stderr)
+        if own is not None:
+            own.shutdown(cancel_futures=True)
 
 
 def _checked(params: Params, targets: Sequence[Target], parameters: Sequence[Parameter],
@@ -759,61 +748,50 @@ def _configured(params: Params, parameters: Sequence[Parameter]) -> dict[str, fl
     return out
 
 
-def _requeue_interrupted(study) -> int:
-    """Trials left running by an interrupted calibration: queued to run again first, as new
-    trials with the same parameters, and marked failed (the sampler ignores failed trials).
-    Returns how many of them wait to run (a batch of their own)."""
-    import optuna
-
-    trials_now = study.get_trials(deepcopy=False)
-    queued = {t.user_attrs.get("rerun_of") for t in trials_now
-              if t.state == optuna.trial.TrialState.WAITING}
-    for t in trials_now:
-        if t.state == optuna.trial.TrialState.RUNNING:
-            if t.number not in queued:
-                study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-    return sum(t.state == optuna.trial.TrialState.WAITING and "rerun_of" in t.user_attrs
-               for t in study.get_trials(deepcopy=False))
-
-
 class _Evaluator:
     """Runs a batch of trials: each trial's system and its changed systems, on the same
     replications, and tells the study each trial's loss."""
 
     def __init__(self, params: Params, targets: list[Target], parameters: list[Parameter],
-                 replications: int, pool: ProcessPoolExecutor | None) -> None:
+                 replications: int, pool: Executor | None, trials: int, started: float,
+                 progress: bool) -> None:
         self.params, self.targets, self.parameters = params, targets, parameters
         self.replications, self.pool = replications, pool
-        self.distributions = {p.name: p.distribution() for p in parameters}
+        self.trials, self.started, self.progress = trials, started, progress
 
-    def batch(self, study, size: int) -> None:
-        import optuna
-
-        asked = [study.ask(self.distributions) for _ in range(size)]
-        runs: list[list[Params] | None] = []
-        for trial in asked:
+    def batch(self, worker: Worker, survey: Survey, size: int) -> int:
+        """Claim up to ``size`` trials, run them and record each; returns how many ran."""
+        asked, runs, errors = [], [], []
+        for _ in range(size):
+            trial = worker.claim()
+            if trial is None:
+                break
+            values = {p.name: p.suggest(trial) for p in self.parameters}
+            asked.append(trial)
             try:
-                system = override(self.params, settings_of(self.parameters, trial.params,
+                system = override(self.params, settings_of(self.parameters, values,
                                                            self.params))
                 runs.append(systems_of(system, self.targets))
+                errors.append("")
             except ParameterError as error:
                 runs.append(None)
-                trial.set_user_attr("error", str(error))
+                errors.append(str(error))
         values = iter(quantities(self.targets, _run_batch(
             [r for r in runs if r is not None], self.replications,
             metric_names(self.targets), self.pool)))
-        for trial, run in zip(asked, runs):
-            loss = math.nan
+        for trial, run, error in zip(asked, runs, errors):
+            loss, attrs = math.nan, {"error": error} if error else {}
             if run is not None:
                 found = next(values)
                 loss = _loss(self.targets, found)
-                trial.set_user_attr("values", found)
-            trial.set_user_attr("evaluated", True)
-            if math.isfinite(loss):
-                study.tell(trial, loss)
-            else:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                attrs["values"] = found
+            worker.tell(trial, loss if math.isfinite(loss) else None, attrs)
+        if self.progress and asked:
+            best = min((t.value for t in worker.study.get_trials(deepcopy=False)
+                        if evaluated(t) and t.value is not None), default=math.nan)
+            print(f"calibration: {survey.done + len(asked)}/{self.trials} trials, best loss "
+                  f"{best:.4g}, {time.monotonic() - self.started:.0f} s", file=sys.stderr)
+        return len(asked)
 
 
 def metric_names(targets: Sequence[Target]) -> tuple[str, ...]:
@@ -861,7 +839,7 @@ def evaluate_targets(params: Params, targets: Sequence[Target], replications: in
 
 
 def _confirm(result: CalibrationResult, params: Params, replications: int,
-             pool: ProcessPoolExecutor | None) -> None:
+             pool: Executor | None) -> None:
     """Run the best sets again on ``replications`` and rank them by that loss, in place."""
     runs = [systems_of(override(params, s), result.targets) for s in result.sets()]
     found = quantities(result.targets, _run_batch(runs, replications,
@@ -879,8 +857,9 @@ def _confirm(result: CalibrationResult, params: Params, replications: int,
 
 
 def _run_batch(runs: list[list[Params]], replications: int, names: tuple[str, ...],
-               pool: ProcessPoolExecutor | None) -> list[list[list[list[float]]]]:
-    """For each run, for each of its systems, each replication's values of ``names``."""
+               pool: Executor | None) -> list[list[list[list[float]]]]:
+    """For each run, for each of its systems, each replication's values of ``names``, on
+    ``pool`` (any executor) or here."""
     if pool is None:
         return [[[_replicate(p, k, names) for k in range(replications)] for p in systems]
                 for systems in runs]
