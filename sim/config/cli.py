@@ -36,6 +36,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sim.config.schema import (CONFIG_DIR, RUN_DIR, AppConfig, ConfigError, load_config,
                                programmes_on, register,
                                run_title, settle_distribution_kinds, to_app_config)
+from sim.config.launchers import register_launchers
 from sim.running.studies import StudyError
 from sim.running.files import write_atomic
 from sim.core.params import ParameterError
@@ -47,6 +48,7 @@ from sim.running.runner import check_before_run, default_workers, run_replicatio
 from sim.running.store import ReplicationStore, StoreMismatch
 
 register()
+register_launchers()
 
 
 def run_job(cfg: DictConfig) -> Path:
