@@ -188,3 +188,39 @@ def register_launchers() -> None:
     # Hydra accepts a plugin name under hydra_plugins only, then instantiates the class it
     # maps to by that class's own (importable) name, so every process can unpickle it.
     plugins.class_name_to_class[DASK_PLUGIN_NAME] = DaskLauncher
+
+
+def launcher_error_line(error: BaseException) -> str | None:
+    """One line for a launcher that cannot be used as asked (an unknown name, SLURM missing
+    or refusing the job array); None for any other error."""
+    from hydra.errors import MissingConfigException
+    text = str(error)
+    if isinstance(error, MissingConfigException) and "'hydra/launcher/" in text:
+        name = text.split("'hydra/launcher/", 1)[1].split("'", 1)[0]
+        return (f"hydra/launcher={name} is not a launcher: one of {', '.join(LAUNCHERS)} "
+                f"(submitit_local, submitit_slurm and dask need the cluster extra: "
+                f"{CLUSTER_EXTRA})")
+    no_slurm = (isinstance(error, FileNotFoundError)
+                and Path(str(error.filename)).name in ("sbatch", "srun", "sinfo"))
+    if no_slurm or (isinstance(error, RuntimeError) and 'Could not detect "srun"' in text):
+        return ("hydra/launcher=submitit_slurm needs SLURM (sbatch, srun) on this machine's PATH "
+                "(run the sweep from a SLURM login node), or choose another launcher: one of "
+                + ", ".join(LAUNCHERS))
+    if type(error).__name__ == "FailedJobError" and "sbatch" in text:
+        refusal = "; ".join(line.strip() for line in text.splitlines() if line.strip())
+        partitions = _slurm_partitions()
+        known = f" (this cluster's partitions: {', '.join(partitions)})" if partitions else ""
+        return (f"SLURM refused the sweep's job array: {refusal}; check "
+                f"hydra.launcher.partition{known}, and timeout_min, cpus_per_task, mem_gb")
+    return None
+
+
+def _slurm_partitions() -> list[str]:
+    """The partitions ``sinfo`` lists (the default one marked ``*``), or none."""
+    import subprocess
+    try:
+        done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True,
+                              timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return sorted({name.rstrip("*") for name in done.stdout.split()}) if done.returncode == 0 else []
