@@ -206,6 +206,11 @@ def launcher_error_line(error: BaseException) -> str | None:
         return ("hydra/launcher=submitit_slurm needs SLURM (sbatch, srun) on this machine's PATH "
                 "(run the sweep from a SLURM login node), or choose another launcher: one of "
                 + ", ".join(LAUNCHERS))
+    if type(error).__name__ in ("UncompletedJobError", "KilledWorker"):
+        first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+        return (f"a job of the sweep did not finish ({first}); every finished replication is "
+                "kept: run the same command again (the same hydra.sweep.dir) and it carries "
+                "on where this one stopped")
     if type(error).__name__ == "FailedJobError" and "sbatch" in text:
         refusal = "; ".join(line.strip() for line in text.splitlines() if line.strip())
         partitions = _slurm_partitions()
