@@ -163,7 +163,14 @@ def run_job_on_worker(number: int, overrides: list[str], hydra_context: HydraCon
     relative paths mean the same; on another machine it must be the same shared path)."""
     with _one_job_at_a_time:
         before = os.getcwd()
-        os.chdir(cwd)
+        try:
+            os.chdir(cwd)
+        except OSError:
+            import socket
+            raise LauncherError(
+                f"the Dask worker on {socket.gethostname()} cannot enter {cwd}, the folder the "
+                "sweep was launched from: launch it from a folder every worker sees at the same "
+                "path (a shared file system)") from None
         try:
             setup_globals()
             Singleton.set_state(singleton_state)
