@@ -83,16 +83,19 @@ def executed_by(sweep: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(sweep.glob("*/provenance.json"))]
 
 
-def slurm_task_process(task: str) -> int | None:
-    """The process id of the job that SLURM array task ``task`` runs (submitit's Python)."""
+def slurm_task_process(task: str, sweep: Path) -> int | None:
+    """The process id of the job that SLURM array task ``task`` of the sweep into ``sweep``
+    runs: submitit's Python (not the ``srun`` that started it, whose command names it too)."""
     for status in Path("/proc").glob("[0-9]*/environ"):
         try:
             environment = status.read_bytes().split(b"\0")
-            command = (status.parent / "cmdline").read_bytes()
+            command = (status.parent / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         if (f"SLURM_ARRAY_TASK_ID={task}".encode() in environment
-                and b"submitit.core._submit" in command):
+                and Path(command[0].decode()).name.startswith("python")
+                and b"submitit.core._submit" in command
+                and any(str(sweep).encode() in part for part in command)):
             return int(status.parent.name)
     return None
 
@@ -238,7 +241,7 @@ def test_a_cancelled_slurm_array_task_is_carried_on_by_the_same_command(tmp_path
     process = subprocess.Popen([str(EXE), *command], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     wait_for(lambda: len(finished_runs(sweep)) >= 1, "a finished replication")
-    job = slurm_task_process("1")
+    job = slurm_task_process("1", sweep)
     assert job is not None, "array task 1 runs"
     os.kill(job, signal.SIGKILL)  # as a node that dies (scancel sends SIGTERM, which
     # submitit's jobs ignore, as it may mean preemption, and the job ends within KillWait)
