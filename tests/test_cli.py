@@ -129,6 +129,44 @@ def test_a_bad_job_in_a_sweep_fails_the_sweep_but_keeps_the_others(tmp_path):
     assert len(list((good[0] / "replications").glob("*.metrics.csv"))) == 2
 
 
+def test_a_sweep_collected_on_demand_holds_every_run_once_and_says_what_is_missing(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = discharge_sim("-m", "services.homecare.staff.count=30,40", *SHORT,
+                         "output.charts=false", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    at_end = pd.read_parquet(sweep / "sweep_results.parquet")
+    (sweep / "sweep_results.parquet").unlink()
+    job = at_end.loc[at_end["services.homecare.staff.count"] == 40, "job"].iloc[0]
+    (sweep / job / "replications" / "rep-0001.metrics.csv").unlink()  # as if not finished
+
+    collected = discharge_sim("collect", str(sweep), cwd=tmp_path)
+    assert collected.returncode == 0, collected.stderr
+    assert "Collected 2 jobs, 3 runs" in collected.stdout
+    assert f"{job}: 1 of 2 replications finished" in collected.stdout
+    table = pd.read_parquet(sweep / "sweep_results.parquet")
+    unfinished = (at_end["job"] == job) & (at_end["replication"] == 1)
+    pd.testing.assert_frame_equal(table, at_end[~unfinished].reset_index(drop=True))
+    # Each job records where it executed: this machine, a process of the joblib launcher.
+    records = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/provenance.json"))]
+    assert [r["launcher"] for r in records] == ["joblib", "joblib"]
+    assert {r["executed_by"]["host"] for r in records} == {os.uname().nodename}
+    assert "slurm_job_id" not in records[0]["executed_by"]
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["-m", "hydra/launcher=nope", *SHORT],
+     "hydra/launcher=nope is not a launcher: one of joblib, submitit_local, submitit_slurm, "
+     "dask"),
+    (["collect", "no_such_folder"], "no_such_folder is not a folder"),
+    (["collect"], "usage: discharge-sim collect SWEEP_DIR"),
+])
+def test_an_unknown_launcher_or_a_bad_collect_is_one_line(tmp_path, arguments, words):
+    done = discharge_sim(*arguments, cwd=tmp_path)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], done.stderr
+
+
 @pytest.mark.slow
 def test_a_second_sweep_into_the_same_folder_collects_only_its_own_jobs(tmp_path):
     sweep = tmp_path / "sweep"

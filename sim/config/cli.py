@@ -7,6 +7,9 @@
     discharge-sim --cfg job                        # print the resolved config
     discharge-sim -m services.homecare.staff.count=150,175,200   # a sweep, in parallel (joblib launcher)
     discharge-sim -m +experiment=scenario_comparison
+    discharge-sim -m hydra/launcher=submitit_slurm hydra.launcher.partition=NAME acute.beds=400,450
+    discharge-sim -m hydra/launcher=dask hydra.launcher.address=tcp://HOST:8786 acute.beds=400,450
+    discharge-sim collect results/sweeps/DATE-TIME   # collect a sweep folder on demand
 
 Each run writes ``metrics.csv``, ``replications.csv``, ``daily.csv``, ``patients.csv``,
 ``summary.md``, two PNG charts and ``provenance.json`` (seed, package versions, git revision)
@@ -14,7 +17,8 @@ into its folder, next to Hydra's ``.hydra/config.yaml`` (the exact resolved conf
 the summary. The folder is ``hydra.run.dir`` if given, else named from the scenario and the
 overrides that change results (:data:`~sim.config.schema.RUN_DIR`). Finished replications are
 kept in ``replications/`` as they finish; running again into the same folder skips them. A
-sweep is collected into ``sweep_results.parquet`` / ``.csv`` when it ends.
+sweep is collected into ``sweep_results.parquet`` / ``.csv`` when it ends. Where a sweep's jobs
+run (local cores, SLURM, Dask) is the launcher's choice: :mod:`sim.config.launchers`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sim.config.schema import (CONFIG_DIR, RUN_DIR, AppConfig, ConfigError, load_config,
                                programmes_on, register,
                                run_title, settle_distribution_kinds, to_app_config)
+from sim.config.launchers import launcher_error_line, register_launchers
 from sim.running.studies import StudyError
 from sim.running.files import write_atomic
 from sim.core.params import ParameterError
@@ -49,6 +54,7 @@ from sim.running.runner import check_before_run, default_workers, run_replicatio
 from sim.running.store import ReplicationStore, StoreMismatch
 
 register()
+register_launchers()
 
 
 def run_job(cfg: DictConfig) -> Path:
@@ -112,6 +118,10 @@ def _run_and_write(config: AppConfig, out: Path, store: ReplicationStore, title:
                                costs=config.costs, programmes=programmes_on(config.params))
     record = provenance(config.run.seed, len(results.runs))  # as run, after any precision rule
     record["command"] = [item for item in record["command"] if item != RUN_DIR_OVERRIDE]
+    if in_sweep:  # a job's process was started by the launcher: its command says little
+        hydra_config = HydraConfig.get()
+        record["launcher"] = hydra_config.runtime.choices.get("hydra/launcher")
+        record["overrides"] = list(hydra_config.overrides.task)
     write_atomic(out / "provenance.json", lambda p: p.write_text(json.dumps(record, indent=1)))
     write_tables(results, out, patients=config.output.patients_csv)
     summary = summary_markdown(results, title)
@@ -191,6 +201,10 @@ def main() -> None:
         from sim.config.forecast_command import main as forecast
         forecast(sys.argv[2:])
         return
+    if sys.argv[1:2] == ["collect"]:  # discharge-sim collect SWEEP_DIR
+        from sim.config.collect_command import main as collect
+        collect(sys.argv[2:])
+        return
     arguments = _parsed_arguments(sys.argv[1:])
     multirun = arguments is not None and arguments.multirun
     if arguments is not None and not multirun and not _names_run_dir(arguments.overrides):
@@ -241,6 +255,9 @@ def user_error_line(error: BaseException, multirun: bool = False) -> str | None:
     output folder); None for anything else, which is a bug and keeps its traceback."""
     if isinstance(error, OverrideParseException):
         return _override_error_line(error)
+    launcher_problem = launcher_error_line(error)
+    if launcher_problem is not None:
+        return launcher_problem
     if isinstance(error, USER_ERRORS):
         return one_line(error)
     if isinstance(error, yaml.YAMLError):

@@ -2,7 +2,9 @@
 
 Two runs into one folder would both do the same replications and overwrite each other's
 tables, so a run holds an exclusive lock on its folder (``flock`` on the folder itself, so no
-lock file is left behind, and the kernel releases it when the process ends, however it ends).
+lock file is left behind, and the kernel releases it when the process ends, however it ends;
+on NFS, where a folder cannot be locked, on a ``.lock`` file in it, which locks it for every
+machine that mounts it, as jobs of a SLURM or Dask sweep on several machines need).
 A folder that cannot be written (read-only, a file in its place, a full disk) is an error in
 what the user asked for, told in one line with the setting to change; any other ``OSError`` is
 a bug and keeps its traceback.
@@ -29,7 +31,9 @@ class OutputFolderError(RuntimeError):
 @contextmanager
 def exclusive(folder: Path, setting: str, wait: bool = False) -> Iterator[None]:
     """Hold ``folder`` for this run: another run into it is refused (:class:`FolderBusy`),
-    or, with ``wait``, waits until this one ends."""
+    or, with ``wait``, waits until this one ends. On a network file system (NFS), where a lock
+    on a folder cannot be had (an exclusive ``flock`` there needs a file open for writing),
+    the lock is taken on a file in it, ``.lock``, which NFS locks for every machine."""
     try:
         import fcntl
     except ImportError:  # not a POSIX system: no lock
@@ -38,20 +42,41 @@ def exclusive(folder: Path, setting: str, wait: bool = False) -> Iterator[None]:
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                raise FolderBusy(
-                    f"{folder} is in use by another discharge-sim run: wait for it to end, or "
-                    f"choose another folder ({setting}=...)") from None
-            print(f"discharge-sim: waiting for another run to finish with {folder}",
-                  file=sys.stderr)
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-        except OSError:
-            pass  # a file system without locks (some network ones): run unlocked
+            _lock(descriptor, folder, setting, wait)
+        except OSError:  # this file system cannot lock a folder (NFS): lock a file in it
+            os.close(descriptor)
+            descriptor = -1
+            descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                _lock(descriptor, folder, setting, wait)
+            except OSError as error:
+                print(f"discharge-sim: warning: the file system of {folder} has no locks "
+                      f"({os.strerror(error.errno or 0)}): do not run two runs into it at once",
+                      file=sys.stderr)
         yield
     finally:
-        os.close(descriptor)
+        if descriptor >= 0:
+            os.close(descriptor)
+
+
+LOCK_FILE = ".lock"
+"""The lock file of a folder on a file system that cannot lock the folder itself (NFS)."""
+
+
+def _lock(descriptor: int, folder: Path, setting: str, wait: bool) -> None:
+    """An exclusive ``flock`` on ``descriptor``: refused (:class:`FolderBusy`), or waited for,
+    if another run holds it."""
+    import fcntl
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if not wait:
+            raise FolderBusy(
+                f"{folder} is in use by another discharge-sim run: wait for it to end, or "
+                f"choose another folder ({setting}=...)") from None
+        print(f"discharge-sim: waiting for another run to finish with {folder}",
+              file=sys.stderr)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
 
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)

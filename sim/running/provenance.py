@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import socket
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -27,8 +29,22 @@ def git_revision() -> str:
         return "unknown"
 
 
+SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST")
+"""What SLURM tells a job about itself: recorded when a run is a SLURM job."""
+
+
+def executed_by() -> dict:
+    """Where this run executed: the host and process, and the SLURM job (array task) if any,
+    so that a sweep's record shows which engine ran each of its jobs."""
+    where: dict = {"host": socket.gethostname(), "pid": os.getpid()}
+    where.update({name.lower(): os.environ[name] for name in SLURM_VARIABLES
+                  if name in os.environ})
+    return where
+
+
 def provenance(seed: int, replications: int) -> dict:
-    """Seed, replications, package versions, Python, platform, git revision, command, time."""
+    """Seed, replications, package versions, Python, platform, git revision, command, time,
+    and where it executed (:func:`executed_by`)."""
     versions = {}
     for name in PACKAGES:
         try:
@@ -43,5 +59,6 @@ def provenance(seed: int, replications: int) -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "command": sys.argv,
+        "executed_by": executed_by(),
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
