@@ -60,7 +60,7 @@ class Experiment:
     budget search's study is kept in ``storage`` (empty: ``results/NAME/optuna.db``; a
     database URL or ``journal:PATH``, that several workers share) and their replications run
     on the Dask cluster whose scheduler is at ``dask`` (``tcp://HOST:PORT``; empty: local
-    cores); see docs/shared-studies.md."""
+    cores); see docs/large-study.md."""
 
     name: str = ""
     analysis: str = ""

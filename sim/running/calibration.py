@@ -33,7 +33,7 @@ Conventions:
   keeps every finished trial and runs only the rest (``trials`` is the total); trials that
   were running when it was interrupted are run again with the same parameters. Several
   processes can run one calibration on one storage (:mod:`sim.running.studies`): each trial
-  is run once; the trials then depend on their timing (docs/shared-studies.md).
+  is run once; the trials then depend on their timing (docs/large-study.md).
 - The replications of a batch run on ``pool``, any ``concurrent.futures.Executor`` (a Dask
   cluster's, ``Client.get_executor()``), or on ``workers`` local processes: either way the
   trials are the same.
