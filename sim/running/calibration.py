@@ -670,8 +670,9 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
     come from ``params.run.seed``): the same seed gives the same trials. With ``store_folder``
     the study is kept in ``<folder>/optuna.db``, or in ``storage``
     (:data:`sim.running.studies.STORAGE_FORMS`), and a rerun resumes it; several processes can
-    share it, and the one that runs the last trials returns the result (the others None). With ``from_configured``, the first trial is the system as configured (a fit
-    then starts no worse than the system it refits). With ``time_limit`` (seconds) no new
+    share it, and the one that runs the last trials returns the result (the others None). With
+    ``from_configured``, the first trial is the system as configured (a fit then starts no
+    worse than the system it refits). With ``time_limit`` (seconds) no new
     batch starts after that time: the trials
     run (at least one batch) are then the first ones of the same sequence, and a rerun with
     the store folder goes on with the rest. With ``confirm`` above ``replications``, the

@@ -104,8 +104,8 @@ def dask_pool(address: str) -> Iterator[Executor]:
     try:
         from distributed import Client
     except ImportError:
-        raise StudyError(f"experiment.dask={address!r} needs Dask: pip install "
-                         "'dask[distributed]'") from None
+        raise StudyError(f"experiment.dask={address!r} needs Dask: pip install -e "
+                         "\".[cluster]\"") from None
     try:
         client = Client(address, timeout=30)
     except (OSError, TimeoutError) as error:
@@ -148,7 +148,7 @@ def _storage(storage: str, folder: Path | None):
                 time.sleep(1.0 + attempt)
     except ImportError:
         raise StudyError(f"experiment.storage={storage!r} cannot be opened: its database "
-                         "driver is not installed (PostgreSQL: pip install 'psycopg[binary]'; "
+                         "driver is not installed (PostgreSQL: pip install -e \".[cluster]\"; "
                          "MySQL: pip install PyMySQL)") from None
     except Exception as error:  # a server not answering, a wrong password, no such folder
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
