@@ -1,14 +1,27 @@
-"""Shared helpers: a small, fast version of the default system for tests."""
+"""Shared helpers: a small, fast version of the default system for tests, and the command
+line run as a user runs it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from sim import Params, override
+
+EXE = Path(sys.executable).parent / "discharge-sim"
+"""This environment's ``discharge-sim`` command."""
+
+
+def discharge_sim(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``discharge-sim ARGS`` run in ``cwd``, its output captured."""
+    return subprocess.run([str(EXE), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def small_params(**overrides: Any) -> Params:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import discharge_sim
+
 from sim.config.schema import job_folder_name
 
 SHORT = ["run.days=60", "run.warmup_days=14", "run.replications=2", "admissions.per_day=10",
@@ -19,11 +21,6 @@ SHORT = ["run.days=60", "run.warmup_days=14", "run.replications=2", "admissions.
          "services.homecare.market.segments.1.providers=3"]
 """A small system (a fifth of the default's admissions and beds, a third of its homecare
 providers, so that each keeps some size) on a short run."""
-
-
-def discharge_sim(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / "discharge-sim"
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def test_run_writes_every_output_and_prints_the_summary(tmp_path):

@@ -25,10 +25,11 @@ from typing import Iterator
 import pandas as pd
 import pytest
 
+from conftest import EXE, discharge_sim
+
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[1]
-EXE = Path(sys.executable).parent / "discharge-sim"
 DASK = Path(sys.executable).parent / "dask"
 SMALL = ["run.days=60", "run.warmup_days=14", "run.replications=1", "admissions.per_day=10",
          "acute.beds=106", "output.charts=false"]
@@ -43,11 +44,6 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI_REQUIRE_CLUSTER") == "1":
         pytest.fail(f"CI_REQUIRE_CLUSTER=1 but {reason}")
     pytest.skip(reason)
-
-
-def discharge_sim(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(EXE), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def error_lines(done: subprocess.CompletedProcess) -> list[str]:
@@ -253,11 +249,11 @@ def test_a_cancelled_slurm_array_task_is_carried_on_by_the_same_command(tmp_path
     kept = finished_runs(sweep)
     assert 1 <= len(kept) < 12, "cancelled part-way"
 
-    again = discharge_sim(*command, cwd=tmp_path)
+    again = discharge_sim(*command, cwd=tmp_path, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     each_run_once(sweep, jobs=2, replications=6)
     assert all(finished_runs(sweep)[path] == written for path, written in kept.items())
-    collected = discharge_sim("collect", str(sweep), cwd=tmp_path)
+    collected = discharge_sim("collect", str(sweep), cwd=tmp_path, timeout=600)
     assert collected.returncode == 0 and "2 jobs, 12 runs" in collected.stdout, collected.stderr
     pd.testing.assert_frame_equal(pd.read_parquet(sweep / "sweep_results.parquet"),
                                   each_run_once(sweep, jobs=2, replications=6))
@@ -267,14 +263,14 @@ def test_an_unreachable_dask_scheduler_or_slurm_partition_is_one_line(tmp_path, 
     pytest.importorskip("dask.distributed")
     done = discharge_sim("-m", "hydra/launcher=dask", "hydra.launcher.address=tcp://127.0.0.1:9",
                          "hydra.launcher.connect_timeout_s=2", *SMALL,
-                         f"hydra.sweep.dir={tmp_path / 'a'}", cwd=tmp_path)
+                         f"hydra.sweep.dir={tmp_path / 'a'}", cwd=tmp_path, timeout=600)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     [line] = error_lines(done)
     assert "hydra.launcher.address=tcp://127.0.0.1:9: no Dask scheduler answers there" in line
 
     done = discharge_sim("-m", "hydra/launcher=submitit_slurm",
                          "hydra.launcher.partition=no_such_partition", *SMALL,
-                         f"hydra.sweep.dir={tmp_path / 'b'}", cwd=tmp_path)
+                         f"hydra.sweep.dir={tmp_path / 'b'}", cwd=tmp_path, timeout=600)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     [line] = error_lines(done)
     assert "SLURM refused" in line and "hydra.launcher.partition" in line

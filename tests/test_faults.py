@@ -17,17 +17,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-EXE = Path(sys.executable).parent / "discharge-sim"
+from conftest import EXE, discharge_sim
+
 # Replications of about a second each, so that a run can be caught part-way.
 RUN = ["run.days=400", "run.warmup_days=14", "admissions.per_day=30", "acute.beds=320",
        "output.charts=false"]
 SHORT = ["run.days=60", "run.warmup_days=14", "run.replications=3", "admissions.per_day=10",
          "acute.beds=106", "output.charts=false", "output.workers=1"]
-
-
-def discharge_sim(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(EXE), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def error_lines(done: subprocess.CompletedProcess) -> list[str]:

@@ -16,22 +16,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import small_params
+from conftest import discharge_sim, small_params
 from sim.core.params import override
 from sim.running.calibration import CalibrationError, Parameter, Source, Target, calibrate
 
-EXE = Path(sys.executable).parent / "discharge-sim"
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments" / "run.py"
 SHORT = ["run.days=30", "run.replications=1", "output.charts=false"]
 """A short run of the default system (seconds)."""
 SMALL = ["admissions.per_day=10", "acute.beds=106"]
 """A smaller hospital, for experiments whose settings are checked with the baseline's warm-up
 (112 days) before the sweep's scenario is applied."""
-
-
-def discharge_sim(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(EXE), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
 
 
 def experiment(*args: str, cwd: Path) -> subprocess.CompletedProcess:

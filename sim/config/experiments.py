@@ -542,19 +542,16 @@ def _budget_on_fitted_sets(result, params: Params, costs: Costs, programmes: tup
                            source: Path, folder: Path, pool: Executor | None) -> None:
     """Does the best mix still beat every single lever on each of the calibration's best
     fitted sets?"""
-    from concurrent.futures import ProcessPoolExecutor
-
     from sim.running import budget as search
     from sim.running.calibration import NOT_SETTINGS
-    from sim.running.runner import default_workers
+    from sim.running.runner import replication_pool
 
     sets = pd.read_csv(source)
     names = [c for c in sets.columns if c not in NOT_SETTINGS]
     systems = {int(row["rank"]): override(params, {k: row[k].item() if hasattr(row[k], "item")
                                                    else row[k] for k in names})
                for _, row in sets.iterrows()}
-    with nullcontext(pool) if pool is not None else ProcessPoolExecutor(
-            default_workers(4)) as pool:
+    with replication_pool(pool, None, len(systems)) as pool:
         table = search.on_fitted_sets(systems, costs, programmes, result.options,
                                       result.best_mix, result.budget, result.objective,
                                       result.confirmed, pool)

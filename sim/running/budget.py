@@ -24,7 +24,7 @@ import json
 import math
 import sys
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -242,19 +242,14 @@ def search(params: Params, costs: Costs, programmes: Sequence[str], options: Seq
     others None). The replications run on ``pool`` (any executor: a Dask cluster's) or else
     on ``workers`` local processes. ``progress(done, total, what)`` is told as each batch
     finishes."""
-    from sim.running.runner import default_workers
-    from sim.running.workers import pool_arguments
+    from sim.running.runner import replication_pool
 
     if objective not in OBJECTIVES:
         raise BudgetError(f"experiment.objective={objective!r} is not allowed: one of "
                           + ", ".join(OBJECTIVES))
     if not (budget > 0 and math.isfinite(budget)):
         raise BudgetError(f"experiment.budget={budget!r} is not allowed: pounds a year > 0")
-    own = None
-    if pool is None and (workers or default_workers(BATCH * replications)) > 1:
-        own = pool = ProcessPoolExecutor(workers or default_workers(BATCH * replications),
-                                          **pool_arguments())
-    try:
+    with replication_pool(pool, workers, BATCH * replications) as pool:
         fingerprint = _fingerprint(params, costs, programmes, options, budget, objective,
                                    replications, seed)
         try:
@@ -268,9 +263,6 @@ def search(params: Params, costs: Costs, programmes: Sequence[str], options: Seq
             return None
         return _results(study, params, costs, programmes, options, budget, objective,
                         replications, confirm, keep, pool, progress)
-    finally:
-        if own is not None:
-            own.shutdown(cancel_futures=True)
 
 
 def _fingerprint(params: Params, costs: Costs, programmes: Sequence[str],

@@ -59,7 +59,7 @@ import json
 import math
 import sys
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -682,18 +682,13 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
     run. A trial whose values the model refuses together (a ParameterError) fails, with the
     error kept in its ``error`` attribute.
     """
-    from sim.running.runner import default_workers
-    from sim.running.workers import pool_arguments
+    from sim.running.runner import replication_pool
 
     targets, parameters = _checked(params, targets, parameters, trials, replications, batch,
                                    keep)
     folder = Path(store_folder) if store_folder is not None else None
     started = time.monotonic()
-    own = None
-    if pool is None and (workers or default_workers(batch * replications)) > 1:
-        own = pool = ProcessPoolExecutor(workers or default_workers(batch * replications),
-                                          **pool_arguments())
-    try:
+    with replication_pool(pool, workers, batch * replications) as pool:
         try:
             study = open_study(folder, STUDY, _fingerprint(
                 params, targets, parameters, replications, seed, batch, from_configured),
@@ -715,9 +710,6 @@ def calibrate(params: Params, targets: Sequence[Target], parameters: Sequence[Pa
                       "replications", file=sys.stderr)
             _confirm(result, params, confirm, pool)
         return result
-    finally:
-        if own is not None:
-            own.shutdown(cancel_futures=True)
 
 
 def _checked(params: Params, targets: Sequence[Target], parameters: Sequence[Parameter],
@@ -824,19 +816,14 @@ def evaluate_targets(params: Params, targets: Sequence[Target], replications: in
                      workers: int | None = None) -> dict[str, list[float]]:
     """Each target's quantity in replications 0..n-1 of ``params`` (and its changed systems),
     in parallel on ``workers`` processes (default: all cores): a calibration check."""
-    from sim.running.runner import default_workers
+    from sim.running.runner import replication_pool
 
     targets = [t for t in targets if t.active]
     check_metrics(targets, params)
     runs = systems_of(params, targets)
-    workers = workers or default_workers(len(runs) * replications)
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-    try:
+    with replication_pool(None, workers, len(runs) * replications) as pool:
         return quantities(targets, _run_batch([runs], replications, metric_names(targets),
                                               pool))[0]
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
 
 
 def _confirm(result: CalibrationResult, params: Params, replications: int,

@@ -14,7 +14,8 @@ import dataclasses
 import multiprocessing
 import os
 import sys
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -198,6 +199,26 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     default before Python 3.14), so that this process is their parent."""
     context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, **pool_arguments())
+
+
+@contextmanager
+def replication_pool(pool: Executor | None, workers: int | None,
+                     tasks: int) -> Iterator[Executor | None]:
+    """Where a study's replications run: ``pool`` if one is given (a Dask cluster's executor),
+    else, for as long as the block lasts, ``workers`` local processes (default: all cores, no
+    more than ``tasks``), or None (this process) for one."""
+    if pool is not None:
+        yield pool
+        return
+    workers = workers or default_workers(tasks)
+    if workers <= 1:
+        yield None
+        return
+    own = _pool(workers)
+    try:
+        yield own
+    finally:
+        own.shutdown(cancel_futures=True)
 
 
 def _stop(pool: ProcessPoolExecutor, now: bool) -> None:
